@@ -1,0 +1,115 @@
+//! Errors returned to runnables: starting children ([`RunError`]) and
+//! signalling ([`SignalError`]). Every variant names the DN it concerns.
+
+use std::fmt;
+
+use crate::state::NodeState;
+
+/// The boxed error a runnable returns.
+pub type Error = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What a runnable returns: `Ok(())` after [`Signal::Done`](crate::Signal::Done),
+/// or the reason it stopped.
+pub type RunResult = Result<(), Error>;
+
+/// Why [`Context::run`](crate::Context::run) or
+/// [`Context::run_group`](crate::Context::run_group) refused to start children.
+/// Nothing was started when this is returned: a group starts whole or not at all.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The name does not match `^[a-z0-9_]{1,64}$`.
+    InvalidName { dn: String, name: String },
+    /// The node already has a child with this name, or the group names it twice.
+    DuplicateName { dn: String, name: String },
+    /// The group has no members.
+    EmptyGroup { dn: String },
+    /// The node has signalled Healthy (or Done): children can only be started
+    /// while it is NEW.
+    NotNew { dn: String, state: NodeState },
+    /// The node's context is cancelled: it is being stopped or restarted.
+    Cancelled { dn: String },
+    /// This context belongs to an incarnation of the node that has already
+    /// returned (a context kept after its runnable exited).
+    Stale { dn: String },
+    /// The supervisor has shut down.
+    ShutDown { dn: String },
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::InvalidName { dn, name } => write!(
+                f,
+                "{dn}: invalid child name {name:?}: names must match ^[a-z0-9_]{{1,64}}$"
+            ),
+            RunError::DuplicateName { dn, name } => {
+                write!(f, "{dn}: a child named {name:?} already exists")
+            }
+            RunError::EmptyGroup { dn } => write!(f, "{dn}: cannot start an empty group"),
+            RunError::NotNew { dn, state } => write!(
+                f,
+                "{dn}: children can only be started while the node is NEW, it is {state}"
+            ),
+            RunError::Cancelled { dn } => {
+                write!(
+                    f,
+                    "{dn}: cannot start children, the node's context is cancelled"
+                )
+            }
+            RunError::Stale { dn } => write!(
+                f,
+                "{dn}: this context belongs to an incarnation that has already returned"
+            ),
+            RunError::ShutDown { dn } => {
+                write!(
+                    f,
+                    "{dn}: cannot start children, the supervisor has shut down"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+/// Why [`Context::signal`](crate::Context::signal) refused a signal.
+///
+/// A refused signal is a programming error in the runnable: besides being
+/// returned, it makes the runnable's exit a death (DEAD), with this error as
+/// the reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SignalError {
+    /// `Healthy` was signalled when the node was not NEW (for example twice).
+    HealthyNotNew { dn: String, state: NodeState },
+    /// `Done` was signalled before `Healthy`.
+    DoneNotHealthy { dn: String },
+    /// `Done` was signalled twice.
+    DoneTwice { dn: String },
+    /// The incarnation this context belongs to has already returned.
+    Stale { dn: String },
+}
+
+impl fmt::Display for SignalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SignalError::HealthyNotNew { dn, state } => {
+                write!(
+                    f,
+                    "{dn}: signalled Healthy when {state}, only allowed when NEW"
+                )
+            }
+            SignalError::DoneNotHealthy { dn } => {
+                write!(f, "{dn}: signalled Done before Healthy")
+            }
+            SignalError::DoneTwice { dn } => write!(f, "{dn}: signalled Done twice"),
+            SignalError::Stale { dn } => write!(
+                f,
+                "{dn}: signal from an incarnation that has already returned"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SignalError {}

@@ -1,0 +1,196 @@
+//! How a runnable's return becomes a node state: the rules of `processDied`,
+//! as a pure function.
+
+use crate::error::{RunResult, SignalError};
+
+/// How an incarnation ended, as its host saw it.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// The runnable's future completed.
+    Returned(RunResult),
+    /// `run` or the future panicked; the panic message.
+    Panicked(String),
+    /// The runnable did not return within the shutdown timeout after its
+    /// context was cancelled, and its future was dropped.
+    Aborted,
+    /// The context was cancelled while the start waited out its backoff.
+    CancelledBeforeStart,
+}
+
+/// Everything the host reports when an incarnation ends.
+#[derive(Debug)]
+pub(crate) struct Exit {
+    pub outcome: Outcome,
+    /// The runnable had signalled Done.
+    pub done: bool,
+    /// The first signal the runnable misused, if any.
+    pub misuse: Option<SignalError>,
+}
+
+/// The state an exit leads to.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    Done,
+    /// With what the runnable said on its way out, when that is worth a log line.
+    Canceled(Option<String>),
+    Dead(String),
+}
+
+/// Applies the exit rules:
+/// - a misused signal, or a death decided for the node (`doom`), is DEAD;
+/// - after cancellation anything is CANCELED;
+/// - otherwise `Ok(())` after Done is DONE, and everything else is DEAD.
+pub(crate) fn classify(exit: Exit, cancelled: bool, doom: Option<&str>) -> Verdict {
+    if let Some(misuse) = exit.misuse {
+        return Verdict::Dead(format!("misused a signal: {misuse}"));
+    }
+    if let Some(doom) = doom {
+        return Verdict::Dead(doom.to_string());
+    }
+    if cancelled {
+        return Verdict::Canceled(match exit.outcome {
+            Outcome::Returned(Ok(())) | Outcome::CancelledBeforeStart => None,
+            Outcome::Returned(Err(e)) => {
+                Some(format!("returned error after cancellation: {}", chain(&*e)))
+            }
+            Outcome::Panicked(p) => Some(format!("panicked after cancellation: {p}")),
+            Outcome::Aborted => Some("did not return in time after cancellation; aborted".into()),
+        });
+    }
+    match exit.outcome {
+        Outcome::Returned(Ok(())) if exit.done => Verdict::Done,
+        Outcome::Returned(Ok(())) => {
+            Verdict::Dead("returned Ok(()) without signalling Done".into())
+        }
+        Outcome::Returned(Err(e)) => Verdict::Dead(format!("returned error: {}", chain(&*e))),
+        Outcome::Panicked(p) => Verdict::Dead(format!("panicked: {p}")),
+        // Only reachable after cancellation, which is handled above.
+        Outcome::Aborted | Outcome::CancelledBeforeStart => Verdict::Canceled(None),
+    }
+}
+
+/// `error: source: source…`, so that wrapped causes are not lost.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(src) = cur {
+        s.push_str(": ");
+        s.push_str(&src.to_string());
+        cur = src.source();
+    }
+    s
+}
+
+/// The text of a panic payload (`&str` and `String` payloads; others are opaque).
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Error;
+
+    fn exit(outcome: Outcome, done: bool) -> Exit {
+        Exit {
+            outcome,
+            done,
+            misuse: None,
+        }
+    }
+
+    fn err(msg: &str) -> RunResult {
+        Err(Error::from(msg.to_string()))
+    }
+
+    #[test]
+    fn done_only_after_done_signal_and_ok() {
+        assert_eq!(
+            classify(exit(Outcome::Returned(Ok(())), true), false, None),
+            Verdict::Done
+        );
+        assert!(matches!(
+            classify(exit(Outcome::Returned(Ok(())), false), false, None),
+            Verdict::Dead(r) if r.contains("without signalling Done")
+        ));
+        assert!(matches!(
+            classify(exit(Outcome::Returned(err("boom")), true), false, None),
+            Verdict::Dead(r) if r.contains("boom")
+        ));
+    }
+
+    #[test]
+    fn anything_after_cancellation_is_canceled() {
+        assert_eq!(
+            classify(exit(Outcome::Returned(Ok(())), false), true, None),
+            Verdict::Canceled(None)
+        );
+        assert!(matches!(
+            classify(exit(Outcome::Returned(err("late")), false), true, None),
+            Verdict::Canceled(Some(r)) if r.contains("late")
+        ));
+        assert!(matches!(
+            classify(exit(Outcome::Aborted, false), true, None),
+            Verdict::Canceled(Some(_))
+        ));
+        assert_eq!(
+            classify(exit(Outcome::CancelledBeforeStart, false), true, None),
+            Verdict::Canceled(None)
+        );
+    }
+
+    #[test]
+    fn misuse_and_doom_are_deaths_even_when_cancelled() {
+        let e = Exit {
+            outcome: Outcome::Returned(Ok(())),
+            done: true,
+            misuse: Some(SignalError::DoneTwice {
+                dn: "root.x".into(),
+            }),
+        };
+        assert!(matches!(classify(e, true, None), Verdict::Dead(r) if r.contains("root.x")));
+        assert!(matches!(
+            classify(exit(Outcome::Returned(Ok(())), false), true, Some("child gave up")),
+            Verdict::Dead(r) if r == "child gave up"
+        ));
+    }
+
+    #[test]
+    fn panics_are_deaths_with_their_message() {
+        assert!(matches!(
+            classify(exit(Outcome::Panicked("kaput".into()), false), false, None),
+            Verdict::Dead(r) if r.contains("kaput")
+        ));
+        let payload: Box<dyn std::any::Any + Send> = Box::new(String::from("owned"));
+        assert_eq!(panic_message(&*payload), "owned");
+        let payload: Box<dyn std::any::Any + Send> = Box::new(7u8);
+        assert_eq!(panic_message(&*payload), "non-string panic payload");
+    }
+
+    #[test]
+    fn error_sources_are_kept() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("outer")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let e: Error = Box::new(Outer(std::io::Error::other("inner")));
+        assert!(matches!(
+            classify(exit(Outcome::Returned(Err(e)), false), false, None),
+            Verdict::Dead(r) if r == "returned error: outer: inner"
+        ));
+    }
+}

@@ -1,0 +1,62 @@
+//! Erlang/OTP-style supervision trees for [actix] services.
+//!
+//! Every unit of long-lived work is a [`Runnable`], a node in a tree with a
+//! dotted name (`root.http.listener`). A runnable starts its children (alone
+//! or as a [`Group`]) while it is NEW, signals [`Signal::Healthy`] when it is
+//! serving and [`Signal::Done`] when its work is finished. When one dies:
+//! - its subtree and its group siblings are cancelled;
+//! - once all of them have exited, the group is restarted, the dead member
+//!   after an exponential backoff and the others at once;
+//! - each restarted runnable starts its children anew.
+//!
+//! ```
+//! use actix_supervisor::{Context, Group, RunResult, Signal, Supervisor};
+//!
+//! async fn worker(ctx: Context) -> RunResult {
+//!     ctx.signal(Signal::Healthy)?;
+//!     ctx.cancelled().await;
+//!     Ok(())
+//! }
+//!
+//! async fn root(ctx: Context) -> RunResult {
+//!     ctx.run_group(Group::new().with("reader", worker).with("writer", worker)).await?;
+//!     ctx.signal(Signal::Healthy)?;
+//!     ctx.cancelled().await;
+//!     Ok(())
+//! }
+//!
+//! actix_rt::System::new().block_on(async {
+//!     let sup = Supervisor::start(root);
+//!     sup.wait_settled().await;
+//!     assert_eq!(sup.live_runnables().await, ["root", "root.reader", "root.writer"]);
+//!     sup.shutdown().await;
+//! });
+//! ```
+//!
+//! The modules, in the order a change flows through them: [`Context`]
+//! (a runnable's side), the processor (one actor owning the tree), `tree`
+//! (the data), `sweep` (the pure restart decision), and the node hosts (one
+//! actor per node, running its runnable on a worker arbiter). See
+//! `docs/design.md` in the repository for the whole picture.
+
+mod context;
+mod error;
+mod exit;
+mod metrics;
+mod name;
+mod node;
+mod processor;
+mod runnable;
+mod state;
+mod supervisor;
+mod sweep;
+mod tree;
+mod workers;
+
+pub use context::Context;
+pub use error::{Error, RunError, RunResult, SignalError};
+pub use metrics::{DnState, InMemoryMetrics, Metrics};
+pub use name::{is_valid_name, MAX_NAME_LEN};
+pub use runnable::{Group, Runnable};
+pub use state::{NodeInfo, NodeState, Signal};
+pub use supervisor::{default_backoff, Supervisor, SupervisorBuilder};

@@ -1,0 +1,172 @@
+//! The node host: one actix actor per tree node, on a worker arbiter. It owns
+//! the node's runnable and runs one incarnation at a time.
+//!
+//! The host decides nothing: it waits out the start delay, calls the
+//! runnable, catches panics, enforces the shutdown timeout, and reports how
+//! the incarnation ended. Stopping the host (the processor drops its address
+//! when the node leaves the tree) drops the runnable.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use actix::fut::{ready, wrap_future, ActorFutureExt};
+use actix::{Actor, Addr, AsyncContext, Handler, Message};
+use futures::future::{Either, FutureExt, LocalBoxFuture};
+use tokio_util::sync::CancellationToken;
+
+use crate::context::Context;
+use crate::error::RunResult;
+use crate::exit::{panic_message, Exit, Outcome};
+use crate::processor::{Exited, Processor};
+use crate::runnable::Runnable;
+
+pub(crate) struct NodeHost {
+    runnable: Box<dyn Runnable>,
+    processor: Addr<Processor>,
+}
+
+impl NodeHost {
+    pub fn new(runnable: Box<dyn Runnable>, processor: Addr<Processor>) -> NodeHost {
+        NodeHost {
+            runnable,
+            processor,
+        }
+    }
+}
+
+impl Actor for NodeHost {
+    type Context = actix::Context<Self>;
+}
+
+/// Run one incarnation.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Start {
+    pub ctx: Context,
+    /// The backoff to wait out first; cancelled waits end the incarnation.
+    pub delay: Duration,
+    pub shutdown_timeout: Duration,
+    /// Held until the runnable has been polled once (see [`Starting`]).
+    pub starting: Option<Starting>,
+}
+
+/// Counts starts whose runnable has not been polled yet. `wait_settled` does
+/// not resolve while any is outstanding: a runnable's first poll is where it
+/// usually signals and starts its children, and a busy worker must not make
+/// the tree look settled before that has happened.
+pub(crate) struct Starting(Arc<AtomicUsize>);
+
+impl Starting {
+    pub fn new(counter: &Arc<AtomicUsize>) -> Starting {
+        counter.fetch_add(1, Ordering::AcqRel);
+        Starting(counter.clone())
+    }
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Handler<Start> for NodeHost {
+    type Result = ();
+
+    fn handle(&mut self, msg: Start, actx: &mut Self::Context) {
+        let Start {
+            ctx,
+            delay,
+            shutdown_timeout,
+            mut starting,
+        } = msg;
+        let token = ctx.token().clone();
+        let run_ctx = ctx.clone();
+        let incarnation = wrap_future::<_, Self>(wait_out(delay, token.clone()))
+            .then(move |go, host, _| {
+                if !go {
+                    return Either::Left(ready(Outcome::CancelledBeforeStart));
+                }
+                match std::panic::catch_unwind(AssertUnwindSafe(|| host.runnable.run(run_ctx))) {
+                    Ok(fut) => {
+                        let fut = FirstPoll {
+                            inner: fut,
+                            starting: starting.take(),
+                        };
+                        Either::Right(wrap_future(guard(Box::pin(fut), token, shutdown_timeout)))
+                    }
+                    Err(payload) => {
+                        Either::Left(ready(Outcome::Panicked(panic_message(&*payload))))
+                    }
+                }
+            })
+            .map(move |outcome, host, _| {
+                let (done, misuse) = ctx.finish();
+                host.processor.do_send(Exited {
+                    node: ctx.node(),
+                    incarnation: ctx.incarnation(),
+                    exit: Exit {
+                        outcome,
+                        done,
+                        misuse,
+                    },
+                });
+            });
+        actx.spawn(incarnation);
+    }
+}
+
+/// Waits `delay` unless the token is cancelled first. `false`: do not start.
+async fn wait_out(delay: Duration, token: CancellationToken) -> bool {
+    if token.is_cancelled() {
+        return false;
+    }
+    if delay.is_zero() {
+        return true;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => !token.is_cancelled(),
+        _ = token.cancelled() => false,
+    }
+}
+
+/// Runs the runnable's future, catching its panics, and drops it if it is
+/// still running `timeout` after the token was cancelled.
+async fn guard(
+    fut: LocalBoxFuture<'static, RunResult>,
+    token: CancellationToken,
+    timeout: Duration,
+) -> Outcome {
+    let deadline = async move {
+        token.cancelled().await;
+        tokio::time::sleep(timeout).await;
+    };
+    tokio::select! {
+        biased;
+        res = AssertUnwindSafe(fut).catch_unwind() => match res {
+            Ok(result) => Outcome::Returned(result),
+            Err(payload) => Outcome::Panicked(panic_message(&*payload)),
+        },
+        _ = deadline => Outcome::Aborted,
+    }
+}
+
+/// Releases its [`Starting`] after the first poll of the inner future.
+struct FirstPoll {
+    inner: LocalBoxFuture<'static, RunResult>,
+    starting: Option<Starting>,
+}
+
+impl Future for FirstPoll {
+    type Output = RunResult;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<RunResult> {
+        let res = self.inner.as_mut().poll(cx);
+        self.starting = None;
+        res
+    }
+}

@@ -1,0 +1,547 @@
+//! The processor: the actor that owns the tree and applies every change to it.
+//!
+//! Everything that changes the tree arrives here as a message, in order:
+//! a node's exit ([`Exited`]), an accepted signal ([`SignalMsg`]), a request
+//! for children ([`StartGroup`]). After each change the processor runs the
+//! restart sweep over the groups the change touched and restarts what it
+//! returns, so a repair never waits for a timer. A slow timer runs the full
+//! sweep as a safety net. Node hosts run the runnables; the processor only
+//! decides and sends them [`Start`].
+
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use actix::{Actor, Addr, AsyncContext, Handler, Message, ResponseFuture};
+use backoff::backoff::Backoff;
+use backoff::ExponentialBackoff;
+use futures::channel::oneshot;
+use slotmap::SecondaryMap;
+use tokio::time::Instant;
+
+use crate::context::Context;
+use crate::error::RunError;
+use crate::exit::{classify, Exit, Outcome, Verdict};
+use crate::metrics::Metrics;
+use crate::node::{NodeHost, Start, Starting};
+use crate::runnable::{Group, Runnable};
+use crate::state::{NodeInfo, NodeState, Signal};
+use crate::sweep::{full_sweep, sweep};
+use crate::tree::{GroupKey, NodeKey, Tree};
+use crate::workers::Workers;
+
+/// How often the full sweep double-checks the incremental one.
+const SAFETY_SWEEP_PERIOD: Duration = Duration::from_secs(1);
+
+/// The supervisor's settings, fixed at start.
+pub(crate) struct Config {
+    pub backoff: ExponentialBackoff,
+    pub shutdown_timeout: Duration,
+    pub propagate_panics: bool,
+    pub settle_window: Duration,
+    pub metrics: Vec<Box<dyn Metrics>>,
+}
+
+/// Where the supervisor is in its life.
+enum Life {
+    Running,
+    /// Shutting down: everything is cancelled, nothing restarts; these wait
+    /// until nothing is live.
+    Draining(Vec<oneshot::Sender<()>>),
+    Finished,
+}
+
+pub(crate) struct Processor {
+    tree: Tree,
+    hosts: SecondaryMap<NodeKey, Addr<NodeHost>>,
+    config: Config,
+    workers: Workers,
+    /// Our own address, handed to contexts and hosts. Dropped when finished
+    /// so that the processor can stop once nobody else holds it.
+    me: Option<Addr<Processor>>,
+    root_runnable: Option<Box<dyn Runnable>>,
+    starting: Arc<AtomicUsize>,
+    last_change: Instant,
+    settle_waiters: Vec<oneshot::Sender<()>>,
+    settle_timer: bool,
+    life: Life,
+    /// A propagated panic, for the handles to re-raise.
+    panic: Arc<Mutex<Option<String>>>,
+    changed_since_full_sweep: bool,
+}
+
+impl Processor {
+    pub fn new(
+        root: Box<dyn Runnable>,
+        config: Config,
+        workers: Workers,
+        panic: Arc<Mutex<Option<String>>>,
+    ) -> Processor {
+        Processor {
+            tree: Tree::new(Default::default()),
+            hosts: SecondaryMap::new(),
+            config,
+            workers,
+            me: None,
+            root_runnable: Some(root),
+            starting: Arc::new(AtomicUsize::new(0)),
+            last_change: Instant::now(),
+            settle_waiters: Vec::new(),
+            settle_timer: false,
+            life: Life::Running,
+            panic,
+            changed_since_full_sweep: false,
+        }
+    }
+
+    /// Starts a host for `node` on the next worker.
+    fn host(&mut self, node: NodeKey, runnable: Box<dyn Runnable>) {
+        let Some(me) = self.me.clone() else { return };
+        let host =
+            NodeHost::start_in_arbiter(self.workers.pick(), move |_| NodeHost::new(runnable, me));
+        self.hosts.insert(node, host);
+    }
+
+    /// Sends the node's current incarnation to its host, to start after `delay`.
+    fn schedule(&mut self, k: NodeKey, delay: Duration) {
+        let (Some(me), Some(node), Some(host)) = (&self.me, self.tree.node(k), self.hosts.get(k))
+        else {
+            return;
+        };
+        let ctx = Context::new(
+            node.dn.clone(),
+            k,
+            node.incarnation,
+            node.token.clone(),
+            me.clone(),
+        );
+        notify(&self.config.metrics, &node.dn, NodeState::New);
+        host.do_send(Start {
+            ctx,
+            delay,
+            shutdown_timeout: self.config.shutdown_timeout,
+            // Pending backoff timers must not hold `wait_settled`.
+            starting: delay.is_zero().then(|| Starting::new(&self.starting)),
+        });
+    }
+
+    /// Moves `k` to an exited state and tells the sinks.
+    fn exit(&mut self, k: NodeKey, state: NodeState) {
+        self.tree.set_state(k, state);
+        if let Some(n) = self.tree.node(k) {
+            notify(&self.config.metrics, &n.dn, state);
+        }
+    }
+
+    /// A death: record it, cancel the node's subtree and its group siblings.
+    fn die(&mut self, k: NodeKey, reason: String) {
+        let Some(node) = self.tree.node_mut(k) else {
+            return;
+        };
+        log::error!("{} died: {}", node.dn, reason);
+        node.last_error = Some(reason);
+        self.exit(k, NodeState::Dead);
+        self.tree.cancel_group_of(k);
+    }
+
+    fn on_exit(&mut self, k: NodeKey, incarnation: u64, exit: Exit) {
+        let Some(node) = self.tree.node(k) else {
+            return;
+        };
+        if node.incarnation != incarnation || node.state().is_exited() {
+            return; // a previous incarnation's late report
+        }
+        if let (true, Outcome::Panicked(msg)) = (self.config.propagate_panics, &exit.outcome) {
+            let mut slot = self.panic.lock().unwrap_or_else(PoisonError::into_inner);
+            slot.get_or_insert_with(|| format!("{} panicked: {}", node.dn, msg));
+        }
+        let panicked = matches!(exit.outcome, Outcome::Panicked(_));
+        match classify(exit, node.token.is_cancelled(), node.doom.as_deref()) {
+            Verdict::Done => self.exit(k, NodeState::Done),
+            Verdict::Canceled(note) => {
+                if let Some(note) = note {
+                    log::warn!("{}: {}", node.dn, note);
+                }
+                self.exit(k, NodeState::Canceled);
+            }
+            Verdict::Dead(reason) => self.die(k, reason),
+        }
+        if panicked && self.config.propagate_panics {
+            self.begin_shutdown();
+        }
+    }
+
+    fn on_signal(&mut self, k: NodeKey, incarnation: u64, signal: Signal) {
+        let Some(node) = self.tree.node_mut(k) else {
+            return;
+        };
+        if node.incarnation != incarnation || node.state().is_exited() {
+            return;
+        }
+        node.backoff = None;
+        if signal == Signal::Healthy && node.state() == NodeState::New {
+            self.tree.set_state(k, NodeState::Healthy);
+            if let Some(n) = self.tree.node(k) {
+                notify(&self.config.metrics, &n.dn, NodeState::Healthy);
+            }
+        }
+    }
+
+    fn on_start_group(
+        &mut self,
+        k: NodeKey,
+        incarnation: u64,
+        group: Group,
+    ) -> Result<(), RunError> {
+        let Some(node) = self.tree.node(k) else {
+            return Err(RunError::Stale { dn: String::new() });
+        };
+        let dn = || node.dn.to_string();
+        if !matches!(self.life, Life::Running) {
+            return Err(RunError::ShutDown { dn: dn() });
+        }
+        if node.incarnation != incarnation || node.state().is_exited() {
+            return Err(RunError::Stale { dn: dn() });
+        }
+        if node.state() != NodeState::New {
+            return Err(RunError::NotNew {
+                dn: dn(),
+                state: node.state(),
+            });
+        }
+        if node.token.is_cancelled() {
+            return Err(RunError::Cancelled { dn: dn() });
+        }
+        let keys = self
+            .tree
+            .add_group(k, group.members.iter().map(|(n, _)| n.as_str()))?;
+        for (key, (_, runnable)) in keys.into_iter().zip(group.members) {
+            self.host(key, runnable);
+            self.schedule(key, Duration::ZERO);
+        }
+        Ok(())
+    }
+
+    /// Restarts every member of a ready group: DEAD ones after their next
+    /// backoff, the others at once.
+    fn restart_group(&mut self, g: GroupKey) {
+        let Some(group) = self.tree.group(g) else {
+            return;
+        };
+        let members = group.members.clone();
+        let mut delays = Vec::with_capacity(members.len());
+        for &m in &members {
+            let Some(node) = self.tree.node_mut(m) else {
+                return;
+            };
+            if node.state() != NodeState::Dead {
+                delays.push(Duration::ZERO);
+                continue;
+            }
+            let template = &self.config.backoff;
+            let b = node.backoff.get_or_insert_with(|| {
+                let mut b = Box::new(template.clone());
+                b.reset();
+                b
+            });
+            match b.next_backoff() {
+                Some(d) => delays.push(d),
+                None => return self.give_up(m),
+            }
+        }
+        for (m, delay) in members.into_iter().zip(delays) {
+            for gone in self.tree.reset(m) {
+                self.hosts.remove(gone);
+            }
+            if let Some(n) = self.tree.node(m) {
+                log::info!(
+                    "restarting {} (restart {}) in {:?}",
+                    n.dn,
+                    n.restarts,
+                    delay
+                );
+            }
+            self.schedule(m, delay);
+        }
+    }
+
+    /// `k` has used up its backoff: the failure escalates to its parent,
+    /// which dies (and so restarts, with its own backoff, its whole subtree).
+    /// At the root, the supervisor shuts down.
+    fn give_up(&mut self, k: NodeKey) {
+        let Some(node) = self.tree.node(k) else {
+            return;
+        };
+        let reason = format!(
+            "{} gave up after {} restarts without becoming healthy (last error: {})",
+            node.dn,
+            node.restarts,
+            node.last_error.as_deref().unwrap_or("none")
+        );
+        let Some(p) = node.parent else {
+            log::error!("{reason}; shutting the supervisor down");
+            return self.begin_shutdown();
+        };
+        let Some(parent) = self.tree.node_mut(p) else {
+            return;
+        };
+        if parent.state().is_live() {
+            // Its exit, whatever it returns, will be this death.
+            parent.doom = Some(reason);
+            self.tree.cancel_group_of(p);
+        } else {
+            self.die(p, reason);
+        }
+    }
+
+    /// Runs the sweep over what changed, restarts what it finds, and checks
+    /// whether a shutdown has drained.
+    fn after_change(&mut self) {
+        self.last_change = Instant::now();
+        self.changed_since_full_sweep = true;
+        loop {
+            let dirty = self.tree.take_dirty();
+            if dirty.is_empty() {
+                break;
+            }
+            for g in sweep(&self.tree, dirty) {
+                self.restart_group(g);
+            }
+        }
+        self.check_drained();
+    }
+
+    fn safety_sweep(&mut self) {
+        if !std::mem::take(&mut self.changed_since_full_sweep) {
+            return;
+        }
+        let missed = full_sweep(&self.tree);
+        if !missed.is_empty() {
+            log::error!(
+                "the full sweep found {} restartable groups the incremental sweep missed",
+                missed.len()
+            );
+            for g in missed {
+                self.restart_group(g);
+            }
+            self.after_change();
+        }
+    }
+
+    fn begin_shutdown(&mut self) {
+        if matches!(self.life, Life::Running) {
+            log::info!("shutting down: cancelling the tree");
+            self.life = Life::Draining(Vec::new());
+            self.tree.top().cancel();
+        }
+    }
+
+    fn check_drained(&mut self) {
+        if !matches!(self.life, Life::Draining(_)) || self.tree.live_count() > 0 {
+            return;
+        }
+        if let Life::Draining(waiters) = std::mem::replace(&mut self.life, Life::Finished) {
+            log::info!("shut down: nothing is live");
+            self.hosts.clear();
+            self.me = None;
+            self.workers.stop_workers();
+            for w in waiters {
+                let _ = w.send(());
+            }
+        }
+    }
+
+    fn is_settled(&self) -> bool {
+        self.starting.load(Ordering::Acquire) == 0
+            && self.last_change.elapsed() >= self.config.settle_window
+    }
+
+    fn poll_settled(&mut self, ctx: &mut actix::Context<Self>) {
+        if self.settle_waiters.is_empty() {
+            return;
+        }
+        if self.is_settled() {
+            for w in self.settle_waiters.drain(..) {
+                let _ = w.send(());
+            }
+            return;
+        }
+        if !self.settle_timer {
+            self.settle_timer = true;
+            let wait = self
+                .config
+                .settle_window
+                .saturating_sub(self.last_change.elapsed())
+                .max(Duration::from_millis(1));
+            ctx.run_later(wait, |act, ctx| {
+                act.settle_timer = false;
+                act.poll_settled(ctx);
+            });
+        }
+    }
+
+    fn snapshot(&self) -> Vec<NodeInfo> {
+        let mut out: Vec<NodeInfo> = self
+            .tree
+            .nodes()
+            .map(|(_, n)| NodeInfo {
+                dn: n.dn.to_string(),
+                state: n.state(),
+                restarts: n.restarts,
+                last_error: n.last_error.clone(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.dn.cmp(&b.dn));
+        out
+    }
+}
+
+/// Tells every sink; a panicking sink is logged and skipped.
+fn notify(sinks: &[Box<dyn Metrics>], dn: &str, state: NodeState) {
+    for sink in sinks {
+        if std::panic::catch_unwind(AssertUnwindSafe(|| sink.node_state(dn, state))).is_err() {
+            log::error!("a metrics sink panicked on ({dn}, {state}); ignored");
+        }
+    }
+}
+
+impl Actor for Processor {
+    type Context = actix::Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Hosts and contexts report back through this address.
+        self.me = Some(ctx.address());
+        let root = self.tree.root();
+        if let Some(r) = self.root_runnable.take() {
+            self.host(root, r);
+            self.schedule(root, Duration::ZERO);
+        }
+        ctx.run_interval(SAFETY_SWEEP_PERIOD, |act, _| act.safety_sweep());
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.workers.stop_all();
+    }
+}
+
+/// A node's incarnation ended. From its host.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Exited {
+    pub node: NodeKey,
+    pub incarnation: u64,
+    pub exit: Exit,
+}
+
+/// A signal the context accepted.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct SignalMsg {
+    pub node: NodeKey,
+    pub incarnation: u64,
+    pub signal: Signal,
+}
+
+/// `Context::run_group`.
+#[derive(Message)]
+#[rtype(result = "Result<(), RunError>")]
+pub(crate) struct StartGroup {
+    pub node: NodeKey,
+    pub incarnation: u64,
+    pub group: Group,
+}
+
+/// Resolves once the tree has been quiet for the settle window.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct WaitSettled;
+
+#[derive(Message)]
+#[rtype(result = "Vec<NodeInfo>")]
+pub(crate) struct Snapshot;
+
+#[derive(Message)]
+#[rtype(result = "Vec<String>")]
+pub(crate) struct LiveRunnables;
+
+/// Cancels the tree; resolves once nothing is live.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Shutdown;
+
+impl Handler<Exited> for Processor {
+    type Result = ();
+    fn handle(&mut self, msg: Exited, _: &mut Self::Context) {
+        self.on_exit(msg.node, msg.incarnation, msg.exit);
+        self.after_change();
+    }
+}
+
+impl Handler<SignalMsg> for Processor {
+    type Result = ();
+    fn handle(&mut self, msg: SignalMsg, _: &mut Self::Context) {
+        self.on_signal(msg.node, msg.incarnation, msg.signal);
+        self.last_change = Instant::now();
+    }
+}
+
+impl Handler<StartGroup> for Processor {
+    type Result = Result<(), RunError>;
+    fn handle(&mut self, msg: StartGroup, _: &mut Self::Context) -> Self::Result {
+        let res = self.on_start_group(msg.node, msg.incarnation, msg.group);
+        self.after_change();
+        res
+    }
+}
+
+impl Handler<WaitSettled> for Processor {
+    type Result = ResponseFuture<()>;
+    fn handle(&mut self, _: WaitSettled, ctx: &mut Self::Context) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        self.settle_waiters.push(tx);
+        self.poll_settled(ctx);
+        Box::pin(async move {
+            let _ = rx.await;
+        })
+    }
+}
+
+impl Handler<Snapshot> for Processor {
+    type Result = Vec<NodeInfo>;
+    fn handle(&mut self, _: Snapshot, _: &mut Self::Context) -> Vec<NodeInfo> {
+        self.snapshot()
+    }
+}
+
+impl Handler<LiveRunnables> for Processor {
+    type Result = Vec<String>;
+    fn handle(&mut self, _: LiveRunnables, _: &mut Self::Context) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .tree
+            .nodes()
+            .filter(|(_, n)| n.state().is_live())
+            .map(|(_, n)| n.dn.to_string())
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+impl Handler<Shutdown> for Processor {
+    type Result = ResponseFuture<()>;
+    fn handle(&mut self, _: Shutdown, _: &mut Self::Context) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        self.begin_shutdown();
+        match &mut self.life {
+            Life::Draining(waiters) => waiters.push(tx),
+            _ => {
+                let _ = tx.send(());
+            }
+        }
+        self.check_drained();
+        Box::pin(async move {
+            let _ = rx.await;
+        })
+    }
+}

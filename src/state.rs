@@ -1,0 +1,97 @@
+//! The observable vocabulary of the tree: node states, signals, and the
+//! per-node record returned by [`Supervisor::snapshot`](crate::Supervisor::snapshot).
+
+use std::fmt;
+
+/// The state of a node, as the processor records it.
+///
+/// ```text
+///            signal(Healthy)          signal(Done), then Ok(())
+///   NEW ─────────────────────▶ HEALTHY ─────────────────────────▶ DONE
+///    │                            │
+///    │ returns after cancellation │ (any state: returns after cancellation)
+///    ├────────────────────────────┴──────────────────────────────▶ CANCELED
+///    │ error, panic, Ok(()) without Done, signal misuse
+///    └───────────────────────────────────────────────────────────▶ DEAD
+/// ```
+///
+/// DONE, CANCELED and DEAD are *exited*: the runnable is not running. An
+/// exited node whose context is cancelled is restarted by the sweep (back to
+/// NEW) once its whole subtree has exited too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NodeState {
+    /// Created or restarted; the runnable is scheduled or running and has not
+    /// signalled Healthy yet.
+    New,
+    /// The runnable signalled [`Signal::Healthy`]: set-up is done, it is serving.
+    Healthy,
+    /// The runnable returned an error, panicked, returned `Ok(())` without
+    /// signalling Done, or misused a signal.
+    Dead,
+    /// The runnable signalled [`Signal::Done`] and then returned `Ok(())`.
+    Done,
+    /// The runnable returned (or was aborted) after its context was cancelled.
+    Canceled,
+}
+
+impl NodeState {
+    /// `true` for DONE, CANCELED and DEAD: the runnable is not running.
+    pub fn is_exited(self) -> bool {
+        matches!(
+            self,
+            NodeState::Dead | NodeState::Done | NodeState::Canceled
+        )
+    }
+
+    /// `true` for NEW and HEALTHY: the runnable is scheduled or running.
+    pub fn is_live(self) -> bool {
+        !self.is_exited()
+    }
+}
+
+impl fmt::Display for NodeState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NodeState::New => "NEW",
+            NodeState::Healthy => "HEALTHY",
+            NodeState::Dead => "DEAD",
+            NodeState::Done => "DONE",
+            NodeState::Canceled => "CANCELED",
+        })
+    }
+}
+
+/// What a runnable tells the supervisor about itself, with
+/// [`Context::signal`](crate::Context::signal).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Signal {
+    /// Set-up is done and the runnable is serving. Allowed once, in NEW.
+    /// Resets the node's backoff. Children can no longer be started after it.
+    Healthy,
+    /// The runnable's work is finished; it will return `Ok(())` next.
+    /// Allowed once, in HEALTHY. The node becomes DONE only when the runnable
+    /// actually returns `Ok(())`. Resets the node's backoff.
+    Done,
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Signal::Healthy => "Healthy",
+            Signal::Done => "Done",
+        })
+    }
+}
+
+/// One node of the tree as seen by [`Supervisor::snapshot`](crate::Supervisor::snapshot).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// The node's distinguished name, e.g. `root.http.listener`.
+    pub dn: String,
+    /// Its current state.
+    pub state: NodeState,
+    /// How many times this DN has been started again after its first start.
+    pub restarts: u64,
+    /// The reason of its last death (error, panic message, signal misuse), if it ever died.
+    pub last_error: Option<String>,
+}

@@ -1,0 +1,253 @@
+//! [`Supervisor`], the handle on a running tree, and its [`SupervisorBuilder`].
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use actix::{Actor, Addr};
+use backoff::ExponentialBackoff;
+
+use crate::metrics::Metrics;
+use crate::processor::{Config, LiveRunnables, Processor, Shutdown, Snapshot, WaitSettled};
+use crate::runnable::Runnable;
+use crate::state::NodeInfo;
+use crate::workers::Workers;
+
+/// The backoff of the reference: 500 ms initial interval, ×1.5, randomisation
+/// factor 0.5, capped at 60 s, and it never gives up.
+///
+/// ```
+/// let b = actix_supervisor::default_backoff();
+/// assert_eq!(b.initial_interval, std::time::Duration::from_millis(500));
+/// assert_eq!(b.max_elapsed_time, None);
+/// ```
+pub fn default_backoff() -> ExponentialBackoff {
+    ExponentialBackoff {
+        initial_interval: Duration::from_millis(500),
+        current_interval: Duration::from_millis(500),
+        multiplier: 1.5,
+        randomization_factor: 0.5,
+        max_interval: Duration::from_secs(60),
+        max_elapsed_time: None,
+        ..ExponentialBackoff::default()
+    }
+}
+
+/// A handle on a running supervision tree. Cheap to clone.
+///
+/// Dropping every handle does not stop the tree: a service keeps running
+/// until [`shutdown`](Self::shutdown) is called or its actix System stops.
+///
+/// ```
+/// use actix_supervisor::{Context, NodeState, RunResult, Signal, Supervisor};
+///
+/// async fn root(ctx: Context) -> RunResult {
+///     ctx.signal(Signal::Healthy)?;
+///     ctx.cancelled().await;
+///     Ok(())
+/// }
+///
+/// actix_rt::System::new().block_on(async {
+///     let sup = Supervisor::start(root);
+///     sup.wait_settled().await;
+///     assert_eq!(sup.snapshot().await[0].state, NodeState::Healthy);
+///     sup.shutdown().await;
+///     assert!(sup.live_runnables().await.is_empty());
+/// });
+/// ```
+#[derive(Clone)]
+pub struct Supervisor {
+    processor: Addr<Processor>,
+    panic: Arc<Mutex<Option<String>>>,
+}
+
+impl Supervisor {
+    /// A builder, to change the defaults.
+    pub fn builder() -> SupervisorBuilder {
+        SupervisorBuilder::default()
+    }
+
+    /// Starts a tree whose root node (`root`) runs `root`, with the defaults.
+    /// See [`SupervisorBuilder::start`].
+    pub fn start(root: impl Runnable) -> Supervisor {
+        Self::builder().start(root)
+    }
+
+    /// Resolves once the tree has been quiet for the settle window (20 ms by
+    /// default) and every started runnable has been polled at least once.
+    /// Pending backoff timers do not hold it. Meant for tests.
+    pub async fn wait_settled(&self) {
+        let _ = self.processor.send(WaitSettled).await;
+        self.raise_panic();
+    }
+
+    /// The DNs of every NEW or HEALTHY node, sorted.
+    pub async fn live_runnables(&self) -> Vec<String> {
+        let live = self.processor.send(LiveRunnables).await.unwrap_or_default();
+        self.raise_panic();
+        live
+    }
+
+    /// Every node of the tree, sorted by DN.
+    pub async fn snapshot(&self) -> Vec<NodeInfo> {
+        let nodes = self.processor.send(Snapshot).await.unwrap_or_default();
+        self.raise_panic();
+        nodes
+    }
+
+    /// Cancels the whole tree and resolves once nothing is live. Nothing is
+    /// restarted any more. A runnable still running `shutdown_timeout` after
+    /// its cancellation is aborted. Calling it again is harmless.
+    pub async fn shutdown(&self) {
+        let _ = self.processor.send(Shutdown).await;
+        self.raise_panic();
+    }
+
+    /// With [`SupervisorBuilder::propagate_panics`], re-raises a runnable's
+    /// panic here, on the caller's task.
+    fn raise_panic(&self) {
+        let msg = self
+            .panic
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(msg) = msg {
+            panic!("{msg}");
+        }
+    }
+}
+
+/// How a [`Supervisor`] is set up.
+///
+/// ```
+/// use std::time::Duration;
+/// use actix_supervisor::{default_backoff, Context, RunResult, Signal, Supervisor};
+///
+/// async fn root(ctx: Context) -> RunResult {
+///     ctx.signal(Signal::Healthy)?;
+///     ctx.cancelled().await;
+///     Ok(())
+/// }
+///
+/// actix_rt::System::new().block_on(async {
+///     let sup = Supervisor::builder()
+///         .backoff(backoff::ExponentialBackoff {
+///             initial_interval: Duration::from_millis(10),
+///             ..default_backoff()
+///         })
+///         .shutdown_timeout(Duration::from_secs(1))
+///         .workers(2)
+///         .start(root);
+///     sup.shutdown().await;
+/// });
+/// ```
+pub struct SupervisorBuilder {
+    propagate_panics: bool,
+    backoff: ExponentialBackoff,
+    metrics: Vec<Box<dyn Metrics>>,
+    shutdown_timeout: Duration,
+    settle_window: Duration,
+    placement: Placement,
+}
+
+enum Placement {
+    Workers(usize),
+    Current,
+}
+
+impl Default for SupervisorBuilder {
+    fn default() -> Self {
+        SupervisorBuilder {
+            propagate_panics: false,
+            backoff: default_backoff(),
+            metrics: Vec::new(),
+            shutdown_timeout: Duration::from_secs(5),
+            settle_window: Duration::from_millis(20),
+            placement: Placement::Workers(
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+            ),
+        }
+    }
+}
+
+impl SupervisorBuilder {
+    /// `false` (the default): a panic in a runnable is caught and is a death
+    /// like any other. `true`: it is still a death, but the supervisor then
+    /// shuts the tree down and re-raises the panic from the next call on a
+    /// [`Supervisor`] handle that completes (`wait_settled`, `snapshot`, ...),
+    /// so that a test fails where it awaits the supervisor.
+    pub fn propagate_panics(mut self, on: bool) -> Self {
+        self.propagate_panics = on;
+        self
+    }
+
+    /// The backoff template each node copies on its first death. Use
+    /// `max_elapsed_time` to bound how long a node may keep failing without
+    /// becoming healthy: past it, the node gives up and its parent dies (at
+    /// the root, the supervisor shuts down), as OTP's restart intensity does.
+    pub fn backoff(mut self, b: ExponentialBackoff) -> Self {
+        self.backoff = b;
+        self
+    }
+
+    /// Adds a sink told of every state transition. May be called several times.
+    pub fn metrics(mut self, m: impl Metrics) -> Self {
+        self.metrics.push(Box::new(m));
+        self
+    }
+
+    /// How long a runnable may take to return after its context is cancelled
+    /// before its future is dropped (and it counts as CANCELED). Default 5 s.
+    pub fn shutdown_timeout(mut self, d: Duration) -> Self {
+        self.shutdown_timeout = d;
+        self
+    }
+
+    /// How long the tree must be quiet for [`Supervisor::wait_settled`].
+    /// Default 20 ms.
+    pub fn settle_window(mut self, d: Duration) -> Self {
+        self.settle_window = d;
+        self
+    }
+
+    /// Hosts the nodes on `n` worker arbiters (threads), at least one. The
+    /// default is one per core. The processor always has an arbiter of its own.
+    pub fn workers(mut self, n: usize) -> Self {
+        self.placement = Placement::Workers(n.max(1));
+        self
+    }
+
+    /// Runs the processor and every node on the arbiter that calls
+    /// [`start`](Self::start) instead of on threads of their own. Nothing then
+    /// isolates supervision from a runnable that hogs the thread, but the whole
+    /// tree follows that runtime's clock, so tests can use
+    /// `tokio::time::pause` and virtual time.
+    pub fn current_arbiter(mut self) -> Self {
+        self.placement = Placement::Current;
+        self
+    }
+
+    /// Starts the tree: the root node, named `root`, runs `root`.
+    ///
+    /// # Panics
+    /// When called outside a running actix `System` (as `Actor::start` does).
+    pub fn start(self, root: impl Runnable) -> Supervisor {
+        let (arbiter, workers) = match self.placement {
+            Placement::Workers(n) => Workers::spawn(n),
+            Placement::Current => Workers::current(),
+        };
+        let panic = Arc::new(Mutex::new(None));
+        let config = Config {
+            backoff: self.backoff,
+            shutdown_timeout: self.shutdown_timeout,
+            propagate_panics: self.propagate_panics,
+            settle_window: self.settle_window,
+            metrics: self.metrics,
+        };
+        let root: Box<dyn Runnable> = Box::new(root);
+        let shared = panic.clone();
+        let processor = Processor::start_in_arbiter(&arbiter, move |_| {
+            Processor::new(root, config, workers, shared)
+        });
+        Supervisor { processor, panic }
+    }
+}

@@ -1,0 +1,380 @@
+//! The supervision tree as plain data: the one source of truth, owned by the
+//! processor.
+//!
+//! Nodes and groups live in generational arenas and are addressed by key, so
+//! a message about a node that has since been removed (or restarted: see
+//! [`Node::incarnation`]) can never alias another node. No actor, future or
+//! timer lives here; that is what lets the restart sweep be a pure function
+//! over this data, tested without a runtime.
+//!
+//! Besides the structure, every node keeps `live_below`, the number of live
+//! (NEW or HEALTHY) nodes in its subtree including itself, and every group
+//! keeps `unready`, the number of members whose `live_below` is not zero. Both
+//! are updated on the path from a changed node to the root, so "is this
+//! subtree fully exited?" is answered in O(1) and a change costs O(depth), not
+//! O(tree). A group whose `unready` falls to zero is queued as *dirty* for the
+//! sweep.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use backoff::ExponentialBackoff;
+use slotmap::{new_key_type, SlotMap};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::RunError;
+use crate::name::is_valid_name;
+use crate::state::NodeState;
+
+new_key_type! {
+    /// A node of the tree.
+    pub(crate) struct NodeKey;
+    /// A group of sibling nodes.
+    pub(crate) struct GroupKey;
+}
+
+/// The DN of the root node.
+pub(crate) const ROOT_NAME: &str = "root";
+
+/// One node: a runnable's place in the tree and its supervision record.
+#[derive(Debug)]
+pub(crate) struct Node {
+    pub dn: Arc<str>,
+    pub parent: Option<NodeKey>,
+    pub group: GroupKey,
+    /// Children by name (sorted, which keeps snapshots cheap to sort).
+    pub children: BTreeMap<Box<str>, NodeKey>,
+    /// Groups this node's current incarnation started, in start order.
+    pub groups: Vec<GroupKey>,
+    state: NodeState,
+    /// Derived from the parent's token: cancelling a node cancels its subtree.
+    pub token: CancellationToken,
+    live_below: u32,
+    /// Unique across the tree for every start; reports carry it so that a
+    /// late report from a previous incarnation is recognised and dropped.
+    pub incarnation: u64,
+    pub restarts: u64,
+    pub last_error: Option<String>,
+    /// Allocated on the first death after a reset (Healthy/Done free it), so
+    /// that healthy nodes do not pay for it.
+    pub backoff: Option<Box<ExponentialBackoff>>,
+    /// A death decided for this node while its runnable still runs (a child
+    /// exhausted its restart budget): the exit will be DEAD with this reason.
+    pub doom: Option<String>,
+}
+
+impl Node {
+    pub fn state(&self) -> NodeState {
+        self.state
+    }
+
+    /// No live runnable in this subtree (this node included).
+    pub fn is_ready(&self) -> bool {
+        self.live_below == 0
+    }
+}
+
+/// Siblings started together. The root is alone in a group without owner.
+#[derive(Debug)]
+pub(crate) struct Group {
+    pub owner: Option<NodeKey>,
+    pub members: Vec<NodeKey>,
+    unready: u32,
+}
+
+impl Group {
+    /// Every member's subtree has exited.
+    pub fn is_ready(&self) -> bool {
+        self.unready == 0
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Tree {
+    nodes: SlotMap<NodeKey, Node>,
+    groups: SlotMap<GroupKey, Group>,
+    root: NodeKey,
+    /// The supervisor's own token: the root's parent. Cancelled at shutdown.
+    top: CancellationToken,
+    dirty: Vec<GroupKey>,
+    next_incarnation: u64,
+}
+
+impl Tree {
+    /// A tree holding only the root node, NEW, with its first incarnation.
+    pub fn new(top: CancellationToken) -> Tree {
+        let mut nodes = SlotMap::with_key();
+        let mut groups = SlotMap::with_key();
+        let group = groups.insert(Group {
+            owner: None,
+            members: Vec::new(),
+            unready: 1,
+        });
+        let root = nodes.insert(Node::new(
+            ROOT_NAME.into(),
+            None,
+            group,
+            top.child_token(),
+            0,
+        ));
+        groups[group].members.push(root);
+        Tree {
+            nodes,
+            groups,
+            root,
+            top,
+            dirty: Vec::new(),
+            next_incarnation: 1,
+        }
+    }
+
+    pub fn root(&self) -> NodeKey {
+        self.root
+    }
+
+    pub fn top(&self) -> &CancellationToken {
+        &self.top
+    }
+
+    pub fn node(&self, k: NodeKey) -> Option<&Node> {
+        self.nodes.get(k)
+    }
+
+    pub fn node_mut(&mut self, k: NodeKey) -> Option<&mut Node> {
+        self.nodes.get_mut(k)
+    }
+
+    pub fn group(&self, g: GroupKey) -> Option<&Group> {
+        self.groups.get(g)
+    }
+
+    pub fn nodes(&self) -> impl Iterator<Item = (NodeKey, &Node)> {
+        self.nodes.iter()
+    }
+
+    pub fn groups(&self) -> impl Iterator<Item = (GroupKey, &Group)> {
+        self.groups.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// How many runnables are live (NEW or HEALTHY) in the whole tree.
+    pub fn live_count(&self) -> u32 {
+        self.nodes[self.root].live_below
+    }
+
+    /// The token a node's parent hands down: the parent's, or the top one for the root.
+    pub fn parent_token(&self, k: NodeKey) -> Option<&CancellationToken> {
+        let node = self.nodes.get(k)?;
+        Some(match node.parent {
+            Some(p) => &self.nodes[p].token,
+            None => &self.top,
+        })
+    }
+
+    /// Groups whose members all became ready since the last call.
+    pub fn take_dirty(&mut self) -> Vec<GroupKey> {
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// Creates a group of NEW children under `parent`, in the given order,
+    /// after checking every name. Nothing is created when a name is refused.
+    pub fn add_group<'a>(
+        &mut self,
+        parent: NodeKey,
+        names: impl Iterator<Item = &'a str> + Clone,
+    ) -> Result<Vec<NodeKey>, RunError> {
+        let p = &self.nodes[parent];
+        let mut seen = std::collections::HashSet::new();
+        for name in names.clone() {
+            let err = |dn: &str| (dn.to_string(), name.to_string());
+            if !is_valid_name(name) {
+                let (dn, name) = err(&p.dn);
+                return Err(RunError::InvalidName { dn, name });
+            }
+            if p.children.contains_key(name) || !seen.insert(name) {
+                let (dn, name) = err(&p.dn);
+                return Err(RunError::DuplicateName { dn, name });
+            }
+        }
+        if seen.is_empty() {
+            return Err(RunError::EmptyGroup {
+                dn: p.dn.to_string(),
+            });
+        }
+        let count = seen.len() as u32;
+        let group = self.groups.insert(Group {
+            owner: Some(parent),
+            members: Vec::with_capacity(seen.len()),
+            unready: count,
+        });
+        let mut keys = Vec::with_capacity(seen.len());
+        for name in names {
+            let p = &self.nodes[parent];
+            let dn: Arc<str> = format!("{}.{}", p.dn, name).into();
+            let token = p.token.child_token();
+            let incarnation = self.take_incarnation();
+            let k = self
+                .nodes
+                .insert(Node::new(dn, Some(parent), group, token, incarnation));
+            self.nodes[parent].children.insert(name.into(), k);
+            keys.push(k);
+        }
+        self.groups[group].members.extend_from_slice(&keys);
+        self.nodes[parent].groups.push(group);
+        self.adjust_live(parent, count as i64);
+        Ok(keys)
+    }
+
+    /// Moves a node to `state`, keeping the liveness counts on its path to
+    /// the root up to date. Returns the previous state.
+    pub fn set_state(&mut self, k: NodeKey, state: NodeState) -> NodeState {
+        let node = &mut self.nodes[k];
+        let before = std::mem::replace(&mut node.state, state);
+        match (before.is_live(), state.is_live()) {
+            (true, false) => self.adjust_live(k, -1),
+            (false, true) => self.adjust_live(k, 1),
+            _ => {}
+        }
+        before
+    }
+
+    /// Cancels every member of `k`'s group (and so their subtrees), and
+    /// queues the group for the sweep.
+    pub fn cancel_group_of(&mut self, k: NodeKey) {
+        let g = self.nodes[k].group;
+        for m in &self.groups[g].members {
+            self.nodes[*m].token.cancel();
+        }
+        self.dirty.push(g);
+    }
+
+    /// Restarts a node's record: removes its whole (exited) subtree, gives it
+    /// a fresh token from its parent's, a new incarnation, and makes it NEW.
+    /// Returns the removed descendants so that their hosts can be dropped.
+    ///
+    /// The caller guarantees the node and its subtree have exited.
+    pub fn reset(&mut self, k: NodeKey) -> Vec<NodeKey> {
+        debug_assert!(self.nodes[k].is_ready(), "reset of a live subtree");
+        let mut removed = Vec::new();
+        let mut stack: Vec<NodeKey> = self.nodes[k].children.values().copied().collect();
+        while let Some(c) = stack.pop() {
+            if let Some(child) = self.nodes.remove(c) {
+                stack.extend(child.children.values().copied());
+                for g in child.groups {
+                    self.groups.remove(g);
+                }
+                removed.push(c);
+            }
+        }
+        let token = match self.parent_token(k) {
+            Some(t) => t.child_token(),
+            None => return removed,
+        };
+        let incarnation = self.take_incarnation();
+        let node = &mut self.nodes[k];
+        let groups = std::mem::take(&mut node.groups);
+        node.children.clear();
+        node.token = token;
+        node.incarnation = incarnation;
+        node.restarts += 1;
+        node.doom = None;
+        for g in groups {
+            self.groups.remove(g);
+        }
+        self.set_state(k, NodeState::New);
+        removed
+    }
+
+    fn take_incarnation(&mut self) -> u64 {
+        let i = self.next_incarnation;
+        self.next_incarnation += 1;
+        i
+    }
+
+    /// Adds `delta` to `live_below` from `from` up to the root, moving each
+    /// group's `unready` when a member's subtree flips between ready and not.
+    fn adjust_live(&mut self, from: NodeKey, delta: i64) {
+        let mut cur = Some(from);
+        while let Some(k) = cur {
+            let node = &mut self.nodes[k];
+            let before = node.live_below;
+            node.live_below = (i64::from(before) + delta) as u32;
+            let after = node.live_below;
+            let group = &mut self.groups[node.group];
+            if before == 0 && after > 0 {
+                group.unready += 1;
+            } else if before > 0 && after == 0 {
+                group.unready -= 1;
+                if group.unready == 0 {
+                    self.dirty.push(node.group);
+                }
+            }
+            cur = node.parent;
+        }
+    }
+
+    /// Recomputes every count from scratch and reports the first mismatch.
+    #[cfg(test)]
+    pub fn check_counts(&self) -> Result<(), String> {
+        use std::collections::HashMap;
+        let mut live: HashMap<NodeKey, u32> = HashMap::new();
+        for (k, n) in self.nodes.iter() {
+            if n.state.is_live() {
+                let mut cur = Some(k);
+                while let Some(c) = cur {
+                    *live.entry(c).or_default() += 1;
+                    cur = self.nodes[c].parent;
+                }
+            }
+        }
+        for (k, n) in self.nodes.iter() {
+            let want = live.get(&k).copied().unwrap_or(0);
+            if n.live_below != want {
+                return Err(format!("{}: live_below {} != {}", n.dn, n.live_below, want));
+            }
+        }
+        for (_, g) in self.groups.iter() {
+            let want = g
+                .members
+                .iter()
+                .filter(|m| self.nodes[**m].live_below > 0)
+                .count() as u32;
+            if g.unready != want {
+                return Err(format!(
+                    "group {:?}: unready {} != {}",
+                    g.members, g.unready, want
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Node {
+    fn new(
+        dn: Arc<str>,
+        parent: Option<NodeKey>,
+        group: GroupKey,
+        token: CancellationToken,
+        incarnation: u64,
+    ) -> Node {
+        Node {
+            dn,
+            parent,
+            group,
+            children: BTreeMap::new(),
+            groups: Vec::new(),
+            state: NodeState::New,
+            token,
+            live_below: 1,
+            incarnation,
+            restarts: 0,
+            last_error: None,
+            backoff: None,
+            doom: None,
+        }
+    }
+}
