@@ -44,11 +44,12 @@ pub(crate) struct Config {
 }
 
 /// Where the supervisor is in its life.
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Life {
     Running,
-    /// Shutting down: everything is cancelled, nothing restarts; these wait
-    /// until nothing is live.
-    Draining(Vec<oneshot::Sender<()>>),
+    /// Shutting down: everything is cancelled, nothing restarts.
+    Draining,
+    /// Nothing is live and nothing will be.
     Finished,
 }
 
@@ -66,6 +67,8 @@ pub(crate) struct Processor {
     settle_waiters: Vec<oneshot::Sender<()>>,
     settle_timer: bool,
     life: Life,
+    /// Resolved when the life is Finished.
+    finish_waiters: Vec<oneshot::Sender<()>>,
     /// A propagated panic, for the handles to re-raise.
     panic: Arc<Mutex<Option<String>>>,
     changed_since_full_sweep: bool,
@@ -90,6 +93,7 @@ impl Processor {
             settle_waiters: Vec::new(),
             settle_timer: false,
             life: Life::Running,
+            finish_waiters: Vec::new(),
             panic,
             changed_since_full_sweep: false,
         }
@@ -198,7 +202,7 @@ impl Processor {
             return Err(RunError::Stale { dn: String::new() });
         };
         let dn = || node.dn.to_string();
-        if !matches!(self.life, Life::Running) {
+        if self.life != Life::Running {
             return Err(RunError::ShutDown { dn: dn() });
         }
         if node.incarnation != incarnation || node.state().is_exited() {
@@ -330,26 +334,38 @@ impl Processor {
     }
 
     fn begin_shutdown(&mut self) {
-        if matches!(self.life, Life::Running) {
+        if self.life == Life::Running {
             log::info!("shutting down: cancelling the tree");
-            self.life = Life::Draining(Vec::new());
+            self.life = Life::Draining;
             self.tree.top().cancel();
         }
     }
 
     fn check_drained(&mut self) {
-        if !matches!(self.life, Life::Draining(_)) || self.tree.live_count() > 0 {
+        if self.life != Life::Draining || self.tree.live_count() > 0 {
             return;
         }
-        if let Life::Draining(waiters) = std::mem::replace(&mut self.life, Life::Finished) {
-            log::info!("shut down: nothing is live");
-            self.hosts.clear();
-            self.me = None;
-            self.workers.stop_workers();
-            for w in waiters {
-                let _ = w.send(());
-            }
+        log::info!("shut down: nothing is live");
+        self.life = Life::Finished;
+        self.hosts.clear();
+        self.me = None;
+        self.workers.stop_workers();
+        for w in self.finish_waiters.drain(..) {
+            let _ = w.send(());
         }
+    }
+
+    /// A future resolved once the life is Finished.
+    fn finished(&mut self) -> ResponseFuture<()> {
+        let (tx, rx) = oneshot::channel();
+        if self.life == Life::Finished {
+            let _ = tx.send(());
+        } else {
+            self.finish_waiters.push(tx);
+        }
+        Box::pin(async move {
+            let _ = rx.await;
+        })
     }
 
     fn is_settled(&self) -> bool {
@@ -465,6 +481,11 @@ pub(crate) struct Snapshot;
 #[rtype(result = "Vec<String>")]
 pub(crate) struct LiveRunnables;
 
+/// Resolves once the supervisor has shut down, however that came about.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Join;
+
 /// Cancels the tree; resolves once nothing is live.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -531,17 +552,15 @@ impl Handler<LiveRunnables> for Processor {
 impl Handler<Shutdown> for Processor {
     type Result = ResponseFuture<()>;
     fn handle(&mut self, _: Shutdown, _: &mut Self::Context) -> Self::Result {
-        let (tx, rx) = oneshot::channel();
         self.begin_shutdown();
-        match &mut self.life {
-            Life::Draining(waiters) => waiters.push(tx),
-            _ => {
-                let _ = tx.send(());
-            }
-        }
         self.check_drained();
-        Box::pin(async move {
-            let _ = rx.await;
-        })
+        self.finished()
+    }
+}
+
+impl Handler<Join> for Processor {
+    type Result = ResponseFuture<()>;
+    fn handle(&mut self, _: Join, _: &mut Self::Context) -> Self::Result {
+        self.finished()
     }
 }

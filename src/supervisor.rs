@@ -7,7 +7,7 @@ use actix::{Actor, Addr};
 use backoff::ExponentialBackoff;
 
 use crate::metrics::Metrics;
-use crate::processor::{Config, LiveRunnables, Processor, Shutdown, Snapshot, WaitSettled};
+use crate::processor::{Config, Join, LiveRunnables, Processor, Shutdown, Snapshot, WaitSettled};
 use crate::runnable::Runnable;
 use crate::state::NodeInfo;
 use crate::workers::Workers;
@@ -99,6 +99,15 @@ impl Supervisor {
     /// its cancellation is aborted. Calling it again is harmless.
     pub async fn shutdown(&self) {
         let _ = self.processor.send(Shutdown).await;
+        self.raise_panic();
+    }
+
+    /// Resolves once the supervisor has shut down: through
+    /// [`shutdown`](Self::shutdown), because the root gave up (its backoff
+    /// ran out), or because a panic was propagated. A service's `main` can
+    /// await it to exit when supervision has failed for good.
+    pub async fn join(&self) {
+        let _ = self.processor.send(Join).await;
         self.raise_panic();
     }
 

@@ -61,6 +61,17 @@ pub(crate) struct Node {
     /// A death decided for this node while its runnable still runs (a child
     /// exhausted its restart budget): the exit will be DEAD with this reason.
     pub doom: Option<String>,
+    /// The records of the children this node had before its last restart, so
+    /// that a re-created child keeps counting restarts under its DN.
+    retired: BTreeMap<Box<str>, Retired>,
+}
+
+/// What survives of a removed node: its record, and its children's.
+#[derive(Debug, Default)]
+struct Retired {
+    restarts: u64,
+    last_error: Option<String>,
+    children: BTreeMap<Box<str>, Retired>,
 }
 
 impl Node {
@@ -216,9 +227,13 @@ impl Tree {
             let dn: Arc<str> = format!("{}.{}", p.dn, name).into();
             let token = p.token.child_token();
             let incarnation = self.take_incarnation();
-            let k = self
-                .nodes
-                .insert(Node::new(dn, Some(parent), group, token, incarnation));
+            let mut node = Node::new(dn, Some(parent), group, token, incarnation);
+            if let Some(old) = self.nodes[parent].retired.remove(name) {
+                node.restarts = old.restarts + 1;
+                node.last_error = old.last_error;
+                node.retired = old.children;
+            }
+            let k = self.nodes.insert(node);
             self.nodes[parent].children.insert(name.into(), k);
             keys.push(k);
         }
@@ -254,19 +269,36 @@ impl Tree {
     /// Restarts a node's record: removes its whole (exited) subtree, gives it
     /// a fresh token from its parent's, a new incarnation, and makes it NEW.
     /// Returns the removed descendants so that their hosts can be dropped.
+    /// Their records are kept, so that the DNs the new incarnation re-creates
+    /// go on counting restarts.
     ///
     /// The caller guarantees the node and its subtree have exited.
     pub fn reset(&mut self, k: NodeKey) -> Vec<NodeKey> {
         debug_assert!(self.nodes[k].is_ready(), "reset of a live subtree");
+        // Pre-order, then reversed: every node is retired after its children.
         let mut removed = Vec::new();
         let mut stack: Vec<NodeKey> = self.nodes[k].children.values().copied().collect();
         while let Some(c) = stack.pop() {
-            if let Some(child) = self.nodes.remove(c) {
-                stack.extend(child.children.values().copied());
-                for g in child.groups {
-                    self.groups.remove(g);
-                }
-                removed.push(c);
+            removed.push(c);
+            stack.extend(self.nodes[c].children.values().copied());
+        }
+        let mut retired: std::collections::HashMap<NodeKey, BTreeMap<Box<str>, Retired>> =
+            std::collections::HashMap::new();
+        for &c in removed.iter().rev() {
+            let Some(child) = self.nodes.remove(c) else {
+                continue;
+            };
+            for g in child.groups {
+                self.groups.remove(g);
+            }
+            let record = Retired {
+                restarts: child.restarts,
+                last_error: child.last_error,
+                children: retired.remove(&c).unwrap_or_default(),
+            };
+            let name = child.dn.rsplit('.').next().unwrap_or_default().into();
+            if let Some(p) = child.parent {
+                retired.entry(p).or_default().insert(name, record);
             }
         }
         let token = match self.parent_token(k) {
@@ -281,6 +313,7 @@ impl Tree {
         node.incarnation = incarnation;
         node.restarts += 1;
         node.doom = None;
+        node.retired = retired.remove(&k).unwrap_or_default();
         for g in groups {
             self.groups.remove(g);
         }
@@ -375,6 +408,7 @@ impl Node {
             last_error: None,
             backoff: None,
             doom: None,
+            retired: BTreeMap::new(),
         }
     }
 }

@@ -1,0 +1,91 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use actix_supervisor::{
+    default_backoff, Context, NodeInfo, NodeState, RunResult, Signal, Supervisor, SupervisorBuilder,
+};
+use backoff::ExponentialBackoff;
+use tokio::sync::mpsc;
+
+pub fn init_log() {
+    let _ = env_logger::builder().is_test(true).try_init();
+}
+
+/// A deterministic backoff: `ms`, doubling, capped at 8 × `ms`, no jitter.
+pub fn backoff_ms(ms: u64) -> ExponentialBackoff {
+    ExponentialBackoff {
+        initial_interval: Duration::from_millis(ms),
+        current_interval: Duration::from_millis(ms),
+        randomization_factor: 0.0,
+        multiplier: 2.0,
+        max_interval: Duration::from_millis(8 * ms),
+        max_elapsed_time: None,
+        ..default_backoff()
+    }
+}
+
+/// A builder with a 1 ms backoff, so restarts are quick in real time.
+pub fn builder() -> SupervisorBuilder {
+    init_log();
+    Supervisor::builder()
+        .backoff(backoff_ms(1))
+        .shutdown_timeout(Duration::from_secs(2))
+        .workers(2)
+}
+
+/// Signals Healthy and serves until cancelled.
+pub async fn serve(ctx: &Context) -> RunResult {
+    ctx.signal(Signal::Healthy)?;
+    ctx.cancelled().await;
+    Ok(())
+}
+
+/// A runnable that signals Healthy and serves until cancelled.
+pub fn server() -> impl FnMut(Context) -> futures::future::LocalBoxFuture<'static, RunResult> + Send
+{
+    |ctx: Context| Box::pin(async move { serve(&ctx).await })
+}
+
+/// The record of `dn`, which must exist.
+pub async fn info(sup: &Supervisor, dn: &str) -> NodeInfo {
+    sup.snapshot()
+        .await
+        .into_iter()
+        .find(|n| n.dn == dn)
+        .unwrap_or_else(|| panic!("no node {dn}"))
+}
+
+pub async fn state(sup: &Supervisor, dn: &str) -> NodeState {
+    info(sup, dn).await.state
+}
+
+/// A channel of events (`"start root.a"`, ...) that runnables report to.
+pub fn events() -> (
+    mpsc::UnboundedSender<String>,
+    mpsc::UnboundedReceiver<String>,
+) {
+    mpsc::unbounded_channel()
+}
+
+/// Receives the next event, failing the test if none comes within 10 s
+/// (a hang guard, not a synchronisation point).
+pub async fn next(rx: &mut mpsc::UnboundedReceiver<String>) -> String {
+    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("no event within 10 s")
+        .expect("event channel closed")
+}
+
+/// Receives events until `want` arrives; returns those seen before it.
+pub async fn until(rx: &mut mpsc::UnboundedReceiver<String>, want: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    loop {
+        let e = next(rx).await;
+        if e == want {
+            return seen;
+        }
+        seen.push(e);
+    }
+}

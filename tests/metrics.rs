@@ -1,0 +1,76 @@
+//! Metrics sinks see every transition, in order, and cannot hurt the processor.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use actix_supervisor::{Context, InMemoryMetrics, Metrics, NodeState, Signal};
+use common::*;
+
+#[derive(Default)]
+struct Recorder(Mutex<Vec<(String, NodeState)>>);
+
+impl Metrics for Recorder {
+    fn node_state(&self, dn: &str, state: NodeState) {
+        self.0.lock().unwrap().push((dn.to_string(), state));
+    }
+}
+
+struct Panicky;
+
+impl Metrics for Panicky {
+    fn node_state(&self, _: &str, _: NodeState) {
+        panic!("a broken metrics sink");
+    }
+}
+
+#[actix_rt::test]
+async fn every_transition_is_reported_in_order() {
+    let rec = Arc::new(Recorder::default());
+    let mem = Arc::new(InMemoryMetrics::default());
+    let (tx, mut rx) = events();
+    let sup = builder()
+        .metrics(Panicky)
+        .metrics(rec.clone())
+        .metrics(mem.clone())
+        .start(move |ctx: Context| {
+            let tx = tx.clone();
+            async move {
+                let mut first = true;
+                ctx.run("w", move |ctx: Context| {
+                    let fail = std::mem::take(&mut first);
+                    let tx = tx.clone();
+                    async move {
+                        ctx.signal(Signal::Healthy)?;
+                        if fail {
+                            return Err("once".into());
+                        }
+                        ctx.signal(Signal::Done)?;
+                        let _ = tx.send("done".into());
+                        Ok(())
+                    }
+                })
+                .await?;
+                serve(&ctx).await
+            }
+        });
+    assert_eq!(next(&mut rx).await, "done");
+    sup.wait_settled().await;
+    sup.shutdown().await;
+    let of = |dn: &str| -> Vec<NodeState> {
+        rec.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(d, _)| d == dn)
+            .map(|(_, s)| *s)
+            .collect()
+    };
+    use NodeState::*;
+    assert_eq!(of("root.w"), [New, Healthy, Dead, New, Healthy, Done]);
+    assert_eq!(of("root"), [New, Healthy, Canceled]);
+    let table = mem.dns();
+    assert_eq!(table["root.w"].state, Done);
+    assert_eq!(table["root"].state, Canceled);
+    assert!(table["root"].transition >= table["root.w"].transition);
+}
