@@ -51,7 +51,7 @@ impl NodeState {
 
 impl fmt::Display for NodeState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        f.pad(match self {
             NodeState::New => "NEW",
             NodeState::Healthy => "HEALTHY",
             NodeState::Dead => "DEAD",
@@ -76,7 +76,7 @@ pub enum Signal {
 
 impl fmt::Display for Signal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        f.pad(match self {
             Signal::Healthy => "Healthy",
             Signal::Done => "Done",
         })

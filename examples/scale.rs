@@ -1,0 +1,195 @@
+//! Scale figures: how long a tree of N nodes (fan-out 10, groups of 10) takes
+//! to come up healthy, how long a death takes to restart its group sibling,
+//! how long shutdown takes, and the resident memory per node.
+//!
+//! ```text
+//! cargo run --release --example scale            # N = 1,111 / 11,111 / 111,111
+//! cargo run --release --example scale -- 1111    # one size
+//! ```
+//!
+//! The restart latency is measured from the moment the dying member returns
+//! its error to the moment its cancelled sibling's next incarnation starts
+//! running. Both members live at the deepest level of the tree.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_supervisor::{Context, Group, RunResult, Signal, Supervisor};
+use futures::future::LocalBoxFuture;
+use tokio::sync::{mpsc, oneshot, Notify};
+
+type Boxed = LocalBoxFuture<'static, RunResult>;
+
+struct Shared {
+    healthy: AtomicUsize,
+    target: usize,
+    all_up: Mutex<Option<oneshot::Sender<()>>>,
+    kill: Notify,
+    died_at: Mutex<Option<Instant>>,
+    samples: mpsc::UnboundedSender<Duration>,
+    victim_up: mpsc::UnboundedSender<()>,
+}
+
+impl Shared {
+    fn up(&self) {
+        if self.healthy.fetch_add(1, Ordering::AcqRel) + 1 == self.target {
+            if let Some(tx) = self.all_up.lock().unwrap().take() {
+                let _ = tx.send(());
+            }
+        }
+    }
+}
+
+async fn serve(ctx: Context, s: Arc<Shared>) -> RunResult {
+    ctx.signal(Signal::Healthy)?;
+    s.up();
+    ctx.cancelled().await;
+    Ok(())
+}
+
+/// A node `depth` levels above the leaves; the first path also hosts the pair.
+fn fan_out(depth: u32, first: bool, s: Arc<Shared>) -> impl FnMut(Context) -> Boxed + Send {
+    move |ctx: Context| {
+        let s = s.clone();
+        Box::pin(async move {
+            if depth > 0 {
+                let mut g = Group::new();
+                for i in 0..10 {
+                    g = g.with(
+                        format!("n{i}"),
+                        fan_out(depth - 1, first && i == 0, s.clone()),
+                    );
+                }
+                ctx.run_group(g).await?;
+                if depth == 1 && first {
+                    let pair = Group::new()
+                        .with("victim", victim(s.clone()))
+                        .with("peer", peer(s.clone()));
+                    ctx.run_group(pair).await?;
+                }
+            }
+            serve(ctx, s).await
+        })
+    }
+}
+
+fn victim(s: Arc<Shared>) -> impl FnMut(Context) -> Boxed + Send {
+    move |ctx: Context| {
+        let s = s.clone();
+        Box::pin(async move {
+            ctx.signal(Signal::Healthy)?;
+            s.up();
+            let _ = s.victim_up.send(());
+            tokio::select! {
+                _ = s.kill.notified() => {
+                    *s.died_at.lock().unwrap() = Some(Instant::now());
+                    Err("killed for the benchmark".into())
+                }
+                _ = ctx.cancelled() => Ok(()),
+            }
+        })
+    }
+}
+
+fn peer(s: Arc<Shared>) -> impl FnMut(Context) -> Boxed + Send {
+    move |ctx: Context| {
+        let s = s.clone();
+        Box::pin(async move {
+            if let Some(t0) = s.died_at.lock().unwrap().take() {
+                let _ = s.samples.send(t0.elapsed());
+            }
+            ctx.signal(Signal::Healthy)?;
+            s.up();
+            ctx.cancelled().await;
+            Ok(())
+        })
+    }
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+async fn measure(depth: u32) {
+    let nodes: usize = (0..=depth).map(|d| 10usize.pow(d)).sum();
+    let (all_tx, all_rx) = oneshot::channel();
+    let (sample_tx, mut samples) = mpsc::unbounded_channel();
+    let (up_tx, mut victim_up) = mpsc::unbounded_channel();
+    let s = Arc::new(Shared {
+        healthy: AtomicUsize::new(0),
+        target: nodes + 2,
+        all_up: Mutex::new(Some(all_tx)),
+        kill: Notify::new(),
+        died_at: Mutex::new(None),
+        samples: sample_tx,
+        victim_up: up_tx,
+    });
+    let rss0 = rss_kib();
+    let t = Instant::now();
+    let sup = Supervisor::builder()
+        .backoff(backoff::ExponentialBackoff {
+            initial_interval: Duration::ZERO,
+            current_interval: Duration::ZERO,
+            max_elapsed_time: None,
+            ..actix_supervisor::default_backoff()
+        })
+        .start(fan_out(depth, true, s.clone()));
+    let _ = all_rx.await;
+    let spawn = t.elapsed();
+    sup.wait_settled().await;
+    let rss = rss_kib().saturating_sub(rss0);
+
+    let rounds = 300;
+    let mut lat = Vec::with_capacity(rounds);
+    victim_up.recv().await;
+    for _ in 0..rounds {
+        s.kill.notify_one();
+        lat.push(samples.recv().await.expect("sample"));
+        victim_up.recv().await;
+    }
+    lat.sort();
+
+    let t = Instant::now();
+    sup.shutdown().await;
+    let shutdown = t.elapsed();
+    println!(
+        "nodes {:>7}  spawn-to-healthy {:>9.1} ms  restart p50 {:>7.1} µs  p99 {:>7.1} µs  \
+         shutdown {:>8.1} ms  rss/node {:>5} B",
+        nodes + 2,
+        spawn.as_secs_f64() * 1e3,
+        percentile(&lat, 0.5).as_secs_f64() * 1e6,
+        percentile(&lat, 0.99).as_secs_f64() * 1e6,
+        shutdown.as_secs_f64() * 1e3,
+        rss * 1024 / (nodes as u64 + 2),
+    );
+}
+
+fn main() {
+    // Deaths are the point of this benchmark: do not print them unless asked.
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("off")).init();
+    let sizes: Vec<u32> = match std::env::args().nth(1) {
+        Some(n) => vec![match n.as_str() {
+            "1111" => 3,
+            "11111" => 4,
+            _ => 5,
+        }],
+        None => vec![3, 4, 5],
+    };
+    actix_rt::System::new().block_on(async {
+        for depth in sizes {
+            measure(depth).await;
+        }
+    });
+}

@@ -1,0 +1,111 @@
+//! A small service under supervision: a group of two HTTP-ish workers, a
+//! database client, a worker that crashes now and then, and a batch job that
+//! finishes. Prints the tree every second for about ten seconds, then shuts
+//! down cleanly.
+//!
+//! ```text
+//! cargo run --example tour
+//! RUST_LOG=actix_supervisor=info cargo run --example tour   # see every restart
+//! ```
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_supervisor::{Context, Group, RunResult, Signal, Supervisor};
+
+/// Serves until cancelled.
+async fn worker(ctx: Context) -> RunResult {
+    ctx.signal(Signal::Healthy)?;
+    ctx.cancelled().await;
+    Ok(())
+}
+
+/// Accepts "connections"; crashes on every third incarnation's seventh tick.
+fn listener(
+    starts: Arc<AtomicU32>,
+) -> impl FnMut(Context) -> futures::future::LocalBoxFuture<'static, RunResult> + Send {
+    move |ctx: Context| {
+        let n = starts.fetch_add(1, Ordering::Relaxed);
+        Box::pin(async move {
+            ctx.signal(Signal::Healthy)?;
+            let mut tick = tokio::time::interval(Duration::from_millis(350));
+            for i in 0.. {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = ctx.cancelled() => return Ok(()),
+                }
+                if n % 3 == 0 && i == 7 {
+                    return Err(format!("connection reset (incarnation {n})").into());
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Crashes after 2.5 s, every time: its backoff grows.
+async fn flaky(ctx: Context) -> RunResult {
+    ctx.signal(Signal::Healthy)?;
+    tokio::select! {
+        _ = tokio::time::sleep(Duration::from_millis(2500)) => Err("lost its upstream".into()),
+        _ = ctx.cancelled() => Ok(()),
+    }
+}
+
+/// Does some work, then is DONE.
+async fn batch(ctx: Context) -> RunResult {
+    ctx.signal(Signal::Healthy)?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    ctx.signal(Signal::Done)?;
+    Ok(())
+}
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    actix_rt::System::new().block_on(async {
+        let starts = Arc::new(AtomicU32::new(0));
+        let sup = Supervisor::builder()
+            .backoff(backoff::ExponentialBackoff {
+                initial_interval: Duration::from_millis(300),
+                current_interval: Duration::from_millis(300),
+                ..actix_supervisor::default_backoff()
+            })
+            .start(move |ctx: Context| {
+                let starts = starts.clone();
+                async move {
+                    ctx.run("http", move |ctx: Context| {
+                        let starts = starts.clone();
+                        async move {
+                            let g = Group::new()
+                                .with("listener", listener(starts))
+                                .with("acceptor", worker);
+                            ctx.run_group(g).await?;
+                            worker(ctx).await
+                        }
+                    })
+                    .await?;
+                    ctx.run("db", worker).await?;
+                    ctx.run("flaky", flaky).await?;
+                    ctx.run("batch", batch).await?;
+                    worker(ctx).await
+                }
+            });
+        for second in 1..=10 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            println!("-- t={second}s");
+            for n in sup.snapshot().await {
+                let err = n
+                    .last_error
+                    .map(|e| format!("  last error: {e}"))
+                    .unwrap_or_default();
+                println!(
+                    "   {:<22} {:<8} restarts {:>2}{}",
+                    n.dn, n.state, n.restarts, err
+                );
+            }
+        }
+        sup.shutdown().await;
+        println!("-- shut down; live: {:?}", sup.live_runnables().await);
+    });
+}
