@@ -121,6 +121,7 @@ impl Context {
         }
         let msg = StartGroup {
             node: self.inner.node,
+            dn: self.inner.dn.clone(),
             incarnation: self.inner.incarnation,
             group,
         };

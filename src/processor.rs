@@ -192,16 +192,17 @@ impl Processor {
         }
     }
 
-    fn on_start_group(
-        &mut self,
-        k: NodeKey,
-        incarnation: u64,
-        group: Group,
-    ) -> Result<(), RunError> {
+    fn on_start_group(&mut self, msg: StartGroup) -> Result<(), RunError> {
+        let StartGroup {
+            node: k,
+            dn,
+            incarnation,
+            group,
+        } = msg;
+        let dn = || dn.to_string();
         let Some(node) = self.tree.node(k) else {
-            return Err(RunError::Stale { dn: String::new() });
+            return Err(RunError::Stale { dn: dn() });
         };
-        let dn = || node.dn.to_string();
         if self.life != Life::Running {
             return Err(RunError::ShutDown { dn: dn() });
         }
@@ -464,6 +465,7 @@ pub(crate) struct SignalMsg {
 #[rtype(result = "Result<(), RunError>")]
 pub(crate) struct StartGroup {
     pub node: NodeKey,
+    pub dn: Arc<str>,
     pub incarnation: u64,
     pub group: Group,
 }
@@ -510,7 +512,7 @@ impl Handler<SignalMsg> for Processor {
 impl Handler<StartGroup> for Processor {
     type Result = Result<(), RunError>;
     fn handle(&mut self, msg: StartGroup, _: &mut Self::Context) -> Self::Result {
-        let res = self.on_start_group(msg.node, msg.incarnation, msg.group);
+        let res = self.on_start_group(msg);
         self.after_change();
         res
     }

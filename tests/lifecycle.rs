@@ -9,6 +9,15 @@ use actix_supervisor::{Context, Group, NodeState, RunResult, Signal, SignalError
 use common::*;
 use tokio::sync::oneshot;
 
+#[test]
+fn handles_are_send_and_sync() {
+    fn check<T: Send + Sync + Clone + 'static>() {}
+    check::<Context>();
+    check::<actix_supervisor::Supervisor>();
+    fn runnable<R: actix_supervisor::Runnable>() {}
+    runnable::<Box<dyn actix_supervisor::Runnable>>();
+}
+
 #[actix_rt::test]
 async fn root_and_children_come_up_healthy() {
     let sup = builder().start(|ctx: Context| async move {
