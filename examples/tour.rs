@@ -1,7 +1,8 @@
 //! A small service under supervision: a group of two HTTP-ish workers, a
 //! database client, a worker that crashes now and then, and a batch job that
 //! finishes. Prints the tree every second for about ten seconds, then shuts
-//! down cleanly.
+//! down cleanly. Deaths are reported on stderr with the dying node's last log
+//! lines.
 //!
 //! ```text
 //! cargo run --example tour
@@ -12,7 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_supervisor::{Context, Group, RunResult, Signal, Supervisor};
+use actix_supervisor::{node_info, node_warn, Context, Group, RunResult, Signal, Supervisor};
 
 /// Serves until cancelled.
 async fn worker(ctx: Context) -> RunResult {
@@ -44,11 +45,17 @@ fn listener(
     }
 }
 
-/// Crashes after 2.5 s, every time: its backoff grows.
+/// Crashes after 2.5 s, every time: its backoff grows. What it logged on the
+/// way goes with the supervisor's report of its death.
 async fn flaky(ctx: Context) -> RunResult {
+    node_info!(ctx, "connecting to upstream");
     ctx.signal(Signal::Healthy)?;
+    node_info!(ctx, "streaming from upstream");
     tokio::select! {
-        _ = tokio::time::sleep(Duration::from_millis(2500)) => Err("lost its upstream".into()),
+        _ = tokio::time::sleep(Duration::from_millis(2500)) => {
+            node_warn!(ctx, "upstream silent for 2.5 s");
+            Err("lost its upstream".into())
+        }
         _ = ctx.cancelled() => Ok(()),
     }
 }

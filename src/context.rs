@@ -5,6 +5,7 @@
 //! exactly; the processor is told of every accepted signal by message and
 //! reads the final phase from the exit report.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -13,6 +14,9 @@ use actix::Addr;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{RunError, SignalError};
+use crate::logger::Logger;
+use crate::logtree::LogTree;
+use crate::name::is_valid_name;
 use crate::processor::{Processor, SignalMsg, StartGroup};
 use crate::runnable::{Group, Runnable};
 use crate::state::{NodeState, Signal};
@@ -56,10 +60,23 @@ struct Inner {
     phase: AtomicU8,
     misuse: Mutex<Option<SignalError>>,
     processor: Addr<Processor>,
+    logs: LogTree,
+    /// The child and sub-logger names this incarnation has used: they share
+    /// one namespace (both extend the DN), and `sub_logger` must answer
+    /// synchronously.
+    names: Mutex<HashMap<String, NameUse>>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum NameUse {
+    /// Asked for by `run_group`, started or being started.
+    Child,
+    SubLogger,
 }
 
 impl Context {
     pub(crate) fn new(
+        logs: LogTree,
         dn: Arc<str>,
         node: NodeKey,
         incarnation: u64,
@@ -75,6 +92,8 @@ impl Context {
                 phase: AtomicU8::new(NEW),
                 misuse: Mutex::new(None),
                 processor,
+                logs,
+                names: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -119,16 +138,93 @@ impl Context {
         if self.is_cancelled() {
             return Err(RunError::Cancelled { dn: dn() });
         }
+        let claimed = self.claim_children(&group)?;
         let msg = StartGroup {
             node: self.inner.node,
             dn: self.inner.dn.clone(),
             incarnation: self.inner.incarnation,
             group,
         };
-        match self.inner.processor.send(msg).await {
+        let res = match self.inner.processor.send(msg).await {
             Ok(res) => res,
             Err(_) => Err(RunError::ShutDown { dn: dn() }),
+        };
+        if res.is_err() {
+            let mut names = self.names();
+            for name in claimed {
+                names.remove(&name);
+            }
         }
+        res
+    }
+
+    /// Marks the group's names as children, refusing sub-logger names.
+    /// Returns the names it marked (not those already children: the
+    /// processor refuses those as duplicates).
+    fn claim_children(&self, group: &Group) -> Result<Vec<String>, RunError> {
+        let mut names = self.names();
+        if let Some(name) = group
+            .names()
+            .find(|n| names.get(*n) == Some(&NameUse::SubLogger))
+        {
+            return Err(RunError::ReservedName {
+                dn: self.inner.dn.to_string(),
+                name: name.to_string(),
+            });
+        }
+        let fresh: Vec<String> = group
+            .names()
+            .filter(|n| !names.contains_key(*n))
+            .map(str::to_string)
+            .collect();
+        for name in &fresh {
+            names.insert(name.clone(), NameUse::Child);
+        }
+        Ok(fresh)
+    }
+
+    fn names(&self) -> std::sync::MutexGuard<'_, HashMap<String, NameUse>> {
+        self.inner
+            .names
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// This node's logger: entries go to the `log` facade (target: the DN)
+    /// and to the supervisor's log tree at the DN.
+    pub fn logger(&self) -> Logger {
+        Logger::new(self.inner.dn.clone(), self.inner.logs.clone())
+    }
+
+    /// A logger at `DN.name`. The name must be valid and not a child's; once
+    /// made, it is reserved: `run`/`run_group` refuse it until the node
+    /// restarts. Asking again for the same sub-logger returns it again.
+    pub fn sub_logger(&self, name: &str) -> Result<Logger, RunError> {
+        let dn = || self.inner.dn.to_string();
+        if !is_valid_name(name) {
+            return Err(RunError::InvalidName {
+                dn: dn(),
+                name: name.to_string(),
+            });
+        }
+        if self.inner.phase.load(Ordering::Acquire) == EXITED {
+            return Err(RunError::Stale { dn: dn() });
+        }
+        let mut names = self.names();
+        match names.get(name) {
+            Some(NameUse::Child) => {
+                return Err(RunError::DuplicateName {
+                    dn: dn(),
+                    name: name.to_string(),
+                })
+            }
+            Some(NameUse::SubLogger) => {}
+            None => {
+                names.insert(name.to_string(), NameUse::SubLogger);
+            }
+        }
+        let sub: Arc<str> = format!("{}.{}", self.inner.dn, name).into();
+        Ok(Logger::new(sub, self.inner.logs.clone()))
     }
 
     /// Tells the supervisor about this runnable: see [`Signal`].

@@ -22,6 +22,9 @@ pub enum RunError {
     InvalidName { dn: String, name: String },
     /// The node already has a child with this name, or the group names it twice.
     DuplicateName { dn: String, name: String },
+    /// The name is reserved by a sub-logger of this node
+    /// ([`Context::sub_logger`](crate::Context::sub_logger)).
+    ReservedName { dn: String, name: String },
     /// The group has no members.
     EmptyGroup { dn: String },
     /// The node has signalled Healthy (or Done): children can only be started
@@ -46,6 +49,10 @@ impl fmt::Display for RunError {
             RunError::DuplicateName { dn, name } => {
                 write!(f, "{dn}: a child named {name:?} already exists")
             }
+            RunError::ReservedName { dn, name } => write!(
+                f,
+                "{dn}: the name {name:?} is reserved by a sub-logger of this node"
+            ),
             RunError::EmptyGroup { dn } => write!(f, "{dn}: cannot start an empty group"),
             RunError::NotNew { dn, state } => write!(
                 f,

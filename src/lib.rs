@@ -39,9 +39,12 @@
 //! actor per node, running its runnable on a worker arbiter). See
 //! `docs/design.md` in the repository for the whole picture.
 
+mod capture;
 mod context;
 mod error;
 mod exit;
+mod logger;
+mod logtree;
 mod metrics;
 mod name;
 mod node;
@@ -50,13 +53,20 @@ mod runnable;
 mod state;
 mod supervisor;
 mod sweep;
+pub mod testing;
 mod tree;
 mod workers;
 
+pub use capture::{current_logger, CaptureLogger};
 pub use context::Context;
 pub use error::{Error, RunError, RunResult, SignalError};
+pub use logger::{AsLogger, Logger, RawWriter};
+pub use logtree::{Entry, LogEvent, LogQuery, LogTree, MAX_DNS, MAX_MESSAGE_LEN};
 pub use metrics::{DnState, InMemoryMetrics, Metrics};
 pub use name::{is_valid_name, MAX_NAME_LEN};
 pub use runnable::{Group, Runnable};
 pub use state::{NodeInfo, NodeState, Signal};
 pub use supervisor::{default_backoff, Supervisor, SupervisorBuilder};
+
+#[doc(hidden)]
+pub use log as __log;

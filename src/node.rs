@@ -19,6 +19,7 @@ use actix::{Actor, Addr, AsyncContext, Handler, Message};
 use futures::future::{Either, FutureExt, LocalBoxFuture};
 use tokio_util::sync::CancellationToken;
 
+use crate::capture::Scoped;
 use crate::context::Context;
 use crate::error::RunResult;
 use crate::exit::{panic_message, Exit, Outcome};
@@ -86,6 +87,7 @@ impl Handler<Start> for NodeHost {
         } = msg;
         let token = ctx.token().clone();
         let run_ctx = ctx.clone();
+        let run_ctx_logger = ctx.logger();
         let incarnation = wrap_future::<_, Self>(wait_out(delay, token.clone()))
             .then(move |go, host, _| {
                 if !go {
@@ -93,9 +95,12 @@ impl Handler<Start> for NodeHost {
                 }
                 match std::panic::catch_unwind(AssertUnwindSafe(|| host.runnable.run(run_ctx))) {
                     Ok(fut) => {
-                        let fut = FirstPoll {
-                            inner: fut,
-                            starting: starting.take(),
+                        let fut = Scoped {
+                            inner: FirstPoll {
+                                inner: fut,
+                                starting: starting.take(),
+                            },
+                            logger: run_ctx_logger,
                         };
                         Either::Right(wrap_future(guard(Box::pin(fut), token, shutdown_timeout)))
                     }

@@ -17,12 +17,15 @@ use actix::{Actor, Addr, AsyncContext, Handler, Message, ResponseFuture};
 use backoff::backoff::Backoff;
 use backoff::ExponentialBackoff;
 use futures::channel::oneshot;
+use log::Level;
 use slotmap::SecondaryMap;
 use tokio::time::Instant;
 
 use crate::context::Context;
 use crate::error::RunError;
 use crate::exit::{classify, Exit, Outcome, Verdict};
+use crate::logger::Voice;
+use crate::logtree::LogTree;
 use crate::metrics::Metrics;
 use crate::node::{NodeHost, Start, Starting};
 use crate::runnable::{Group, Runnable};
@@ -41,6 +44,9 @@ pub(crate) struct Config {
     pub propagate_panics: bool,
     pub settle_window: Duration,
     pub metrics: Vec<Box<dyn Metrics>>,
+    pub logs: LogTree,
+    /// How many of a node's last log lines go with its death report.
+    pub lead_up: usize,
 }
 
 /// Where the supervisor is in its life.
@@ -57,6 +63,7 @@ pub(crate) struct Processor {
     tree: Tree,
     hosts: SecondaryMap<NodeKey, Addr<NodeHost>>,
     config: Config,
+    voice: Voice,
     workers: Workers,
     /// Our own address, handed to contexts and hosts. Dropped when finished
     /// so that the processor can stop once nobody else holds it.
@@ -84,6 +91,7 @@ impl Processor {
         Processor {
             tree: Tree::new(Default::default()),
             hosts: SecondaryMap::new(),
+            voice: Voice::new(config.logs.clone()),
             config,
             workers,
             me: None,
@@ -114,13 +122,14 @@ impl Processor {
             return;
         };
         let ctx = Context::new(
+            self.config.logs.clone(),
             node.dn.clone(),
             k,
             node.incarnation,
             node.token.clone(),
             me.clone(),
         );
-        notify(&self.config.metrics, &node.dn, NodeState::New);
+        notify(&self.config.metrics, &self.voice, &node.dn, NodeState::New);
         host.do_send(Start {
             ctx,
             delay,
@@ -134,7 +143,7 @@ impl Processor {
     fn exit(&mut self, k: NodeKey, state: NodeState) {
         self.tree.set_state(k, state);
         if let Some(n) = self.tree.node(k) {
-            notify(&self.config.metrics, &n.dn, state);
+            notify(&self.config.metrics, &self.voice, &n.dn, state);
         }
     }
 
@@ -143,7 +152,15 @@ impl Processor {
         let Some(node) = self.tree.node_mut(k) else {
             return;
         };
-        log::error!("{} died: {}", node.dn, reason);
+        let mut report = format!("{} died: {}", node.dn, reason);
+        let lead_up = self.voice.logs().tail(&node.dn, self.config.lead_up);
+        if !lead_up.is_empty() {
+            report.push_str(&format!("\n  its last {} log lines:", lead_up.len()));
+            for e in lead_up {
+                report.push_str(&format!("\n    {e}"));
+            }
+        }
+        self.voice.say(Level::Error, report);
         node.last_error = Some(reason);
         self.exit(k, NodeState::Dead);
         self.tree.cancel_group_of(k);
@@ -165,7 +182,8 @@ impl Processor {
             Verdict::Done => self.exit(k, NodeState::Done),
             Verdict::Canceled(note) => {
                 if let Some(note) = note {
-                    log::warn!("{}: {}", node.dn, note);
+                    self.voice
+                        .say(Level::Warn, format!("{}: {}", node.dn, note));
                 }
                 self.exit(k, NodeState::Canceled);
             }
@@ -187,7 +205,7 @@ impl Processor {
         if signal == Signal::Healthy && node.state() == NodeState::New {
             self.tree.set_state(k, NodeState::Healthy);
             if let Some(n) = self.tree.node(k) {
-                notify(&self.config.metrics, &n.dn, NodeState::Healthy);
+                notify(&self.config.metrics, &self.voice, &n.dn, NodeState::Healthy);
             }
         }
     }
@@ -260,12 +278,11 @@ impl Processor {
                 self.hosts.remove(gone);
             }
             if let Some(n) = self.tree.node(m) {
-                log::info!(
+                let msg = format!(
                     "restarting {} (restart {}) in {:?}",
-                    n.dn,
-                    n.restarts,
-                    delay
+                    n.dn, n.restarts, delay
                 );
+                self.voice.say(Level::Info, msg);
             }
             self.schedule(m, delay);
         }
@@ -285,7 +302,10 @@ impl Processor {
             node.last_error.as_deref().unwrap_or("none")
         );
         let Some(p) = node.parent else {
-            log::error!("{reason}; shutting the supervisor down");
+            self.voice.say(
+                Level::Error,
+                format!("{reason}; shutting the supervisor down"),
+            );
             return self.begin_shutdown();
         };
         let Some(parent) = self.tree.node_mut(p) else {
@@ -323,10 +343,11 @@ impl Processor {
         }
         let missed = full_sweep(&self.tree);
         if !missed.is_empty() {
-            log::error!(
+            let msg = format!(
                 "the full sweep found {} restartable groups the incremental sweep missed",
                 missed.len()
             );
+            self.voice.say(Level::Error, msg);
             for g in missed {
                 self.restart_group(g);
             }
@@ -336,7 +357,8 @@ impl Processor {
 
     fn begin_shutdown(&mut self) {
         if self.life == Life::Running {
-            log::info!("shutting down: cancelling the tree");
+            self.voice
+                .say(Level::Info, "shutting down: cancelling the tree".into());
             self.life = Life::Draining;
             self.tree.top().cancel();
         }
@@ -346,7 +368,8 @@ impl Processor {
         if self.life != Life::Draining || self.tree.live_count() > 0 {
             return;
         }
-        log::info!("shut down: nothing is live");
+        self.voice
+            .say(Level::Info, "shut down: nothing is live".into());
         self.life = Life::Finished;
         self.hosts.clear();
         self.me = None;
@@ -415,10 +438,13 @@ impl Processor {
 }
 
 /// Tells every sink; a panicking sink is logged and skipped.
-fn notify(sinks: &[Box<dyn Metrics>], dn: &str, state: NodeState) {
+fn notify(sinks: &[Box<dyn Metrics>], voice: &Voice, dn: &str, state: NodeState) {
     for sink in sinks {
         if std::panic::catch_unwind(AssertUnwindSafe(|| sink.node_state(dn, state))).is_err() {
-            log::error!("a metrics sink panicked on ({dn}, {state}); ignored");
+            voice.say(
+                Level::Error,
+                format!("a metrics sink panicked on ({dn}, {state}); ignored"),
+            );
         }
     }
 }

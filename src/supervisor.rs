@@ -6,6 +6,7 @@ use std::time::Duration;
 use actix::{Actor, Addr};
 use backoff::ExponentialBackoff;
 
+use crate::logtree::LogTree;
 use crate::metrics::Metrics;
 use crate::processor::{Config, Join, LiveRunnables, Processor, Shutdown, Snapshot, WaitSettled};
 use crate::runnable::Runnable;
@@ -58,6 +59,7 @@ pub fn default_backoff() -> ExponentialBackoff {
 pub struct Supervisor {
     processor: Addr<Processor>,
     panic: Arc<Mutex<Option<String>>>,
+    logs: LogTree,
 }
 
 impl Supervisor {
@@ -70,6 +72,12 @@ impl Supervisor {
     /// See [`SupervisorBuilder::start`].
     pub fn start(root: impl Runnable) -> Supervisor {
         Self::builder().start(root)
+    }
+
+    /// The tree's logs: every node's entries by DN, and the supervisor's own
+    /// at `supervisor`.
+    pub fn logs(&self) -> &LogTree {
+        &self.logs
     }
 
     /// Resolves once the tree has been quiet for the settle window (20 ms by
@@ -156,6 +164,8 @@ pub struct SupervisorBuilder {
     shutdown_timeout: Duration,
     settle_window: Duration,
     placement: Placement,
+    log_capacity: usize,
+    lead_up: usize,
 }
 
 enum Placement {
@@ -174,6 +184,8 @@ impl Default for SupervisorBuilder {
             placement: Placement::Workers(
                 std::thread::available_parallelism().map_or(1, |n| n.get()),
             ),
+            log_capacity: 8192,
+            lead_up: 10,
         }
     }
 }
@@ -235,6 +247,20 @@ impl SupervisorBuilder {
         self
     }
 
+    /// How many leveled entries (and, apart, raw lines) the log tree keeps per
+    /// DN. Default 8192.
+    pub fn log_capacity(mut self, entries: usize) -> Self {
+        self.log_capacity = entries.max(1);
+        self
+    }
+
+    /// How many of a node's last log lines the supervisor adds to the report
+    /// of its death. Default 10.
+    pub fn death_lead_up(mut self, lines: usize) -> Self {
+        self.lead_up = lines;
+        self
+    }
+
     /// Starts the tree: the root node, named `root`, runs `root`.
     ///
     /// # Panics
@@ -245,7 +271,10 @@ impl SupervisorBuilder {
             Placement::Current => Workers::current(),
         };
         let panic = Arc::new(Mutex::new(None));
+        let logs = LogTree::new(self.log_capacity);
         let config = Config {
+            logs: logs.clone(),
+            lead_up: self.lead_up,
             backoff: self.backoff,
             shutdown_timeout: self.shutdown_timeout,
             propagate_panics: self.propagate_panics,
@@ -257,6 +286,10 @@ impl SupervisorBuilder {
         let processor = Processor::start_in_arbiter(&arbiter, move |_| {
             Processor::new(root, config, workers, shared)
         });
-        Supervisor { processor, panic }
+        Supervisor {
+            processor,
+            panic,
+            logs,
+        }
     }
 }

@@ -1,0 +1,111 @@
+//! A harness for unit tests of runnables.
+//!
+//! [`TestHarness::start`] runs one runnable as the root of a fresh supervisor
+//! with panics propagated and every log entry of the tree printed with
+//! `eprintln!` (so `cargo test` shows them for failing tests only).
+//! [`TestHarness::finish`] cancels the tree and waits until nothing is live,
+//! naming what is still live every few seconds; it fails the test (panics)
+//! if the runnable returned an error that was not a reaction to cancellation,
+//! or panicked.
+//!
+//! ```
+//! use actix_supervisor::testing::TestHarness;
+//! use actix_supervisor::{node_info, Context, RunResult, Signal};
+//!
+//! async fn under_test(ctx: Context) -> RunResult {
+//!     node_info!(ctx, "up");
+//!     ctx.signal(Signal::Healthy)?;
+//!     ctx.cancelled().await;
+//!     Ok(())
+//! }
+//!
+//! actix_rt::System::new().block_on(async {
+//!     let h = TestHarness::start(under_test);
+//!     h.supervisor().wait_settled().await;
+//!     h.finish().await;
+//! });
+//! ```
+
+use std::time::Duration;
+
+use futures::StreamExt;
+
+use crate::context::Context;
+use crate::error::RunResult;
+use crate::logtree::LogQuery;
+use crate::runnable::Runnable;
+use crate::supervisor::Supervisor;
+
+/// How often `finish` names the runnables that are still live.
+const STRAGGLER_REPORT: Duration = Duration::from_secs(3);
+
+/// One runnable under a fresh supervisor, for a test. See the module docs.
+pub struct TestHarness {
+    sup: Supervisor,
+    printer: tokio::task::JoinHandle<()>,
+}
+
+impl TestHarness {
+    /// Starts `r` as the root of a new supervisor on the current arbiter's
+    /// System. Must be called inside a running actix System (as in
+    /// `#[actix_rt::test]`).
+    pub fn start(r: impl Runnable) -> TestHarness {
+        let sup = Supervisor::builder()
+            .propagate_panics(true)
+            .start(FailOnError(Box::new(r)));
+        let mut stream = sup.logs().subscribe(LogQuery::everything());
+        let printer = actix_rt::spawn(async move {
+            while let Some(event) = stream.next().await {
+                eprintln!("{event}");
+            }
+        });
+        TestHarness { sup, printer }
+    }
+
+    /// The supervisor running the test.
+    pub fn supervisor(&self) -> &Supervisor {
+        &self.sup
+    }
+
+    /// Cancels the tree and waits until nothing is live.
+    ///
+    /// # Panics
+    /// When the runnable under test failed (returned an error before it was
+    /// cancelled, or panicked anywhere in the tree): that is the test failing.
+    pub async fn finish(self) {
+        let shutdown = self.sup.shutdown();
+        futures::pin_mut!(shutdown);
+        loop {
+            match tokio::time::timeout(STRAGGLER_REPORT, &mut shutdown).await {
+                Ok(()) => break,
+                Err(_) => {
+                    let live = self.sup.live_runnables().await;
+                    eprintln!(
+                        "test harness: still waiting for {} live runnables: {live:?}",
+                        live.len()
+                    );
+                }
+            }
+        }
+        self.printer.abort();
+    }
+}
+
+/// Turns an error of the runnable under test into a panic, which the
+/// supervisor propagates to the harness.
+struct FailOnError(Box<dyn Runnable>);
+
+impl Runnable for FailOnError {
+    fn run(&mut self, ctx: Context) -> futures::future::LocalBoxFuture<'static, RunResult> {
+        let fut = self.0.run(ctx.clone());
+        Box::pin(async move {
+            let res = fut.await;
+            if let Err(e) = &res {
+                if !ctx.is_cancelled() {
+                    panic!("the runnable under test ({}) failed: {e}", ctx.dn());
+                }
+            }
+            res
+        })
+    }
+}
