@@ -21,6 +21,28 @@ use tokio::sync::{mpsc, oneshot, Notify};
 
 type Boxed = LocalBoxFuture<'static, RunResult>;
 
+/// Counts live heap bytes, so that memory per node is exact rather than
+/// read off the resident set (which the allocator's arenas blur).
+struct Counting;
+
+static LIVE_BYTES: std::sync::atomic::AtomicIsize = std::sync::atomic::AtomicIsize::new(0);
+
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
 struct Shared {
     healthy: AtomicUsize,
     target: usize,
@@ -137,6 +159,7 @@ async fn measure(depth: u32) {
         victim_up: up_tx,
     });
     let rss0 = rss_kib();
+    let heap0 = LIVE_BYTES.load(Ordering::Relaxed);
     let t = Instant::now();
     let sup = Supervisor::builder()
         .backoff(backoff::ExponentialBackoff {
@@ -150,6 +173,7 @@ async fn measure(depth: u32) {
     let spawn = t.elapsed();
     sup.wait_settled().await;
     let rss = rss_kib().saturating_sub(rss0);
+    let heap = LIVE_BYTES.load(Ordering::Relaxed) - heap0;
 
     let rounds = 300;
     let mut lat = Vec::with_capacity(rounds);
@@ -166,12 +190,13 @@ async fn measure(depth: u32) {
     let shutdown = t.elapsed();
     println!(
         "nodes {:>7}  spawn-to-healthy {:>9.1} ms  restart p50 {:>7.1} µs  p99 {:>7.1} µs  \
-         shutdown {:>8.1} ms  rss/node {:>5} B",
+         shutdown {:>8.1} ms  heap/node {:>5} B  rss/node {:>5} B",
         nodes + 2,
         spawn.as_secs_f64() * 1e3,
         percentile(&lat, 0.5).as_secs_f64() * 1e6,
         percentile(&lat, 0.99).as_secs_f64() * 1e6,
         shutdown.as_secs_f64() * 1e3,
+        heap / (nodes as isize + 2),
         rss * 1024 / (nodes as u64 + 2),
     );
 }

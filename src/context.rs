@@ -5,7 +5,7 @@
 //! exactly; the processor is told of every accepted signal by message and
 //! reads the final phase from the exit report.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -26,6 +26,10 @@ const NEW: u8 = 0;
 const HEALTHY: u8 = 1;
 const DONE: u8 = 2;
 const EXITED: u8 = 3;
+
+const MISUSE_HEALTHY: u8 = 1;
+const MISUSE_DONE_EARLY: u8 = 2;
+const MISUSE_DONE_TWICE: u8 = 3;
 
 /// A runnable's handle on its node: its name, its cancellation, its signals
 /// and its children. Cheap to clone; `Send + Sync`, so it can be moved into
@@ -58,13 +62,15 @@ struct Inner {
     incarnation: u64,
     token: CancellationToken,
     phase: AtomicU8,
-    misuse: Mutex<Option<SignalError>>,
-    processor: Addr<Processor>,
+    /// The first misused signal, as a [`Misuse`] code (0: none). A code
+    /// rather than the error keeps every context small.
+    misuse: AtomicU8,
+    processor: Arc<Addr<Processor>>,
     logs: LogTree,
     /// The child and sub-logger names this incarnation has used: they share
     /// one namespace (both extend the DN), and `sub_logger` must answer
     /// synchronously.
-    names: Mutex<HashMap<String, NameUse>>,
+    names: Mutex<BTreeMap<String, NameUse>>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -81,7 +87,7 @@ impl Context {
         node: NodeKey,
         incarnation: u64,
         token: CancellationToken,
-        processor: Addr<Processor>,
+        processor: Arc<Addr<Processor>>,
     ) -> Context {
         Context {
             inner: Arc::new(Inner {
@@ -90,10 +96,10 @@ impl Context {
                 incarnation,
                 token,
                 phase: AtomicU8::new(NEW),
-                misuse: Mutex::new(None),
+                misuse: AtomicU8::new(0),
                 processor,
                 logs,
-                names: Mutex::new(HashMap::new()),
+                names: Mutex::new(BTreeMap::new()),
             }),
         }
     }
@@ -183,7 +189,7 @@ impl Context {
         Ok(fresh)
     }
 
-    fn names(&self) -> std::sync::MutexGuard<'_, HashMap<String, NameUse>> {
+    fn names(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, NameUse>> {
         self.inner
             .names
             .lock()
@@ -248,11 +254,16 @@ impl Context {
                 (Signal::Done, NEW) => SignalError::DoneNotHealthy { dn },
                 (Signal::Done, _) => SignalError::DoneTwice { dn },
             };
-            self.inner
-                .misuse
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .get_or_insert_with(|| err.clone());
+            let code = match err {
+                SignalError::HealthyNotNew { .. } => MISUSE_HEALTHY,
+                SignalError::DoneNotHealthy { .. } => MISUSE_DONE_EARLY,
+                _ => MISUSE_DONE_TWICE,
+            };
+            // Keep the first misuse only.
+            let _ =
+                self.inner
+                    .misuse
+                    .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire);
             return Err(err);
         }
         self.inner.processor.do_send(SignalMsg {
@@ -279,12 +290,16 @@ impl Context {
     /// Returns whether Done was signalled, and the first misuse.
     pub(crate) fn finish(&self) -> (bool, Option<SignalError>) {
         let done = self.inner.phase.swap(EXITED, Ordering::AcqRel) == DONE;
-        let misuse = self
-            .inner
-            .misuse
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+        let dn = || self.inner.dn.to_string();
+        let misuse = match self.inner.misuse.load(Ordering::Acquire) {
+            0 => None,
+            MISUSE_HEALTHY => Some(SignalError::HealthyNotNew {
+                dn: dn(),
+                state: NodeState::Healthy,
+            }),
+            MISUSE_DONE_EARLY => Some(SignalError::DoneNotHealthy { dn: dn() }),
+            _ => Some(SignalError::DoneTwice { dn: dn() }),
+        };
         (done, misuse)
     }
 }

@@ -28,11 +28,11 @@ use crate::runnable::Runnable;
 
 pub(crate) struct NodeHost {
     runnable: Box<dyn Runnable>,
-    processor: Addr<Processor>,
+    processor: Arc<Addr<Processor>>,
 }
 
 impl NodeHost {
-    pub fn new(runnable: Box<dyn Runnable>, processor: Addr<Processor>) -> NodeHost {
+    pub fn new(runnable: Box<dyn Runnable>, processor: Arc<Addr<Processor>>) -> NodeHost {
         NodeHost {
             runnable,
             processor,
@@ -133,8 +133,10 @@ async fn wait_out(delay: Duration, token: CancellationToken) -> bool {
     if delay.is_zero() {
         return true;
     }
+    // Boxed: the timer exists only while a backoff is waited out, and the
+    // incarnation future of every node would otherwise carry its size.
     tokio::select! {
-        _ = tokio::time::sleep(delay) => !token.is_cancelled(),
+        _ = Box::pin(tokio::time::sleep(delay)) => !token.is_cancelled(),
         _ = token.cancelled() => false,
     }
 }
@@ -148,7 +150,8 @@ async fn guard(
 ) -> Outcome {
     let deadline = async move {
         token.cancelled().await;
-        tokio::time::sleep(timeout).await;
+        // Boxed, so that the timer is only allocated once cancellation came.
+        Box::pin(tokio::time::sleep(timeout)).await;
     };
     tokio::select! {
         biased;

@@ -67,7 +67,8 @@ pub(crate) struct Processor {
     workers: Workers,
     /// Our own address, handed to contexts and hosts. Dropped when finished
     /// so that the processor can stop once nobody else holds it.
-    me: Option<Addr<Processor>>,
+    /// Shared rather than cloned: every clone of an actix address allocates.
+    me: Option<Arc<Addr<Processor>>>,
     root_runnable: Option<Box<dyn Runnable>>,
     starting: Arc<AtomicUsize>,
     last_change: Instant,
@@ -454,7 +455,7 @@ impl Actor for Processor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         // Hosts and contexts report back through this address.
-        self.me = Some(ctx.address());
+        self.me = Some(Arc::new(ctx.address()));
         let root = self.tree.root();
         if let Some(r) = self.root_runnable.take() {
             self.host(root, r);
