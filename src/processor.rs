@@ -274,16 +274,40 @@ impl Processor {
                 None => return self.give_up(m),
             }
         }
+        // One line per dead member, one for all the siblings that come back
+        // with them: a group of 50,000 must not mean 50,000 log lines.
+        let mut siblings = Vec::new();
+        for (&m, delay) in members.iter().zip(&delays) {
+            let Some(n) = self.tree.node(m) else { continue };
+            if n.state() == NodeState::Dead {
+                let msg = format!(
+                    "restarting {} (restart {}) in {:?}",
+                    n.dn,
+                    n.restarts + 1,
+                    delay
+                );
+                self.voice.say(Level::Info, msg);
+            } else {
+                siblings.push(n.dn.clone());
+            }
+        }
+        if !siblings.is_empty() {
+            let shown: Vec<&str> = siblings.iter().take(5).map(|d| &**d).collect();
+            let more = siblings.len().saturating_sub(shown.len());
+            let more = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            let msg = format!(
+                "restarting their group siblings at once: {}{more}",
+                shown.join(", ")
+            );
+            self.voice.say(Level::Info, msg);
+        }
         for (m, delay) in members.into_iter().zip(delays) {
             for gone in self.tree.reset(m) {
                 self.hosts.remove(gone);
-            }
-            if let Some(n) = self.tree.node(m) {
-                let msg = format!(
-                    "restarting {} (restart {}) in {:?}",
-                    n.dn, n.restarts, delay
-                );
-                self.voice.say(Level::Info, msg);
             }
             self.schedule(m, delay);
         }
