@@ -1,1 +1,642 @@
-fn main() {}
+//! The same restart and spawn scenarios for the Rust peers, in the same run:
+//! actix's own `Supervisor`, kameo's supervision, and ractor with
+//! ractor-supervisor. `cargo bench --bench peers`; see docs/performance.md.
+//!
+//! **restart**: a two-member one-for-all group; one member fails (returns an
+//! error from a message handler); measured from the failure until the other
+//! member's next incarnation starts. actix's `Supervisor` restarts a single
+//! actor and has no groups: it is measured from the actor stopping itself to
+//! its restarted `started()`, which is less work than a group restart.
+//!
+//! **spawn**: a fan-out-10 tree of N nodes, from the first spawn until every
+//! leaf has started. kameo: every node is an actor supervising its ten
+//! children. ractor: every inner node is a ractor-supervisor `Supervisor`, the
+//! leaves are actors. actix has no supervision tree: it spawns N supervised
+//! actors, flat, over two arbiters.
+//!
+//! kameo and ractor run on a tokio multi-thread runtime with two workers; our
+//! supervisor runs its processor and two workers on arbiters of their own.
+
+#[path = "common.rs"]
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use tokio::sync::mpsc;
+
+/// What every peer's actors share with the bench.
+struct Probe {
+    died_at: Mutex<Option<Instant>>,
+    samples: mpsc::UnboundedSender<Duration>,
+    started: Countdown,
+}
+
+impl Probe {
+    fn new() -> (Arc<Probe>, mpsc::UnboundedReceiver<Duration>) {
+        let (samples, rx) = mpsc::unbounded_channel();
+        let p = Arc::new(Probe {
+            died_at: Mutex::new(None),
+            samples,
+            started: Countdown::default(),
+        });
+        (p, rx)
+    }
+
+    fn die(&self) {
+        *self.died_at.lock().unwrap() = Some(Instant::now());
+    }
+
+    fn reborn(&self) {
+        if let Some(t0) = self.died_at.lock().unwrap().take() {
+            let _ = self.samples.send(t0.elapsed());
+        }
+    }
+}
+
+fn tokio_rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn quick<'a>(
+    c: &'a mut Criterion,
+    name: &str,
+) -> criterion::BenchmarkGroup<'a, criterion::measurement::WallTime> {
+    let mut g = c.benchmark_group(name);
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    g
+}
+
+/// Runs `rounds` kills through `kill` and returns the latencies.
+async fn latencies<F, Fut>(
+    rounds: u64,
+    samples: &mut mpsc::UnboundedReceiver<Duration>,
+    mut kill: F,
+) -> Vec<Duration>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut out = Vec::with_capacity(rounds as usize);
+    for _ in 0..rounds {
+        kill().await;
+        out.push(samples.recv().await.expect("a sample"));
+    }
+    out
+}
+
+// ------------------------------------------------------------------ actix
+
+mod actix_peer {
+    use super::*;
+    use actix::prelude::*;
+
+    pub struct Worker(pub Arc<Probe>);
+
+    impl Actor for Worker {
+        type Context = Context<Self>;
+        fn started(&mut self, _: &mut Context<Self>) {
+            self.0.reborn();
+            self.0.started.tick();
+        }
+    }
+
+    impl actix::Supervised for Worker {}
+
+    #[derive(Message)]
+    #[rtype(result = "()")]
+    pub struct Die;
+
+    impl Handler<Die> for Worker {
+        type Result = ();
+        fn handle(&mut self, _: Die, ctx: &mut Context<Self>) {
+            self.0.die();
+            ctx.stop();
+        }
+    }
+}
+
+// ------------------------------------------------------------------ kameo
+
+mod kameo_peer {
+    use super::*;
+    use kameo::actor::{Actor, ActorRef, Spawn};
+    use kameo::error::Infallible;
+    use kameo::message::{Context, Message};
+    use kameo::supervision::{RestartPolicy, SupervisionStrategy};
+
+    #[derive(Clone)]
+    pub struct Member {
+        pub probe: Arc<Probe>,
+        pub victim: bool,
+        pub up: mpsc::UnboundedSender<ActorRef<Member>>,
+    }
+
+    impl Actor for Member {
+        type Args = Self;
+        type Error = Infallible;
+        async fn on_start(me: Self, actor_ref: ActorRef<Self>) -> Result<Self, Infallible> {
+            if me.victim {
+                let _ = me.up.send(actor_ref);
+            } else {
+                me.probe.reborn();
+            }
+            Ok(me)
+        }
+    }
+
+    pub struct Die;
+
+    impl Message<Die> for Member {
+        type Reply = Result<(), std::io::Error>;
+        async fn handle(&mut self, _: Die, _: &mut Context<Self, Self::Reply>) -> Self::Reply {
+            self.probe.die();
+            Err(std::io::Error::other("killed"))
+        }
+    }
+
+    pub struct Group;
+
+    impl Actor for Group {
+        type Args = Member;
+        type Error = Infallible;
+        fn supervision_strategy() -> SupervisionStrategy {
+            SupervisionStrategy::OneForAll
+        }
+        async fn on_start(m: Member, actor_ref: ActorRef<Self>) -> Result<Self, Infallible> {
+            for victim in [true, false] {
+                Member::supervise(
+                    &actor_ref,
+                    Member {
+                        victim,
+                        ..m.clone()
+                    },
+                )
+                .restart_policy(RestartPolicy::Permanent)
+                .restart_limit(u32::MAX, Duration::from_secs(1))
+                .spawn()
+                .await;
+            }
+            Ok(Group)
+        }
+    }
+
+    /// A tree node: supervises ten children until the leaves.
+    #[derive(Clone)]
+    pub struct Node {
+        pub depth: u32,
+        pub probe: Arc<Probe>,
+    }
+
+    impl Actor for Node {
+        type Args = Self;
+        type Error = Infallible;
+        async fn on_start(me: Self, actor_ref: ActorRef<Self>) -> Result<Self, Infallible> {
+            if me.depth == 0 {
+                me.probe.started.tick();
+            } else {
+                for _ in 0..10 {
+                    Node::supervise(
+                        &actor_ref,
+                        Node {
+                            depth: me.depth - 1,
+                            probe: me.probe.clone(),
+                        },
+                    )
+                    .spawn()
+                    .await;
+                }
+            }
+            Ok(me)
+        }
+    }
+}
+
+// ------------------------------------------------------------------ ractor
+
+mod ractor_peer {
+    use super::*;
+    use ractor::{Actor, ActorProcessingErr, ActorRef};
+    use ractor_supervisor::*;
+
+    pub struct Member {
+        pub probe: Arc<Probe>,
+        pub up: Option<mpsc::UnboundedSender<ActorRef<()>>>,
+    }
+
+    #[ractor::async_trait]
+    impl Actor for Member {
+        type Msg = ();
+        type State = ();
+        type Arguments = ();
+        async fn pre_start(&self, myself: ActorRef<()>, _: ()) -> Result<(), ActorProcessingErr> {
+            match &self.up {
+                Some(up) => {
+                    let _ = up.send(myself);
+                }
+                None => self.probe.reborn(),
+            }
+            Ok(())
+        }
+        async fn handle(
+            &self,
+            _: ActorRef<()>,
+            _: (),
+            _: &mut (),
+        ) -> Result<(), ActorProcessingErr> {
+            self.probe.die();
+            Err("killed".into())
+        }
+    }
+
+    pub struct Leaf(pub Arc<Probe>);
+
+    #[ractor::async_trait]
+    impl Actor for Leaf {
+        type Msg = ();
+        type State = ();
+        type Arguments = ();
+        async fn pre_start(&self, _: ActorRef<()>, _: ()) -> Result<(), ActorProcessingErr> {
+            self.0.started.tick();
+            Ok(())
+        }
+    }
+
+    pub fn options() -> SupervisorOptions {
+        SupervisorOptions {
+            strategy: SupervisorStrategy::OneForAll,
+            max_restarts: usize::MAX,
+            max_window: Duration::from_secs(1),
+            reset_after: None,
+        }
+    }
+
+    fn spec(id: String, spawn_fn: SpawnFn) -> ChildSpec {
+        ChildSpec {
+            id,
+            restart: Restart::Permanent,
+            spawn_fn,
+            backoff_fn: None,
+            reset_after: None,
+        }
+    }
+
+    pub fn pair(probe: Arc<Probe>, up: mpsc::UnboundedSender<ActorRef<()>>) -> SupervisorArguments {
+        let victim = {
+            let (probe, up) = (probe.clone(), up.clone());
+            SpawnFn::new(move |cell, id| {
+                let member = Member {
+                    probe: probe.clone(),
+                    up: Some(up.clone()),
+                };
+                async move {
+                    Ok(Supervisor::spawn_linked(id, member, (), cell)
+                        .await?
+                        .0
+                        .get_cell())
+                }
+            })
+        };
+        let peer = SpawnFn::new(move |cell, id| {
+            let member = Member {
+                probe: probe.clone(),
+                up: None,
+            };
+            async move {
+                Ok(Supervisor::spawn_linked(id, member, (), cell)
+                    .await?
+                    .0
+                    .get_cell())
+            }
+        });
+        SupervisorArguments {
+            child_specs: vec![spec("victim".into(), victim), spec("peer".into(), peer)],
+            options: options(),
+        }
+    }
+
+    /// A supervisor of ten children, each a supervisor again until the leaves.
+    pub fn tree(prefix: String, depth: u32, probe: Arc<Probe>) -> SupervisorArguments {
+        let child_specs = (0..10)
+            .map(|i| {
+                let id = format!("{prefix}.n{i}");
+                let probe = probe.clone();
+                let f = SpawnFn::new(move |cell, id: String| {
+                    let probe = probe.clone();
+                    async move {
+                        let cell = if depth == 1 {
+                            Supervisor::spawn_linked(id, Leaf(probe), (), cell)
+                                .await?
+                                .0
+                                .get_cell()
+                        } else {
+                            let args = tree(id.clone(), depth - 1, probe);
+                            Supervisor::spawn_linked(id, Supervisor, args, cell)
+                                .await?
+                                .0
+                                .get_cell()
+                        };
+                        Ok(cell)
+                    }
+                });
+                spec(id, f)
+            })
+            .collect();
+        SupervisorArguments {
+            child_specs,
+            options: options(),
+        }
+    }
+}
+
+// ------------------------------------------------------------------ benches
+
+const ROUNDS: u64 = 300;
+
+fn restart(c: &mut Criterion) {
+    let mut g = quick(c, "peers_restart");
+
+    // Ours: the same two-member group, directly under the root; with the
+    // default placement (processor and nodes on threads of their own) and
+    // with everything on one arbiter.
+    for (name, one_thread) in [
+        ("actix_supervisor", false),
+        ("actix_supervisor_one_arbiter", true),
+    ] {
+        let sys = actix_rt::System::new();
+        let (s, samples, mut victim_up) = Shared::new();
+        let sup = sys.block_on(async {
+            let s2 = s.clone();
+            let builder = if one_thread {
+                no_backoff().current_arbiter()
+            } else {
+                no_backoff()
+            };
+            let sup = builder.start(move |ctx: actix_supervisor::Context| {
+                let s = s2.clone();
+                async move {
+                    let pair = actix_supervisor::Group::new()
+                        .with("victim", victim(s.clone()))
+                        .with("peer", peer(s));
+                    ctx.run_group(pair).await?;
+                    ctx.signal(actix_supervisor::Signal::Healthy)?;
+                    ctx.cancelled().await;
+                    Ok(())
+                }
+            });
+            victim_up.recv().await;
+            sup
+        });
+        let mut killer = Killer {
+            shared: s,
+            samples,
+            victim_up,
+        };
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                sys.block_on(async {
+                    let mut t = Duration::ZERO;
+                    for _ in 0..iters {
+                        t += killer.kill_once().await;
+                    }
+                    t
+                })
+            })
+        });
+        let lat = sys.block_on(async {
+            let mut v = Vec::new();
+            for _ in 0..ROUNDS {
+                v.push(killer.kill_once().await);
+            }
+            v
+        });
+        report(&format!("peers_restart/{name}"), lat);
+        sys.block_on(sup.shutdown());
+    }
+
+    // actix's Supervisor: one actor.
+    {
+        use actix::prelude::*;
+        let sys = actix_rt::System::new();
+        let (probe, mut samples) = Probe::new();
+        let addr = sys.block_on(async {
+            let p = probe.clone();
+            actix::Supervisor::start_in_arbiter(&Arbiter::new().handle(), move |_| {
+                actix_peer::Worker(p)
+            })
+        });
+        let mut run = |n: u64| {
+            sys.block_on(latencies(n, &mut samples, || {
+                let addr = addr.clone();
+                async move { addr.do_send(actix_peer::Die) }
+            }))
+        };
+        g.bench_function("actix_Supervisor", |b| {
+            b.iter_custom(|iters| run(iters).iter().sum())
+        });
+        report("peers_restart/actix_Supervisor", run(ROUNDS));
+    }
+
+    // kameo: a OneForAll supervisor of two.
+    {
+        use kameo::actor::Spawn;
+        let rt = tokio_rt();
+        let (probe, mut samples) = Probe::new();
+        let (up, mut up_rx) = mpsc::unbounded_channel();
+        let member = kameo_peer::Member {
+            probe: probe.clone(),
+            victim: false,
+            up,
+        };
+        let (sup, mut victim) = rt.block_on(async {
+            let sup = kameo_peer::Group::spawn(member);
+            let v = up_rx.recv().await.expect("victim");
+            (sup, v)
+        });
+        let mut run = |n: u64| {
+            rt.block_on(async {
+                let mut out = Vec::new();
+                for _ in 0..n {
+                    let _ = victim.tell(kameo_peer::Die).await;
+                    out.push(samples.recv().await.expect("a sample"));
+                    victim = up_rx.recv().await.expect("victim back");
+                }
+                out
+            })
+        };
+        g.bench_function("kameo", |b| b.iter_custom(|iters| run(iters).iter().sum()));
+        report("peers_restart/kameo", run(ROUNDS));
+        rt.block_on(async {
+            sup.kill();
+            sup.wait_for_shutdown().await;
+        });
+    }
+
+    // ractor + ractor-supervisor: a OneForAll supervisor of two.
+    {
+        let rt = tokio_rt();
+        let (probe, mut samples) = Probe::new();
+        let (up, mut up_rx) = mpsc::unbounded_channel();
+        let (sup, mut victim) = rt.block_on(async {
+            let (sup, _) = ractor_supervisor::Supervisor::spawn(
+                "pair".into(),
+                ractor_peer::pair(probe.clone(), up),
+            )
+            .await
+            .expect("spawn");
+            let v = up_rx.recv().await.expect("victim");
+            (sup, v)
+        });
+        let mut run = |n: u64| {
+            rt.block_on(async {
+                let mut out = Vec::new();
+                for _ in 0..n {
+                    let _ = victim.send_message(());
+                    out.push(samples.recv().await.expect("a sample"));
+                    victim = up_rx.recv().await.expect("victim back");
+                }
+                out
+            })
+        };
+        g.bench_function("ractor_supervisor", |b| {
+            b.iter_custom(|iters| run(iters).iter().sum())
+        });
+        report("peers_restart/ractor_supervisor", run(ROUNDS));
+        sup.stop(None);
+    }
+}
+
+fn spawn(c: &mut Criterion) {
+    let mut g = quick(c, "peers_spawn");
+    for depth in [3u32, 4] {
+        let leaves = 10usize.pow(depth);
+        let n = tree_size(depth);
+
+        g.bench_with_input(
+            BenchmarkId::new("actix_supervisor", n),
+            &depth,
+            |b, &depth| {
+                let sys = actix_rt::System::new();
+                b.iter_custom(|iters| {
+                    sys.block_on(async {
+                        let mut t = Duration::ZERO;
+                        for _ in 0..iters {
+                            let (s, _, _) = Shared::new();
+                            s.healthy.arm(n);
+                            let t0 = Instant::now();
+                            let sup = no_backoff().start(fan_out(
+                                depth,
+                                false,
+                                Leaves::Serve,
+                                true,
+                                s.clone(),
+                            ));
+                            s.healthy.wait().await;
+                            t += t0.elapsed();
+                            sup.shutdown().await;
+                        }
+                        t
+                    })
+                })
+            },
+        );
+
+        g.bench_with_input(BenchmarkId::new("actix_Supervisor_flat", n), &n, |b, &n| {
+            b.iter_custom(|iters| {
+                let mut t = Duration::ZERO;
+                for _ in 0..iters {
+                    let sys = actix_rt::System::new();
+                    t += sys.block_on(async {
+                        use actix::prelude::*;
+                        let (probe, _) = Probe::new();
+                        probe.started.arm(n);
+                        let arbiters = [Arbiter::new(), Arbiter::new()];
+                        let t0 = Instant::now();
+                        let addrs: Vec<_> = (0..n)
+                            .map(|i| {
+                                let p = probe.clone();
+                                actix::Supervisor::start_in_arbiter(
+                                    &arbiters[i % 2].handle(),
+                                    move |_| actix_peer::Worker(p),
+                                )
+                            })
+                            .collect();
+                        probe.started.wait().await;
+                        let d = t0.elapsed();
+                        drop(addrs);
+                        for a in &arbiters {
+                            a.stop();
+                        }
+                        d
+                    });
+                }
+                t
+            })
+        });
+
+        g.bench_with_input(BenchmarkId::new("kameo", n), &depth, |b, &depth| {
+            use kameo::actor::Spawn;
+            let rt = tokio_rt();
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let mut t = Duration::ZERO;
+                    for _ in 0..iters {
+                        let (probe, _) = Probe::new();
+                        probe.started.arm(leaves);
+                        let t0 = Instant::now();
+                        let root = kameo_peer::Node::spawn(kameo_peer::Node {
+                            depth,
+                            probe: probe.clone(),
+                        });
+                        probe.started.wait().await;
+                        t += t0.elapsed();
+                        root.kill();
+                        root.wait_for_shutdown().await;
+                    }
+                    t
+                })
+            })
+        });
+
+        g.bench_with_input(
+            BenchmarkId::new("ractor_supervisor", n),
+            &depth,
+            |b, &depth| {
+                let rt = tokio_rt();
+                let mut round = 0u64;
+                b.iter_custom(|iters| {
+                    rt.block_on(async {
+                        let mut t = Duration::ZERO;
+                        for _ in 0..iters {
+                            round += 1;
+                            let (probe, _) = Probe::new();
+                            probe.started.arm(leaves);
+                            let name = format!("t{round}");
+                            let t0 = Instant::now();
+                            let args = ractor_peer::tree(name.clone(), depth, probe.clone());
+                            let (root, handle) = ractor_supervisor::Supervisor::spawn(name, args)
+                                .await
+                                .expect("spawn");
+                            probe.started.wait().await;
+                            t += t0.elapsed();
+                            root.stop(None);
+                            let _ = handle.await;
+                        }
+                        t
+                    })
+                })
+            },
+        );
+    }
+}
+
+criterion_group!(benches, restart, spawn);
+criterion_main!(benches);
