@@ -282,6 +282,11 @@ impl Context {
         self.inner.incarnation
     }
 
+    /// Done was signalled (and the incarnation has not ended yet).
+    pub(crate) fn done_signalled(&self) -> bool {
+        self.inner.phase.load(Ordering::Acquire) == DONE
+    }
+
     pub(crate) fn token(&self) -> &CancellationToken {
         &self.inner.token
     }

@@ -39,6 +39,7 @@
 //! actor per node, running its runnable on a worker arbiter). See
 //! `docs/design.md` in the repository for the whole picture.
 
+mod actor;
 mod capture;
 mod context;
 mod error;
@@ -48,6 +49,8 @@ mod logtree;
 mod metrics;
 mod name;
 mod node;
+#[cfg(unix)]
+pub mod process;
 mod processor;
 mod runnable;
 mod state;
@@ -57,6 +60,9 @@ pub mod testing;
 mod tree;
 mod workers;
 
+pub use actor::{
+    actor, actor_with, ActorRunnable, DeliveryError, Supervised, DEFAULT_SEND_TIMEOUT,
+};
 pub use capture::{current_logger, CaptureLogger};
 pub use context::Context;
 pub use error::{Error, RunError, RunResult, SignalError};

@@ -129,16 +129,20 @@ async fn done_is_not_exit() {
     let b_starts = Arc::new(AtomicUsize::new(0));
     let (tx, mut rx) = events();
     let bs = b_starts.clone();
+    // b fails only once a is up, so that a's first incarnation surely runs.
+    let a_up = Arc::new(tokio::sync::Notify::new());
     let sup = builder().start(move |ctx: Context| {
-        let (release_rx, bs, tx) = (release_rx.clone(), bs.clone(), tx.clone());
+        let (release_rx, bs, tx, a_up) = (release_rx.clone(), bs.clone(), tx.clone(), a_up.clone());
         async move {
+            let a_up2 = a_up.clone();
             let a = move |ctx: Context| {
                 let release = release_rx.lock().unwrap().take();
-                let tx = tx.clone();
+                let (tx, a_up) = (tx.clone(), a_up2.clone());
                 async move {
                     ctx.signal(Signal::Healthy)?;
                     ctx.signal(Signal::Done)?;
                     let _ = tx.send("a done".into());
+                    a_up.notify_one();
                     if let Some(r) = release {
                         let _ = r.await; // ignores cancellation on purpose
                         return Ok(());
@@ -148,9 +152,11 @@ async fn done_is_not_exit() {
             };
             let b = move |ctx: Context| {
                 let n = bs.fetch_add(1, Ordering::SeqCst);
+                let a_up = a_up.clone();
                 async move {
                     ctx.signal(Signal::Healthy)?;
                     if n == 0 {
+                        a_up.notified().await;
                         return Err("b fails".into());
                     }
                     ctx.cancelled().await;

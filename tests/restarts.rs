@@ -10,22 +10,26 @@ use std::time::Duration;
 use actix_supervisor::{Context, Group, NodeState, RunResult, Signal, Supervisor};
 use common::*;
 use futures::FutureExt;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::time::Instant;
 
-/// Fails on its first start, serves afterwards; reports every start.
+/// Fails on its first start once `trigger` is notified (so that the test
+/// decides when, e.g. after its siblings are up), serves afterwards; reports
+/// every start.
 fn fails_once(
     name: &'static str,
     tx: mpsc::UnboundedSender<String>,
+    trigger: Arc<Notify>,
 ) -> impl FnMut(Context) -> futures::future::LocalBoxFuture<'static, RunResult> + Send {
     let starts = Arc::new(AtomicUsize::new(0));
     move |ctx: Context| {
         let n = starts.fetch_add(1, Ordering::SeqCst);
-        let tx = tx.clone();
+        let (tx, trigger) = (tx.clone(), trigger.clone());
         Box::pin(async move {
             let _ = tx.send(format!("start {name} {n}"));
             ctx.signal(Signal::Healthy)?;
             if n == 0 {
+                trigger.notified().await;
                 return Err(format!("{name} failed").into());
             }
             ctx.cancelled().await;
@@ -56,7 +60,11 @@ fn reporter(
 #[actix_rt::test]
 async fn a_group_member_death_restarts_the_group() {
     let (tx, mut rx) = events();
-    let (a, b) = (fails_once("a", tx.clone()), reporter("b", tx.clone()));
+    let trigger = Arc::new(Notify::new());
+    let (a, b) = (
+        fails_once("a", tx.clone(), trigger.clone()),
+        reporter("b", tx.clone()),
+    );
     let group = Arc::new(Mutex::new(Some((a, b))));
     let sup = builder().start(move |ctx: Context| {
         let members = group.lock().unwrap().take();
@@ -68,6 +76,10 @@ async fn a_group_member_death_restarts_the_group() {
             serve(&ctx).await
         }
     });
+    let mut up = vec![next(&mut rx).await, next(&mut rx).await];
+    up.sort();
+    assert_eq!(up, ["start a 0", "start b 0"]);
+    trigger.notify_one();
     until(&mut rx, "stop b 0").await;
     let mut rest = vec![next(&mut rx).await, next(&mut rx).await];
     rest.sort();
@@ -119,7 +131,8 @@ async fn the_group_waits_for_its_slowest_member() {
     let (tx, mut rx) = events();
     let (release_tx, release_rx) = oneshot::channel::<()>();
     let release = Arc::new(Mutex::new(Some(release_rx)));
-    let a = fails_once("a", tx.clone());
+    let trigger = Arc::new(Notify::new());
+    let a = fails_once("a", tx.clone(), trigger.clone());
     let slow = {
         let tx = tx.clone();
         move |ctx: Context| {
@@ -127,6 +140,7 @@ async fn the_group_waits_for_its_slowest_member() {
             let tx = tx.clone();
             async move {
                 ctx.signal(Signal::Healthy)?;
+                let _ = tx.send("slow up".into());
                 ctx.cancelled().await;
                 let _ = tx.send("slow cancelled".into());
                 if let Some(r) = release {
@@ -148,6 +162,10 @@ async fn the_group_waits_for_its_slowest_member() {
             serve(&ctx).await
         }
     });
+    let mut up = vec![next(&mut rx).await, next(&mut rx).await];
+    up.sort();
+    assert_eq!(up, ["slow up", "start a 0"]);
+    trigger.notify_one();
     until(&mut rx, "slow cancelled").await;
     sup.wait_settled().await;
     assert_eq!(state(&sup, "root.a").await, NodeState::Dead);

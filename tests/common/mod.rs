@@ -89,3 +89,36 @@ pub async fn until(rx: &mut mpsc::UnboundedReceiver<String>, want: &str) -> Vec<
         seen.push(e);
     }
 }
+
+/// A metrics sink that forwards every transition, for tests to wait on.
+pub struct Transitions(mpsc::UnboundedSender<(String, NodeState)>);
+
+impl actix_supervisor::Metrics for Transitions {
+    fn node_state(&self, dn: &str, state: NodeState) {
+        let _ = self.0.send((dn.to_string(), state));
+    }
+}
+
+pub fn transitions() -> (Transitions, mpsc::UnboundedReceiver<(String, NodeState)>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    (Transitions(tx), rx)
+}
+
+/// Waits for `dn` to enter `state` the `nth` time (1-based), with a 10 s hang guard.
+pub async fn await_state(
+    rx: &mut mpsc::UnboundedReceiver<(String, NodeState)>,
+    dn: &str,
+    state: NodeState,
+    nth: usize,
+) {
+    let mut seen = 0;
+    while seen < nth {
+        let (d, s) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{dn} did not become {state} within 10 s"))
+            .expect("transitions closed");
+        if d == dn && s == state {
+            seen += 1;
+        }
+    }
+}

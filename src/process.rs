@@ -1,0 +1,392 @@
+//! OS processes as tree nodes (Unix).
+//!
+//! A [`Command`] is a runnable that starts a process on every (re)start:
+//! - it is HEALTHY once spawned, or once a stdout line passes the readiness
+//!   check you give ([`Command::ready_when`]);
+//! - stdout and stderr go line by line, as raw lines, into the node's log at
+//!   its DN (invalid UTF-8 is replaced);
+//! - the process's exit is the runnable's exit: a non-zero or signal exit is a
+//!   death whose reason holds the exit status and the last lines of stderr. A
+//!   zero exit is a death too ("exited while it should run"), unless the
+//!   command was marked [`Command::done_on_success`], which makes it DONE;
+//! - cancellation sends the stop signal (SIGTERM by default), waits the grace
+//!   period (5 s by default), then sends SIGKILL; the process is reaped
+//!   before the node counts as CANCELED;
+//! - the process never outlives its node: if the node's future is dropped
+//!   (aborted after the shutdown timeout, or the supervisor's System stops),
+//!   it is killed with SIGKILL, and with [`Command::kill_process_group`] its
+//!   whole process group is.
+//!
+//! A command that cannot be started (missing, not executable) is a death
+//! with the OS error as its reason, retried with backoff like any other.
+//!
+//! ```no_run
+//! use actix_supervisor::process::Command;
+//! use actix_supervisor::{Context, RunResult, Signal};
+//!
+//! async fn root(ctx: Context) -> RunResult {
+//!     let server = Command::new("python3")
+//!         .args(["-m", "http.server", "8000"])
+//!         .ready_when(|line| line.contains("Serving HTTP"));
+//!     let signals = server.signals();
+//!     ctx.run("http", server).await?;
+//!     ctx.signal(Signal::Healthy)?;
+//!     // Later: ask it to reload.
+//!     let _ = signals.send(libc::SIGHUP);
+//!     ctx.cancelled().await;
+//!     Ok(())
+//! }
+//! ```
+
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::fmt;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures::future::LocalBoxFuture;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::sync::mpsc;
+
+use crate::context::Context;
+use crate::error::RunResult;
+use crate::logger::Logger;
+use crate::runnable::Runnable;
+use crate::state::Signal;
+
+/// How many of the last stderr lines a death reason carries.
+const STDERR_TAIL: usize = 10;
+
+type ReadyCheck = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// A supervised OS process. See the [module docs](self).
+#[derive(Clone)]
+pub struct Command {
+    program: OsString,
+    args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
+    cwd: Option<PathBuf>,
+    stop_signal: i32,
+    grace: Duration,
+    group: bool,
+    done_on_success: bool,
+    ready: Option<ReadyCheck>,
+    pid: Arc<Mutex<Option<u32>>>,
+}
+
+impl fmt::Debug for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Command")
+            .field("program", &self.program)
+            .field("args", &self.args)
+            .field("stop_signal", &self.stop_signal)
+            .field("grace", &self.grace)
+            .field("group", &self.group)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Command {
+    /// `program`, looked up in `PATH` as `std::process::Command` does.
+    pub fn new(program: impl Into<OsString>) -> Command {
+        Command {
+            program: program.into(),
+            args: Vec::new(),
+            env: Vec::new(),
+            cwd: None,
+            stop_signal: libc::SIGTERM,
+            grace: Duration::from_secs(5),
+            group: false,
+            done_on_success: false,
+            ready: None,
+            pid: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cwd = Some(dir.into());
+        self
+    }
+
+    /// The signal sent first on cancellation. Default SIGTERM.
+    pub fn stop_signal(mut self, signal: i32) -> Self {
+        self.stop_signal = signal;
+        self
+    }
+
+    /// How long after the stop signal SIGKILL follows. Default 5 s. Keep it
+    /// below the supervisor's `shutdown_timeout`.
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// Starts the process in a process group of its own and signals the whole
+    /// group, so that its children are stopped (and killed) with it.
+    pub fn kill_process_group(mut self, on: bool) -> Self {
+        self.group = on;
+        self
+    }
+
+    /// A zero exit makes the node DONE instead of DEAD.
+    pub fn done_on_success(mut self, on: bool) -> Self {
+        self.done_on_success = on;
+        self
+    }
+
+    /// The node becomes HEALTHY on the first stdout line for which `check`
+    /// is true, instead of as soon as the process is spawned.
+    pub fn ready_when(mut self, check: impl Fn(&str) -> bool + Send + Sync + 'static) -> Self {
+        self.ready = Some(Arc::new(check));
+        self
+    }
+
+    /// A handle to signal the running process, whichever incarnation it is.
+    pub fn signals(&self) -> ProcessSignals {
+        ProcessSignals {
+            pid: self.pid.clone(),
+            group: self.group,
+        }
+    }
+}
+
+/// Sends signals to a [`Command`]'s current process (its group, with
+/// [`Command::kill_process_group`]).
+#[derive(Clone, Debug)]
+pub struct ProcessSignals {
+    pid: Arc<Mutex<Option<u32>>>,
+    group: bool,
+}
+
+impl ProcessSignals {
+    /// The current process's pid, if one runs.
+    pub fn pid(&self) -> Option<u32> {
+        *self.pid.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sends `signal` (e.g. `libc::SIGHUP`). Fails when no process runs or
+    /// the OS refuses.
+    pub fn send(&self, signal: i32) -> std::io::Result<()> {
+        match self.pid() {
+            Some(pid) => send_signal(pid, self.group, signal),
+            None => Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no process is running",
+            )),
+        }
+    }
+}
+
+fn send_signal(pid: u32, group: bool, signal: i32) -> std::io::Result<()> {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "pid out of range",
+        ));
+    };
+    let target = if group { -pid } else { pid };
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    if unsafe { libc::kill(target, signal) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Kills the process (or its group) with SIGKILL if it is dropped while the
+/// process may still run: the process never outlives its node.
+struct KillOnDrop {
+    pid: u32,
+    group: bool,
+    reaped: bool,
+    slot: Arc<Mutex<Option<u32>>>,
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if !self.reaped || self.group {
+            // For a group, children of the leader may remain after it exited.
+            let _ = send_signal(self.pid, self.group, libc::SIGKILL);
+        }
+        *self.slot.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+}
+
+impl Runnable for Command {
+    fn run(&mut self, ctx: Context) -> LocalBoxFuture<'static, RunResult> {
+        let cmd = self.clone();
+        Box::pin(async move { cmd.supervise(ctx).await })
+    }
+}
+
+impl Command {
+    async fn supervise(self, ctx: Context) -> RunResult {
+        let program = self.program.to_string_lossy().into_owned();
+        let mut command = tokio::process::Command::new(&self.program);
+        command
+            .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if let Some(dir) = &self.cwd {
+            command.current_dir(dir);
+        }
+        if self.group {
+            command.process_group(0);
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("cannot start {program:?}: {e}"))?;
+        let Some(pid) = child.id() else {
+            return Err(format!("{program:?} exited before it could be supervised").into());
+        };
+        *self.pid.lock().unwrap_or_else(PoisonError::into_inner) = Some(pid);
+        let mut guard = KillOnDrop {
+            pid,
+            group: self.group,
+            reaped: false,
+            slot: self.pid.clone(),
+        };
+        let logger = ctx.logger();
+        let (line_tx, lines) = mpsc::unbounded_channel::<String>();
+        // Only read while waiting for readiness; dropped after, so that a
+        // chatty process does not fill the channel.
+        let mut lines = self.ready.is_some().then_some(lines);
+        let stderr_tail = Arc::new(Mutex::new(VecDeque::new()));
+        let mut pumps = Vec::new();
+        if let Some(out) = child.stdout.take() {
+            let forward = lines.is_some().then_some(line_tx);
+            pumps.push(tokio::task::spawn_local(pump(
+                out,
+                logger.clone(),
+                forward,
+                None,
+            )));
+        }
+        if let Some(err) = child.stderr.take() {
+            pumps.push(tokio::task::spawn_local(pump(
+                err,
+                logger,
+                None,
+                Some(stderr_tail.clone()),
+            )));
+        }
+
+        let mut healthy = self.ready.is_none();
+        if healthy {
+            ctx.signal(Signal::Healthy)?;
+        }
+        let status = loop {
+            tokio::select! {
+                status = child.wait() => break status,
+                line = async { lines.as_mut()?.recv().await }, if lines.is_some() => {
+                    match line {
+                        Some(line) if self.ready.as_ref().is_some_and(|ready| ready(&line)) => {
+                            healthy = true;
+                            lines = None;
+                            ctx.signal(Signal::Healthy)?;
+                        }
+                        Some(_) => {}
+                        // stdout closed: no line will ever make it ready.
+                        None => lines = None,
+                    }
+                }
+                _ = ctx.cancelled() => {
+                    let _ = send_signal(pid, self.group, self.stop_signal);
+                    let status = match tokio::time::timeout(self.grace, child.wait()).await {
+                        Ok(status) => status,
+                        Err(_) => {
+                            let _ = send_signal(pid, self.group, libc::SIGKILL);
+                            child.wait().await
+                        }
+                    };
+                    guard.reaped = status.is_ok();
+                    drop(guard);
+                    for p in pumps {
+                        p.abort();
+                    }
+                    return Ok(());
+                }
+            }
+        };
+        guard.reaped = status.is_ok();
+        drop(guard);
+        // Let the pumps drain what the process wrote before it exited.
+        for p in pumps {
+            let _ = p.await;
+        }
+        let status = status.map_err(|e| format!("waiting for {program:?}: {e}"))?;
+        if status.success() && self.done_on_success {
+            if !healthy {
+                ctx.signal(Signal::Healthy)?;
+            }
+            ctx.signal(Signal::Done)?;
+            return Ok(());
+        }
+        let tail: Vec<String> = stderr_tail
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect();
+        let mut reason = format!("{program:?} exited: {status}");
+        if !tail.is_empty() {
+            reason.push_str(&format!("; last stderr lines: {}", tail.join(" | ")));
+        }
+        Err(reason.into())
+    }
+}
+
+/// Copies a pipe into the node's log line by line; optionally forwards
+/// stdout lines for the readiness check and keeps the stderr tail.
+async fn pump(
+    pipe: impl AsyncRead + Unpin,
+    logger: Logger,
+    forward: Option<mpsc::UnboundedSender<String>>,
+    tail: Option<Arc<Mutex<VecDeque<String>>>>,
+) {
+    let mut reader = BufReader::new(pipe);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        logger.raw_line(&buf);
+        let line = String::from_utf8_lossy(buf.strip_suffix(b"\n").unwrap_or(&buf)).into_owned();
+        if let Some(tail) = &tail {
+            let mut tail = tail.lock().unwrap_or_else(PoisonError::into_inner);
+            if tail.len() == STDERR_TAIL {
+                tail.pop_front();
+            }
+            tail.push_back(line.clone());
+        }
+        if let Some(tx) = &forward {
+            let _ = tx.send(line);
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! OS processes as tree nodes.
+#![cfg(unix)]
+
+mod common;
+
+use std::time::Duration;
+
+use actix_supervisor::process::{Command, ProcessSignals};
+use actix_supervisor::{Context, LogQuery, NodeState};
+use common::*;
+use tokio::sync::mpsc;
+
+fn alive(pid: u32) -> bool {
+    // SAFETY: kill(pid, 0) only checks for existence.
+    unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
+}
+
+fn raw(sup: &actix_supervisor::Supervisor, dn: &str) -> Vec<String> {
+    sup.logs()
+        .backlog(&LogQuery::dn(dn).raw_only())
+        .iter()
+        .map(|e| e.message.clone())
+        .collect()
+}
+
+type Feed = mpsc::UnboundedReceiver<(String, NodeState)>;
+
+/// Starts `cmd` as `root.p`; hands out its signal handle and the transitions.
+fn start(cmd: Command) -> (actix_supervisor::Supervisor, ProcessSignals, Feed) {
+    let signals = cmd.signals();
+    let (sink, feed) = transitions();
+    let sup = builder()
+        .backoff(backoff_ms(50))
+        .metrics(sink)
+        .start(move |ctx: Context| {
+            let cmd = cmd.clone();
+            async move {
+                ctx.run("p", cmd).await?;
+                serve(&ctx).await
+            }
+        });
+    (sup, signals, feed)
+}
+
+/// Waits until a raw line at `dn` passes `pred` and returns it (the stream
+/// is subscribed before the backlog is read, so no line is missed).
+async fn wait_for(
+    sup: &actix_supervisor::Supervisor,
+    dn: &str,
+    pred: impl Fn(&str) -> bool,
+) -> String {
+    use futures::StreamExt;
+    let mut stream = sup.logs().subscribe(LogQuery::dn(dn).raw_only());
+    if let Some(l) = raw(sup, dn).into_iter().find(|l| pred(l)) {
+        return l;
+    }
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(ev) = stream.next().await {
+            if let actix_supervisor::LogEvent::Entry(e) = ev {
+                if pred(&e.message) {
+                    return e.message.clone();
+                }
+            }
+        }
+        panic!("log stream ended")
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no such line at {dn}"))
+}
+
+#[actix_rt::test]
+async fn output_lands_in_the_log_and_an_exit_is_a_death_with_the_reason() {
+    let cmd = Command::new("sh").args([
+        "-c",
+        "echo out line; echo err line >&2; printf 'bad \\377 byte\\n'; exit 3",
+    ]);
+    let (sup, _, mut feed) = start(cmd);
+    await_state(&mut feed, "root.p", NodeState::Dead, 1).await;
+    let lines = raw(&sup, "root.p");
+    assert!(
+        lines.contains(&"out line".to_string()) && lines.contains(&"bad \u{fffd} byte".to_string()),
+        "{lines:?}"
+    );
+    let reason = info(&sup, "root.p").await.last_error.unwrap();
+    assert!(reason.contains("exit status: 3"), "{reason}");
+    assert!(reason.contains("err line"), "{reason}");
+    assert!(raw(&sup, "root.p").contains(&"err line".to_string()));
+    sup.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn a_missing_binary_is_a_clean_death_retried_with_backoff() {
+    let (sup, _, mut feed) = start(Command::new("/nonexistent/definitely-not-here"));
+    await_state(&mut feed, "root.p", NodeState::Dead, 3).await;
+    let i = info(&sup, "root.p").await;
+    assert!(i.restarts >= 2, "{i:?}");
+    let reason = i.last_error.unwrap();
+    assert!(
+        reason.contains("cannot start") && reason.contains("definitely-not-here"),
+        "{reason}"
+    );
+    assert_eq!(state(&sup, "root").await, NodeState::Healthy);
+    sup.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn readiness_waits_for_a_line_and_signals_are_forwarded() {
+    let script = "trap 'echo got hup' HUP; echo warming up; sleep 0.1; echo ready now; while true; do sleep 0.02; done";
+    let cmd = Command::new("sh")
+        .args(["-c", script])
+        .ready_when(|l| l == "ready now")
+        .grace(Duration::from_millis(500));
+    let (sup, signals, mut feed) = start(cmd);
+    await_state(&mut feed, "root.p", NodeState::Healthy, 1).await;
+    // Healthy came only after the line, not at spawn.
+    assert_eq!(raw(&sup, "root.p"), ["warming up", "ready now"]);
+    signals.send(libc::SIGHUP).unwrap();
+    wait_for(&sup, "root.p", |l| l == "got hup").await;
+    let pid = signals.pid().unwrap();
+    sup.shutdown().await;
+    assert_eq!(state(&sup, "root.p").await, NodeState::Canceled);
+    assert!(!alive(pid), "the process is gone and reaped");
+    assert!(signals.pid().is_none());
+}
+
+#[actix_rt::test]
+async fn a_process_ignoring_the_stop_signal_is_killed_after_grace_with_its_group() {
+    // The shell ignores SIGTERM and has a child; it prints the child's pid.
+    let script = "trap '' TERM; sleep 300 & echo child $!; wait";
+    let cmd = Command::new("sh")
+        .args(["-c", script])
+        .grace(Duration::from_millis(200))
+        .kill_process_group(true);
+    let (sup, signals, _feed) = start(cmd);
+    let line = wait_for(&sup, "root.p", |l| l.starts_with("child ")).await;
+    let child: u32 = line["child ".len()..].parse().unwrap();
+    let leader = signals.pid().unwrap();
+    assert!(alive(leader) && alive(child));
+    let t = std::time::Instant::now();
+    sup.shutdown().await;
+    assert!(
+        t.elapsed() >= Duration::from_millis(200),
+        "SIGTERM was ignored, SIGKILL came after grace"
+    );
+    assert_eq!(state(&sup, "root.p").await, NodeState::Canceled);
+    assert!(!alive(leader), "leader killed");
+    // The group's other member got SIGKILL too; it may take a moment to be reaped by init.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while alive(child) && std::time::Instant::now() < deadline {
+        let mut status = 0;
+        // SAFETY: reaps the grandchild if this process inherited it; harmless otherwise.
+        unsafe { libc::waitpid(child as libc::pid_t, &mut status, libc::WNOHANG) };
+        std::thread::yield_now();
+    }
+    assert!(!alive(child), "no orphan left behind");
+}
+
+#[actix_rt::test]
+async fn a_zero_exit_can_mean_done() {
+    let cmd = Command::new("true").done_on_success(true);
+    let (sup, _, mut feed) = start(cmd);
+    await_state(&mut feed, "root.p", NodeState::Done, 1).await;
+    sup.wait_settled().await;
+    let p = info(&sup, "root.p").await;
+    assert_eq!((p.state, p.restarts), (NodeState::Done, 0));
+    sup.shutdown().await;
+}
