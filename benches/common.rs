@@ -241,3 +241,15 @@ impl Killer {
         d
     }
 }
+
+/// A criterion group sized so that the whole suite takes minutes, not hours.
+pub fn quick<'a>(
+    c: &'a mut criterion::Criterion,
+    name: &str,
+) -> criterion::BenchmarkGroup<'a, criterion::measurement::WallTime> {
+    let mut g = c.benchmark_group(name);
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    g
+}

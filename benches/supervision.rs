@@ -14,17 +14,6 @@ use actix_supervisor::Supervisor;
 use common::*;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 
-fn quick<'a>(
-    c: &'a mut Criterion,
-    name: &str,
-) -> criterion::BenchmarkGroup<'a, criterion::measurement::WallTime> {
-    let mut g = c.benchmark_group(name);
-    g.sample_size(10)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(3));
-    g
-}
-
 fn spawn(c: &mut Criterion) {
     let sys = actix_rt::System::new();
     let mut g = quick(c, "spawn");
