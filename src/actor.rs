@@ -127,7 +127,7 @@ impl<A: Actor> Slot<A> {
 }
 
 /// A cloneable address of an actor node that always reaches its current
-/// incarnation. See the [module docs](self).
+/// incarnation. See the [module docs](mod@crate::actor).
 pub struct Supervised<A: Actor> {
     slot: Arc<Slot<A>>,
     timeout: Duration,

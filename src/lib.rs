@@ -39,7 +39,7 @@
 //! actor per node, running its runnable on a worker arbiter). See
 //! `docs/design.md` in the repository for the whole picture.
 
-mod actor;
+pub mod actor;
 mod capture;
 mod context;
 mod error;

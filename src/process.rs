@@ -61,7 +61,7 @@ const STDERR_TAIL: usize = 10;
 
 type ReadyCheck = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
-/// A supervised OS process. See the [module docs](self).
+/// A supervised OS process. See the [module docs](crate::process).
 #[derive(Clone)]
 pub struct Command {
     program: OsString,
