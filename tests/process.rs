@@ -144,15 +144,8 @@ async fn a_process_ignoring_the_stop_signal_is_killed_after_grace_with_its_group
     );
     assert_eq!(state(&sup, "root.p").await, NodeState::Canceled);
     assert!(!alive(leader), "leader killed");
-    // The group's other member got SIGKILL too; it may take a moment to be reaped by init.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while alive(child) && std::time::Instant::now() < deadline {
-        let mut status = 0;
-        // SAFETY: reaps the grandchild if this process inherited it; harmless otherwise.
-        unsafe { libc::waitpid(child as libc::pid_t, &mut status, libc::WNOHANG) };
-        std::thread::yield_now();
-    }
-    assert!(!alive(child), "no orphan left behind");
+    // The group's other member got SIGKILL too; init reaps it.
+    assert!(eventually(|| not_running(child)), "no orphan left behind");
 }
 
 #[actix_rt::test]
@@ -164,4 +157,66 @@ async fn a_zero_exit_can_mean_done() {
     let p = info(&sup, "root.p").await;
     assert_eq!((p.state, p.restarts), (NodeState::Done, 0));
     sup.shutdown().await;
+}
+
+/// Polls an OS-side condition (signal delivery is asynchronous) for up to 5 s.
+fn eventually(cond: impl Fn() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !cond() {
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::yield_now();
+    }
+    true
+}
+
+/// Not running: gone, or a zombie waiting to be reaped.
+fn not_running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // The state follows the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    }
+}
+
+#[actix_rt::test]
+async fn an_aborted_node_still_kills_its_process() {
+    // The grace period outlasts the supervisor's shutdown timeout: the host
+    // drops the node's future, and the drop guard must kill the process.
+    let cmd = Command::new("sh")
+        .args([
+            "-c",
+            "trap '' TERM; echo up; while true; do sleep 0.05; done",
+        ])
+        .grace(Duration::from_secs(30));
+    let signals = cmd.signals();
+    let (sink, mut feed) = transitions();
+    let sup = builder()
+        .shutdown_timeout(Duration::from_millis(100))
+        .metrics(sink)
+        .start(move |ctx: Context| {
+            let cmd = cmd.clone();
+            async move {
+                ctx.run("p", cmd).await?;
+                serve(&ctx).await
+            }
+        });
+    await_state(&mut feed, "root.p", NodeState::Healthy, 1).await;
+    let pid = signals.pid().unwrap();
+    assert!(alive(pid));
+    let t = std::time::Instant::now();
+    sup.shutdown().await;
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "aborted, not waited for the grace period"
+    );
+    assert_eq!(state(&sup, "root.p").await, NodeState::Canceled);
+    assert!(
+        not_running(pid),
+        "the process was killed when its node was aborted"
+    );
 }
