@@ -119,15 +119,26 @@ fn storm(c: &mut Criterion) {
 fn wide_group(c: &mut Criterion) {
     let sys = actix_rt::System::new();
     let mut g = quick(c, "wide");
-    for width in [10_000, 50_000] {
+    // The last case runs everything on the bench's arbiter: no thread hops.
+    for (width, one_arbiter) in [(10_000, false), (50_000, false), (50_000, true)] {
         let (s, _, _) = Shared::new();
         let sup = sys.block_on(async {
             s.healthy.arm(width);
-            let sup = no_backoff().start(wide(width, s.clone()));
+            let builder = if one_arbiter {
+                no_backoff().current_arbiter()
+            } else {
+                no_backoff()
+            };
+            let sup = builder.start(wide(width, s.clone()));
             s.healthy.wait().await;
             sup
         });
-        g.bench_with_input(BenchmarkId::from_parameter(width), &width, |b, &width| {
+        let id = if one_arbiter {
+            format!("{width}_one_arbiter")
+        } else {
+            width.to_string()
+        };
+        g.bench_with_input(BenchmarkId::from_parameter(id), &width, |b, &width| {
             b.iter_custom(|iters| {
                 sys.block_on(async {
                     let mut total = Duration::ZERO;
