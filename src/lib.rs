@@ -36,8 +36,12 @@
 //! The modules, in the order a change flows through them: [`Context`]
 //! (a runnable's side), the processor (one actor owning the tree), `tree`
 //! (the data), `sweep` (the pure restart decision), and the node hosts (one
-//! actor per node, running its runnable on a worker arbiter). See
-//! `docs/design.md` in the repository for the whole picture.
+//! actor per node, running its runnable on a worker arbiter). Around them:
+//! the log tree ([`LogTree`], [`Logger`], the `node_*!` macros,
+//! [`CaptureLogger`]), [actors as nodes](mod@actor) with [`Supervised`]
+//! addresses, [OS processes as nodes](process) (Unix), and a
+//! [test harness](testing). See `docs/design.md` in the repository for the
+//! whole picture and `docs/performance.md` for the measured figures.
 
 pub mod actor;
 mod capture;
