@@ -151,8 +151,10 @@ impl Context {
             incarnation: self.inner.incarnation,
             group,
         };
+        // The reply holds a settle guard, dropped here, on the caller's
+        // task, once it has resumed: `wait_settled` waits for that.
         let res = match self.inner.processor.send(msg).await {
-            Ok(res) => res,
+            Ok(res) => res.map(drop),
             Err(_) => Err(RunError::ShutDown { dn: dn() }),
         };
         if res.is_err() {

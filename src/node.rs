@@ -56,10 +56,11 @@ pub(crate) struct Start {
     pub starting: Option<Starting>,
 }
 
-/// Counts starts whose runnable has not been polled yet. `wait_settled` does
-/// not resolve while any is outstanding: a runnable's first poll is where it
-/// usually signals and starts its children, and a busy worker must not make
-/// the tree look settled before that has happened.
+/// Counts starts whose runnable has not been polled yet, and `run_group`
+/// callers that have not resumed after the processor's answer.
+/// `wait_settled` does not resolve while any is outstanding: that is where a
+/// runnable usually signals and starts its children, and a busy worker must
+/// not make the tree look settled before it has happened.
 pub(crate) struct Starting(Arc<AtomicUsize>);
 
 impl Starting {

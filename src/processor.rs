@@ -513,7 +513,7 @@ pub(crate) struct SignalMsg {
 
 /// `Context::run_group`.
 #[derive(Message)]
-#[rtype(result = "Result<(), RunError>")]
+#[rtype(result = "Result<Starting, RunError>")]
 pub(crate) struct StartGroup {
     pub node: NodeKey,
     pub dn: Arc<str>,
@@ -561,11 +561,13 @@ impl Handler<SignalMsg> for Processor {
 }
 
 impl Handler<StartGroup> for Processor {
-    type Result = Result<(), RunError>;
+    type Result = Result<Starting, RunError>;
     fn handle(&mut self, msg: StartGroup, _: &mut Self::Context) -> Self::Result {
         let res = self.on_start_group(msg);
         self.after_change();
-        res
+        // The caller resumes after this reply, usually to signal Healthy:
+        // the tree is not settled until it has (it drops the guard then).
+        res.map(|()| Starting::new(&self.starting))
     }
 }
 

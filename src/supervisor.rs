@@ -81,8 +81,9 @@ impl Supervisor {
     }
 
     /// Resolves once the tree has been quiet for the settle window (20 ms by
-    /// default) and every started runnable has been polled at least once.
-    /// Pending backoff timers do not hold it. Meant for tests.
+    /// default), every started runnable has been polled at least once, and
+    /// every `run_group` caller has resumed after its answer. Pending backoff
+    /// timers do not hold it. Meant for tests.
     pub async fn wait_settled(&self) {
         let _ = self.processor.send(WaitSettled).await;
         self.raise_panic();
