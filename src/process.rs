@@ -56,6 +56,9 @@ use crate::logger::Logger;
 use crate::runnable::Runnable;
 use crate::state::Signal;
 
+/// How long output is still read after the process exited.
+const PIPE_DRAIN: Duration = Duration::from_millis(200);
+
 /// How many of the last stderr lines a death reason carries.
 const STDERR_TAIL: usize = 10;
 
@@ -334,9 +337,13 @@ impl Command {
         };
         guard.reaped = status.is_ok();
         drop(guard);
-        // Let the pumps drain what the process wrote before it exited.
-        for p in pumps {
-            let _ = p.await;
+        // Let the pumps drain what the process wrote before it exited, but
+        // not forever: a grandchild may still hold the pipes open.
+        let drain = futures::future::join_all(pumps.iter_mut());
+        if tokio::time::timeout(PIPE_DRAIN, drain).await.is_err() {
+            for p in &pumps {
+                p.abort();
+            }
         }
         let status = status.map_err(|e| format!("waiting for {program:?}: {e}"))?;
         if status.success() && self.done_on_success {

@@ -220,3 +220,15 @@ async fn an_aborted_node_still_kills_its_process() {
         "the process was killed when its node was aborted"
     );
 }
+
+#[actix_rt::test]
+async fn an_exit_is_reported_even_if_a_grandchild_keeps_the_pipes_open() {
+    // The shell exits at once; its background child inherits stdout.
+    let cmd = Command::new("sh").args(["-c", "sleep 3 & echo bye; exit 4"]);
+    let (sup, _, mut feed) = start(cmd);
+    await_state(&mut feed, "root.p", NodeState::Dead, 1).await;
+    let reason = info(&sup, "root.p").await.last_error.unwrap();
+    assert!(reason.contains("exit status: 4"), "{reason}");
+    assert!(raw(&sup, "root.p").contains(&"bye".to_string()));
+    sup.shutdown().await;
+}
