@@ -74,13 +74,24 @@ pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum DeliveryError {
     /// No incarnation was up within the timeout (the node is restarting, or
     /// waiting out its backoff).
-    Timeout { dn: String, waited: Duration },
+    Timeout {
+        /// The actor node's DN.
+        dn: String,
+        /// How long the send waited.
+        waited: Duration,
+    },
     /// The node has left the tree for good (its parent restarted, or the
     /// supervisor shut down): nothing will answer any more.
-    Gone { dn: String },
+    Gone {
+        /// The actor node's DN.
+        dn: String,
+    },
     /// The incarnation that had the message stopped (died, was restarted or
     /// stopped) before answering it. The message may not have been handled.
-    Lost { dn: String },
+    Lost {
+        /// The actor node's DN.
+        dn: String,
+    },
 }
 
 impl fmt::Display for DeliveryError {

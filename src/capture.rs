@@ -83,6 +83,7 @@ pub struct CaptureLogger {
 }
 
 impl CaptureLogger {
+    /// Wraps `inner`; see [`install`](Self::install) to make it the global logger.
     pub fn new(inner: Box<dyn Log>) -> CaptureLogger {
         CaptureLogger { inner }
     }

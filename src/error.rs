@@ -19,24 +19,56 @@ pub type RunResult = Result<(), Error>;
 #[non_exhaustive]
 pub enum RunError {
     /// The name does not match `^[a-z0-9_]{1,64}$`.
-    InvalidName { dn: String, name: String },
+    InvalidName {
+        /// The DN of the node concerned.
+        dn: String,
+        /// The offending name.
+        name: String,
+    },
     /// The node already has a child with this name, or the group names it twice.
-    DuplicateName { dn: String, name: String },
+    DuplicateName {
+        /// The DN of the node concerned.
+        dn: String,
+        /// The offending name.
+        name: String,
+    },
     /// The name is reserved by a sub-logger of this node
     /// ([`Context::sub_logger`](crate::Context::sub_logger)).
-    ReservedName { dn: String, name: String },
+    ReservedName {
+        /// The DN of the node concerned.
+        dn: String,
+        /// The offending name.
+        name: String,
+    },
     /// The group has no members.
-    EmptyGroup { dn: String },
+    EmptyGroup {
+        /// The DN of the node concerned.
+        dn: String,
+    },
     /// The node has signalled Healthy (or Done): children can only be started
     /// while it is NEW.
-    NotNew { dn: String, state: NodeState },
+    NotNew {
+        /// The DN of the node concerned.
+        dn: String,
+        /// The node's state at the time.
+        state: NodeState,
+    },
     /// The node's context is cancelled: it is being stopped or restarted.
-    Cancelled { dn: String },
+    Cancelled {
+        /// The DN of the node concerned.
+        dn: String,
+    },
     /// This context belongs to an incarnation of the node that has already
     /// returned (a context kept after its runnable exited).
-    Stale { dn: String },
+    Stale {
+        /// The DN of the node concerned.
+        dn: String,
+    },
     /// The supervisor has shut down.
-    ShutDown { dn: String },
+    ShutDown {
+        /// The DN of the node concerned.
+        dn: String,
+    },
 }
 
 impl fmt::Display for RunError {
@@ -89,13 +121,27 @@ impl std::error::Error for RunError {}
 #[non_exhaustive]
 pub enum SignalError {
     /// `Healthy` was signalled when the node was not NEW (for example twice).
-    HealthyNotNew { dn: String, state: NodeState },
+    HealthyNotNew {
+        /// The DN of the node concerned.
+        dn: String,
+        /// The node's state at the time.
+        state: NodeState,
+    },
     /// `Done` was signalled before `Healthy`.
-    DoneNotHealthy { dn: String },
+    DoneNotHealthy {
+        /// The DN of the node concerned.
+        dn: String,
+    },
     /// `Done` was signalled twice.
-    DoneTwice { dn: String },
+    DoneTwice {
+        /// The DN of the node concerned.
+        dn: String,
+    },
     /// The incarnation this context belongs to has already returned.
-    Stale { dn: String },
+    Stale {
+        /// The DN of the node concerned.
+        dn: String,
+    },
 }
 
 impl fmt::Display for SignalError {

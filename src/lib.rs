@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Erlang/OTP-style supervision trees for [actix] services.
 //!
 //! Every unit of long-lived work is a [`Runnable`], a node in a tree with a

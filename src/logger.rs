@@ -76,22 +76,27 @@ impl Logger {
         self.store(Some(level), args.to_string(), location);
     }
 
+    /// Logs at error level.
     pub fn error(&self, args: fmt::Arguments<'_>) {
         self.log(Level::Error, args)
     }
 
+    /// Logs at warn level.
     pub fn warn(&self, args: fmt::Arguments<'_>) {
         self.log(Level::Warn, args)
     }
 
+    /// Logs at info level.
     pub fn info(&self, args: fmt::Arguments<'_>) {
         self.log(Level::Info, args)
     }
 
+    /// Logs at debug level.
     pub fn debug(&self, args: fmt::Arguments<'_>) {
         self.log(Level::Debug, args)
     }
 
+    /// Logs at trace level.
     pub fn trace(&self, args: fmt::Arguments<'_>) {
         self.log(Level::Trace, args)
     }
@@ -243,6 +248,7 @@ macro_rules! node_trace {
 
 /// What the `node_*!` macros accept: a [`Context`](crate::Context) or a [`Logger`].
 pub trait AsLogger {
+    /// The logger to write through.
     fn as_logger(&self) -> Logger;
 }
 

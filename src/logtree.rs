@@ -35,11 +35,13 @@ const STREAM_BUFFER: usize = 4096;
 pub struct Entry {
     /// Increases by one for every entry of the tree: orders entries across DNs.
     pub seq: u64,
+    /// When it was logged.
     pub time: SystemTime,
     /// The DN the entry was logged at (a node, a sub-logger, or `supervisor`).
     pub dn: Arc<str>,
     /// The level of a leveled entry; `None` for a raw line (a process's output, say).
     pub level: Option<Level>,
+    /// The message, cut at [`MAX_MESSAGE_LEN`] bytes.
     pub message: String,
     /// `file:line` of the logging call, where known.
     pub location: Option<String>,
@@ -147,6 +149,7 @@ impl LogQuery {
 /// What a live stream yields.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LogEvent {
+    /// The next selected entry.
     Entry(Arc<Entry>),
     /// The stream fell behind and this many entries of the tree (of any DN)
     /// went by unseen.

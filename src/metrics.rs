@@ -25,7 +25,9 @@ impl<M: Metrics> Metrics for Arc<M> {
 /// The last state of a DN and when it was entered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DnState {
+    /// The state entered last.
     pub state: NodeState,
+    /// When it was entered.
     pub transition: Instant,
 }
 
