@@ -253,3 +253,16 @@ pub fn quick<'a>(
         .measurement_time(Duration::from_secs(3));
     g
 }
+
+/// Builds a fan-out tree `depth` levels deep and returns how long it took
+/// until every node was Healthy; shuts it down untimed.
+pub async fn spawn_once(depth: u32) -> Duration {
+    let (s, _, _) = Shared::new();
+    s.healthy.arm(tree_size(depth));
+    let t = Instant::now();
+    let sup = no_backoff().start(fan_out(depth, false, Leaves::Serve, true, s.clone()));
+    s.healthy.wait().await;
+    let took = t.elapsed();
+    sup.shutdown().await;
+    took
+}

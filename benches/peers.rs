@@ -519,19 +519,7 @@ fn spawn(c: &mut Criterion) {
                     sys.block_on(async {
                         let mut t = Duration::ZERO;
                         for _ in 0..iters {
-                            let (s, _, _) = Shared::new();
-                            s.healthy.arm(n);
-                            let t0 = Instant::now();
-                            let sup = no_backoff().start(fan_out(
-                                depth,
-                                false,
-                                Leaves::Serve,
-                                true,
-                                s.clone(),
-                            ));
-                            s.healthy.wait().await;
-                            t += t0.elapsed();
-                            sup.shutdown().await;
+                            t += spawn_once(depth).await;
                         }
                         t
                     })

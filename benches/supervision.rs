@@ -24,19 +24,7 @@ fn spawn(c: &mut Criterion) {
                 sys.block_on(async move {
                     let mut total = Duration::ZERO;
                     for _ in 0..iters {
-                        let (s, _, _) = Shared::new();
-                        s.healthy.arm(n);
-                        let t = Instant::now();
-                        let sup = no_backoff().start(fan_out(
-                            depth,
-                            false,
-                            Leaves::Serve,
-                            true,
-                            s.clone(),
-                        ));
-                        s.healthy.wait().await;
-                        total += t.elapsed();
-                        sup.shutdown().await;
+                        total += spawn_once(depth).await;
                     }
                     total
                 })

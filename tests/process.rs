@@ -25,20 +25,25 @@ fn raw(sup: &actix_supervisor::Supervisor, dn: &str) -> Vec<String> {
 
 type Feed = mpsc::UnboundedReceiver<(String, NodeState)>;
 
-/// Starts `cmd` as `root.p`; hands out its signal handle and the transitions.
+/// Starts `cmd` as `root.p` with a 50 ms backoff; hands out its signal
+/// handle and the transitions.
 fn start(cmd: Command) -> (actix_supervisor::Supervisor, ProcessSignals, Feed) {
+    start_with(builder().backoff(backoff_ms(50)), cmd)
+}
+
+fn start_with(
+    builder: actix_supervisor::SupervisorBuilder,
+    cmd: Command,
+) -> (actix_supervisor::Supervisor, ProcessSignals, Feed) {
     let signals = cmd.signals();
     let (sink, feed) = transitions();
-    let sup = builder()
-        .backoff(backoff_ms(50))
-        .metrics(sink)
-        .start(move |ctx: Context| {
-            let cmd = cmd.clone();
-            async move {
-                ctx.run("p", cmd).await?;
-                serve(&ctx).await
-            }
-        });
+    let sup = builder.metrics(sink).start(move |ctx: Context| {
+        let cmd = cmd.clone();
+        async move {
+            ctx.run("p", cmd).await?;
+            serve(&ctx).await
+        }
+    });
     (sup, signals, feed)
 }
 
@@ -193,18 +198,8 @@ async fn an_aborted_node_still_kills_its_process() {
             "trap '' TERM; echo up; while true; do sleep 0.05; done",
         ])
         .grace(Duration::from_secs(30));
-    let signals = cmd.signals();
-    let (sink, mut feed) = transitions();
-    let sup = builder()
-        .shutdown_timeout(Duration::from_millis(100))
-        .metrics(sink)
-        .start(move |ctx: Context| {
-            let cmd = cmd.clone();
-            async move {
-                ctx.run("p", cmd).await?;
-                serve(&ctx).await
-            }
-        });
+    let fast_abort = builder().shutdown_timeout(Duration::from_millis(100));
+    let (sup, signals, mut feed) = start_with(fast_abort, cmd);
     await_state(&mut feed, "root.p", NodeState::Healthy, 1).await;
     let pid = signals.pid().unwrap();
     assert!(alive(pid));
