@@ -88,7 +88,7 @@ impl Handler<Start> for NodeHost {
         } = msg;
         let token = ctx.token().clone();
         let run_ctx = ctx.clone();
-        let run_ctx_logger = ctx.logger();
+        let logger = ctx.logger();
         let incarnation = wrap_future::<_, Self>(wait_out(delay, token.clone()))
             .then(move |go, host, _| {
                 if !go {
@@ -101,7 +101,7 @@ impl Handler<Start> for NodeHost {
                                 inner: fut,
                                 starting: starting.take(),
                             },
-                            logger: run_ctx_logger,
+                            logger,
                         };
                         Either::Right(wrap_future(guard(Box::pin(fut), token, shutdown_timeout)))
                     }

@@ -4,7 +4,8 @@
 //! with panics propagated and every log entry of the tree printed with
 //! `eprintln!` (so `cargo test` shows them for failing tests only).
 //! [`TestHarness::finish`] cancels the tree and waits until nothing is live,
-//! naming what is still live every few seconds; it fails the test (panics)
+//! naming what is still live every 3 s (on stderr and at the DN
+//! [`HARNESS_DN`] of the log tree); it fails the test (panics)
 //! if the runnable returned an error that was not a reaction to cancellation,
 //! or panicked.
 //!
@@ -34,7 +35,10 @@ use crate::context::Context;
 use crate::error::RunResult;
 use crate::logtree::LogQuery;
 use crate::runnable::Runnable;
-use crate::supervisor::Supervisor;
+use crate::supervisor::{Supervisor, SupervisorBuilder};
+
+/// The DN the harness's own messages are logged at.
+pub const HARNESS_DN: &str = "testing";
 
 /// How often `finish` names the runnables that are still live.
 const STRAGGLER_REPORT: Duration = Duration::from_secs(3);
@@ -50,7 +54,14 @@ impl TestHarness {
     /// System. Must be called inside a running actix System (as in
     /// `#[actix_rt::test]`).
     pub fn start(r: impl Runnable) -> TestHarness {
-        let sup = Supervisor::builder()
+        Self::start_with(Supervisor::builder(), r)
+    }
+
+    /// Like [`start`](Self::start), with a builder of your own (a backoff,
+    /// `current_arbiter()` for virtual time, ...). Panics are propagated
+    /// whatever the builder says.
+    pub fn start_with(builder: SupervisorBuilder, r: impl Runnable) -> TestHarness {
+        let sup = builder
             .propagate_panics(true)
             .start(FailOnError(Box::new(r)));
         let mut stream = sup.logs().subscribe(LogQuery::everything());
@@ -80,10 +91,16 @@ impl TestHarness {
                 Ok(()) => break,
                 Err(_) => {
                     let live = self.sup.live_runnables().await;
-                    eprintln!(
-                        "test harness: still waiting for {} live runnables: {live:?}",
-                        live.len()
+                    let msg = format!(
+                        "still waiting for {} live runnables: {}",
+                        live.len(),
+                        live.join(", ")
                     );
+                    eprintln!("test harness: {msg}");
+                    // Also in the log tree, where a test can read it back.
+                    self.sup
+                        .logs()
+                        .push(&HARNESS_DN.into(), Some(log::Level::Warn), msg, None);
                 }
             }
         }

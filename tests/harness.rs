@@ -86,3 +86,47 @@ fn an_error_after_cancellation_is_fine() {
     });
     assert!(res.is_ok());
 }
+
+/// A runnable that ignores cancellation keeps `finish` waiting; the harness
+/// names it every 3 s until the shutdown timeout drops it. Virtual time.
+#[actix_rt::test]
+async fn finish_names_the_stragglers() {
+    tokio::time::pause();
+    let builder = actix_supervisor::Supervisor::builder()
+        .current_arbiter()
+        .shutdown_timeout(Duration::from_secs(10));
+    let h = TestHarness::start_with(builder, |ctx: Context| async move {
+        ctx.run("deaf", |ctx: Context| async move {
+            ctx.signal(Signal::Healthy)?;
+            futures::future::pending::<()>().await;
+            Ok(())
+        })
+        .await?;
+        ctx.signal(Signal::Healthy)?;
+        ctx.cancelled().await;
+        Ok(())
+    });
+    let sup = h.supervisor().clone();
+    sup.wait_settled().await;
+    let t = tokio::time::Instant::now();
+    h.finish().await;
+    assert!(
+        t.elapsed() >= Duration::from_secs(10),
+        "waited for the shutdown timeout"
+    );
+    let reports: Vec<String> = sup
+        .logs()
+        .backlog(&actix_supervisor::LogQuery::dn(
+            actix_supervisor::testing::HARNESS_DN,
+        ))
+        .iter()
+        .map(|e| e.message.clone())
+        .collect();
+    assert_eq!(reports.len(), 3, "{reports:?}");
+    assert!(
+        reports
+            .iter()
+            .all(|r| r == "still waiting for 1 live runnables: root.deaf"),
+        "{reports:?}"
+    );
+}
