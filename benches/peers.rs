@@ -17,7 +17,7 @@
 //! kameo and ractor run on a tokio multi-thread runtime with two workers; our
 //! supervisor runs its processor and two workers on arbiters of their own.
 
-#[path = "common.rs"]
+#[path = "common/mod.rs"]
 mod common;
 
 use std::sync::{Arc, Mutex};

@@ -5,7 +5,7 @@
 //! clock from the bench's thread. Restart latency percentiles are printed
 //! besides criterion's estimate of the mean.
 
-#[path = "common.rs"]
+#[path = "common/mod.rs"]
 mod common;
 
 use std::time::{Duration, Instant};
