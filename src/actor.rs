@@ -281,6 +281,15 @@ pub struct ActorRunnable<A: Actor> {
     slot: Arc<Slot<A>>,
 }
 
+impl<A: Actor> fmt::Debug for ActorRunnable<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ActorRunnable")
+            .field("dn", &self.slot.dn())
+            .field("healthy_on_start", &self.healthy_on_start)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<A: Actor> Drop for ActorRunnable<A> {
     fn drop(&mut self) {
         // The node left the tree: nothing will answer through this slot again.

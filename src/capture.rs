@@ -82,6 +82,12 @@ pub struct CaptureLogger {
     inner: Box<dyn Log>,
 }
 
+impl std::fmt::Debug for CaptureLogger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaptureLogger").finish_non_exhaustive()
+    }
+}
+
 impl CaptureLogger {
     /// Wraps `inner`; see [`install`](Self::install) to make it the global logger.
     pub fn new(inner: Box<dyn Log>) -> CaptureLogger {

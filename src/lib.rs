@@ -1,4 +1,5 @@
 #![warn(missing_docs)]
+#![warn(missing_debug_implementations)]
 //! Erlang/OTP-style supervision trees for [actix] services.
 //!
 //! Every unit of long-lived work is a [`Runnable`], a node in a tree with a

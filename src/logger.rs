@@ -171,6 +171,15 @@ pub struct RawWriter {
     partial: Vec<u8>,
 }
 
+impl fmt::Debug for RawWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawWriter")
+            .field("dn", &self.logger.dn())
+            .field("partial", &self.partial.len())
+            .finish()
+    }
+}
+
 /// A line longer than this is stored in pieces.
 const MAX_RAW_LINE: usize = 64 * 1024;
 

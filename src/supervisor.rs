@@ -62,6 +62,14 @@ pub struct Supervisor {
     logs: LogTree,
 }
 
+impl std::fmt::Debug for Supervisor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Supervisor")
+            .field("connected", &self.processor.connected())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Supervisor {
     /// A builder, to change the defaults.
     pub fn builder() -> SupervisorBuilder {
@@ -167,6 +175,19 @@ pub struct SupervisorBuilder {
     placement: Placement,
     log_capacity: usize,
     lead_up: usize,
+}
+
+impl std::fmt::Debug for SupervisorBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SupervisorBuilder")
+            .field("propagate_panics", &self.propagate_panics)
+            .field("metrics", &self.metrics.len())
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("settle_window", &self.settle_window)
+            .field("log_capacity", &self.log_capacity)
+            .field("lead_up", &self.lead_up)
+            .finish_non_exhaustive()
+    }
 }
 
 enum Placement {

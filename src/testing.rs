@@ -49,6 +49,14 @@ pub struct TestHarness {
     printer: tokio::task::JoinHandle<()>,
 }
 
+impl std::fmt::Debug for TestHarness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestHarness")
+            .field("supervisor", &self.sup)
+            .finish_non_exhaustive()
+    }
+}
+
 impl TestHarness {
     /// Starts `r` as the root of a new supervisor on the current arbiter's
     /// System. Must be called inside a running actix System (as in
