@@ -66,6 +66,28 @@ fn tokio_rt() -> tokio::runtime::Runtime {
 }
 
 /// Runs `rounds` kills through `kill` and returns the latencies.
+/// Like [`latencies`], for peers whose victim is a new reference after each
+/// restart: each round takes the victim its `on_start` sent on `up`, kills
+/// it, and waits for the sample.
+async fn victim_rounds<V, F, Fut>(
+    rounds: u64,
+    samples: &mut mpsc::UnboundedReceiver<Duration>,
+    up: &mut mpsc::UnboundedReceiver<V>,
+    mut kill: F,
+) -> Vec<Duration>
+where
+    F: FnMut(V) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut out = Vec::with_capacity(rounds as usize);
+    for _ in 0..rounds {
+        let victim = up.recv().await.expect("the victim is up");
+        kill(victim).await;
+        out.push(samples.recv().await.expect("a sample"));
+    }
+    out
+}
+
 async fn latencies<F, Fut>(
     rounds: u64,
     samples: &mut mpsc::UnboundedReceiver<Duration>,
@@ -391,24 +413,12 @@ fn restart(c: &mut Criterion) {
             victim_up,
         };
         g.bench_function(name, |b| {
-            b.iter_custom(|iters| {
-                sys.block_on(async {
-                    let mut t = Duration::ZERO;
-                    for _ in 0..iters {
-                        t += killer.kill_once().await;
-                    }
-                    t
-                })
-            })
+            b.iter_custom(|iters| sys.block_on(killer.kills(iters)).iter().sum())
         });
-        let lat = sys.block_on(async {
-            let mut v = Vec::new();
-            for _ in 0..ROUNDS {
-                v.push(killer.kill_once().await);
-            }
-            v
-        });
-        report(&format!("peers_restart/{name}"), lat);
+        report(
+            &format!("peers_restart/{name}"),
+            sys.block_on(killer.kills(ROUNDS)),
+        );
         sys.block_on(sup.shutdown());
     }
 
@@ -446,21 +456,11 @@ fn restart(c: &mut Criterion) {
             victim: false,
             up,
         };
-        let (sup, mut victim) = rt.block_on(async {
-            let sup = kameo_peer::Group::spawn(member);
-            let v = up_rx.recv().await.expect("victim");
-            (sup, v)
-        });
+        let sup = rt.block_on(async { kameo_peer::Group::spawn(member) });
         let mut run = |n: u64| {
-            rt.block_on(async {
-                let mut out = Vec::new();
-                for _ in 0..n {
-                    let _ = victim.tell(kameo_peer::Die).await;
-                    out.push(samples.recv().await.expect("a sample"));
-                    victim = up_rx.recv().await.expect("victim back");
-                }
-                out
-            })
+            rt.block_on(victim_rounds(n, &mut samples, &mut up_rx, |v| async move {
+                let _ = v.tell(kameo_peer::Die).await;
+            }))
         };
         g.bench_function("kameo", |b| b.iter_custom(|iters| run(iters).iter().sum()));
         report("peers_restart/kameo", run(ROUNDS));
@@ -475,26 +475,16 @@ fn restart(c: &mut Criterion) {
         let rt = tokio_rt();
         let (probe, mut samples) = Probe::new();
         let (up, mut up_rx) = mpsc::unbounded_channel();
-        let (sup, mut victim) = rt.block_on(async {
-            let (sup, _) = ractor_supervisor::Supervisor::spawn(
+        let (sup, _) = rt
+            .block_on(ractor_supervisor::Supervisor::spawn(
                 "pair".into(),
                 ractor_peer::pair(probe.clone(), up),
-            )
-            .await
+            ))
             .expect("spawn");
-            let v = up_rx.recv().await.expect("victim");
-            (sup, v)
-        });
         let mut run = |n: u64| {
-            rt.block_on(async {
-                let mut out = Vec::new();
-                for _ in 0..n {
-                    let _ = victim.send_message(());
-                    out.push(samples.recv().await.expect("a sample"));
-                    victim = up_rx.recv().await.expect("victim back");
-                }
-                out
-            })
+            rt.block_on(victim_rounds(n, &mut samples, &mut up_rx, |v| async move {
+                let _ = v.send_message(());
+            }))
         };
         g.bench_function("ractor_supervisor", |b| {
             b.iter_custom(|iters| run(iters).iter().sum())

@@ -52,24 +52,12 @@ fn restart(c: &mut Criterion) {
             victim_up,
         };
         g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
-            b.iter_custom(|iters| {
-                sys.block_on(async {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        total += killer.kill_once().await;
-                    }
-                    total
-                })
-            })
+            b.iter_custom(|iters| sys.block_on(killer.kills(iters)).iter().sum())
         });
-        let lat = sys.block_on(async {
-            let mut lat = Vec::new();
-            for _ in 0..500 {
-                lat.push(killer.kill_once().await);
-            }
-            lat
-        });
-        report(&format!("restart/{n} (ours)"), lat);
+        report(
+            &format!("restart/{n} (ours)"),
+            sys.block_on(killer.kills(500)),
+        );
         sys.block_on(sup.shutdown());
     }
 }

@@ -230,6 +230,14 @@ struct KillOnDrop {
     slot: Arc<Mutex<Option<u32>>>,
 }
 
+impl KillOnDrop {
+    /// The process was waited for (`reaped`: successfully): signal what may
+    /// be left and forget the pid.
+    fn release(mut self, reaped: bool) {
+        self.reaped = reaped;
+    }
+}
+
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
         if !self.reaped || self.group {
@@ -271,7 +279,7 @@ impl Command {
             return Err(format!("{program:?} exited before it could be supervised").into());
         };
         *self.pid.lock().unwrap_or_else(PoisonError::into_inner) = Some(pid);
-        let mut guard = KillOnDrop {
+        let guard = KillOnDrop {
             pid,
             group: self.group,
             reaped: false,
@@ -330,8 +338,7 @@ impl Command {
                             child.wait().await
                         }
                     };
-                    guard.reaped = status.is_ok();
-                    drop(guard);
+                    guard.release(status.is_ok());
                     for p in pumps {
                         p.abort();
                     }
@@ -339,8 +346,7 @@ impl Command {
                 }
             }
         };
-        guard.reaped = status.is_ok();
-        drop(guard);
+        guard.release(status.is_ok());
         // Let the pumps drain what the process wrote before it exited, but
         // not forever: a grandchild may still hold the pipes open.
         let drain = futures::future::join_all(pumps.iter_mut());

@@ -174,11 +174,14 @@ impl Processor {
         if node.incarnation != incarnation || node.state().is_exited() {
             return; // a previous incarnation's late report
         }
-        if let (true, Outcome::Panicked(msg)) = (self.config.propagate_panics, &exit.outcome) {
-            let mut slot = self.panic.lock().unwrap_or_else(PoisonError::into_inner);
-            slot.get_or_insert_with(|| format!("{} panicked: {}", node.dn, msg));
-        }
-        let panicked = matches!(exit.outcome, Outcome::Panicked(_));
+        let propagate = match (&exit.outcome, self.config.propagate_panics) {
+            (Outcome::Panicked(msg), true) => {
+                let mut slot = self.panic.lock().unwrap_or_else(PoisonError::into_inner);
+                slot.get_or_insert_with(|| format!("{} panicked: {}", node.dn, msg));
+                true
+            }
+            _ => false,
+        };
         match classify(exit, node.token.is_cancelled(), node.doom.as_deref()) {
             Verdict::Done => self.exit(k, NodeState::Done),
             Verdict::Canceled(note) => {
@@ -190,7 +193,7 @@ impl Processor {
             }
             Verdict::Dead(reason) => self.die(k, reason),
         }
-        if panicked && self.config.propagate_panics {
+        if propagate {
             self.begin_shutdown();
         }
     }

@@ -23,17 +23,16 @@ use std::collections::HashSet;
 
 use crate::tree::{GroupKey, Tree};
 
-/// The dirty groups that can be restarted now, each once, in the order given.
-pub(crate) fn sweep(tree: &Tree, dirty: impl IntoIterator<Item = GroupKey>) -> Vec<GroupKey> {
-    let mut seen = HashSet::new();
+/// The dirty groups that can be restarted now, each once. Reuses the dirty
+/// list: this runs after every change, so it must not allocate.
+pub(crate) fn sweep(tree: &Tree, mut dirty: Vec<GroupKey>) -> Vec<GroupKey> {
+    dirty.sort_unstable();
+    dirty.dedup();
+    dirty.retain(|g| {
+        tree.group(*g)
+            .is_some_and(|group| group.is_ready() && wants_restart(tree, *g))
+    });
     dirty
-        .into_iter()
-        .filter(|g| seen.insert(*g))
-        .filter(|g| {
-            tree.group(*g)
-                .is_some_and(|group| group.is_ready() && wants_restart(tree, *g))
-        })
-        .collect()
 }
 
 /// Every group that can be restarted now, computing readiness from the

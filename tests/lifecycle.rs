@@ -59,9 +59,7 @@ async fn context_knows_its_dn() {
             serve(&ctx).await
         }
     });
-    let mut seen = vec![next(&mut rx).await, next(&mut rx).await];
-    seen.sort();
-    assert_eq!(seen, ["root", "root.child"]);
+    assert_eq!(next_sorted(&mut rx, 2).await, ["root", "root.child"]);
     sup.shutdown().await;
 }
 

@@ -13,6 +13,20 @@ use futures::FutureExt;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::time::Instant;
 
+/// A supervisor whose root starts `group` on its first incarnation, then serves.
+fn under_root(group: Group) -> Supervisor {
+    let group = Arc::new(Mutex::new(Some(group)));
+    builder().start(move |ctx: Context| {
+        let group = group.lock().unwrap().take();
+        async move {
+            if let Some(g) = group {
+                ctx.run_group(g).await?;
+            }
+            serve(&ctx).await
+        }
+    })
+}
+
 /// Fails on its first start once `trigger` is notified (so that the test
 /// decides when, e.g. after its siblings are up), serves afterwards; reports
 /// every start.
@@ -65,25 +79,11 @@ async fn a_group_member_death_restarts_the_group() {
         fails_once("a", tx.clone(), trigger.clone()),
         reporter("b", tx.clone()),
     );
-    let group = Arc::new(Mutex::new(Some((a, b))));
-    let sup = builder().start(move |ctx: Context| {
-        let members = group.lock().unwrap().take();
-        async move {
-            if let Some((a, b)) = members {
-                ctx.run_group(Group::new().with("a", a).with("b", b))
-                    .await?;
-            }
-            serve(&ctx).await
-        }
-    });
-    let mut up = vec![next(&mut rx).await, next(&mut rx).await];
-    up.sort();
-    assert_eq!(up, ["start a 0", "start b 0"]);
+    let sup = under_root(Group::new().with("a", a).with("b", b));
+    assert_eq!(next_sorted(&mut rx, 2).await, ["start a 0", "start b 0"]);
     trigger.notify_one();
     until(&mut rx, "stop b 0").await;
-    let mut rest = vec![next(&mut rx).await, next(&mut rx).await];
-    rest.sort();
-    assert_eq!(rest, ["start a 1", "start b 1"]);
+    assert_eq!(next_sorted(&mut rx, 2).await, ["start a 1", "start b 1"]);
     sup.wait_settled().await;
     let (a, b) = (info(&sup, "root.a").await, info(&sup, "root.b").await);
     assert_eq!((a.state, a.restarts), (NodeState::Healthy, 1));
@@ -151,20 +151,8 @@ async fn the_group_waits_for_its_slowest_member() {
             }
         }
     };
-    let group = Arc::new(Mutex::new(Some((a, slow))));
-    let sup = builder().start(move |ctx: Context| {
-        let members = group.lock().unwrap().take();
-        async move {
-            if let Some((a, slow)) = members {
-                ctx.run_group(Group::new().with("a", a).with("slow", slow))
-                    .await?;
-            }
-            serve(&ctx).await
-        }
-    });
-    let mut up = vec![next(&mut rx).await, next(&mut rx).await];
-    up.sort();
-    assert_eq!(up, ["slow up", "start a 0"]);
+    let sup = under_root(Group::new().with("a", a).with("slow", slow));
+    assert_eq!(next_sorted(&mut rx, 2).await, ["slow up", "start a 0"]);
     trigger.notify_one();
     until(&mut rx, "slow cancelled").await;
     sup.wait_settled().await;

@@ -240,6 +240,15 @@ impl Killer {
         self.victim_up.recv().await;
         d
     }
+
+    /// `n` kills, one after the other.
+    pub async fn kills(&mut self, n: u64) -> Vec<Duration> {
+        let mut out = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            out.push(self.kill_once().await);
+        }
+        out
+    }
 }
 
 /// A criterion group sized so that the whole suite takes minutes, not hours.

@@ -78,6 +78,16 @@ pub async fn next(rx: &mut mpsc::UnboundedReceiver<String>) -> String {
         .expect("event channel closed")
 }
 
+/// The next `n` events, sorted: for events from threads that race each other.
+pub async fn next_sorted(rx: &mut mpsc::UnboundedReceiver<String>, n: usize) -> Vec<String> {
+    let mut events = Vec::with_capacity(n);
+    for _ in 0..n {
+        events.push(next(rx).await);
+    }
+    events.sort();
+    events
+}
+
 /// Receives events until `want` arrives; returns those seen before it.
 pub async fn until(rx: &mut mpsc::UnboundedReceiver<String>, want: &str) -> Vec<String> {
     let mut seen = Vec::new();
