@@ -282,8 +282,10 @@ impl Tree {
             removed.push(c);
             stack.extend(self.nodes[c].children.values().copied());
         }
-        let mut retired: std::collections::HashMap<NodeKey, BTreeMap<Box<str>, Retired>> =
-            std::collections::HashMap::new();
+        // Every removed node hands its record to its parent's `retired`.
+        // Children are removed before their parent, so a node's own map is
+        // complete when it goes: the records its earlier incarnations left
+        // (children not re-created since) overlaid with its current children.
         for &c in removed.iter().rev() {
             let Some(child) = self.nodes.remove(c) else {
                 continue;
@@ -294,11 +296,11 @@ impl Tree {
             let record = Retired {
                 restarts: child.restarts,
                 last_error: child.last_error,
-                children: retired.remove(&c).unwrap_or_default(),
+                children: child.retired,
             };
             let name = child.dn.rsplit('.').next().unwrap_or_default().into();
-            if let Some(p) = child.parent {
-                retired.entry(p).or_default().insert(name, record);
+            if let Some(parent) = child.parent.and_then(|p| self.nodes.get_mut(p)) {
+                parent.retired.insert(name, record);
             }
         }
         let token = match self.parent_token(k) {
@@ -313,7 +315,6 @@ impl Tree {
         node.incarnation = incarnation;
         node.restarts += 1;
         node.doom = None;
-        node.retired = retired.remove(&k).unwrap_or_default();
         for g in groups {
             self.groups.remove(g);
         }
@@ -410,5 +411,82 @@ impl Node {
             doom: None,
             retired: BTreeMap::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn child(t: &Tree, parent: NodeKey, name: &str) -> NodeKey {
+        t.node(parent).unwrap().children[name]
+    }
+
+    /// Exits every live node below and including `k` (post-order is not
+    /// needed: only the counts matter here).
+    fn exit_subtree(t: &mut Tree, k: NodeKey) {
+        let mut stack = vec![k];
+        while let Some(n) = stack.pop() {
+            stack.extend(t.node(n).unwrap().children.values().copied());
+            if t.node(n).unwrap().state().is_live() {
+                t.set_state(n, NodeState::Canceled);
+            }
+        }
+    }
+
+    /// A death of `k` recorded and its subtree exited, then its reset.
+    fn die_and_reset(t: &mut Tree, k: NodeKey, reason: &str) {
+        t.node_mut(k).unwrap().last_error = Some(reason.into());
+        exit_subtree(t, k);
+        t.set_state(k, NodeState::Dead);
+        t.reset(k);
+    }
+
+    /// The smallest case: p starts c, dies; p's second incarnation
+    /// dies before starting c; the third starts c, which keeps its record.
+    #[test]
+    fn a_child_keeps_its_record_when_its_parent_restarts_twice_before_recreating_it() {
+        let mut t = Tree::new(CancellationToken::new());
+        let root = t.root();
+        t.add_group(root, ["p"].into_iter()).unwrap();
+        let p = child(&t, root, "p");
+        t.add_group(p, ["c"].into_iter()).unwrap();
+        let c = child(&t, p, "c");
+        die_and_reset(&mut t, c, "c broke");
+        assert_eq!(t.node(c).unwrap().restarts, 1);
+
+        die_and_reset(&mut t, p, "p broke once");
+        die_and_reset(&mut t, p, "p broke during set-up");
+        t.add_group(p, ["c"].into_iter()).unwrap();
+        let c = child(&t, p, "c");
+        let n = t.node(c).unwrap();
+        assert_eq!(n.restarts, 2, "one restart of its own, one with p");
+        assert_eq!(n.last_error.as_deref(), Some("c broke"));
+    }
+
+    /// The same one level down: a grandchild's record survives when its
+    /// parent is re-created without re-creating it, and then both are removed.
+    #[test]
+    fn a_grandchild_keeps_its_record_across_an_incarnation_that_skipped_it() {
+        let mut t = Tree::new(CancellationToken::new());
+        let root = t.root();
+        t.add_group(root, ["p"].into_iter()).unwrap();
+        let p = child(&t, root, "p");
+        t.add_group(p, ["c"].into_iter()).unwrap();
+        let c = child(&t, p, "c");
+        t.add_group(c, ["g"].into_iter()).unwrap();
+        let g = child(&t, c, "g");
+        die_and_reset(&mut t, g, "g broke");
+        // c restarts and, this time, does not start g.
+        die_and_reset(&mut t, c, "c broke");
+        // p restarts: c is removed while it holds g's record as retired.
+        die_and_reset(&mut t, p, "p broke");
+        t.add_group(p, ["c"].into_iter()).unwrap();
+        let c = child(&t, p, "c");
+        t.add_group(c, ["g"].into_iter()).unwrap();
+        let g = child(&t, c, "g");
+        let n = t.node(g).unwrap();
+        assert_eq!(n.last_error.as_deref(), Some("g broke"));
+        assert_eq!(n.restarts, 2);
     }
 }
