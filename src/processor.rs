@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use actix::{Actor, Addr, AsyncContext, Handler, Message, ResponseFuture};
+use actix::{Actor, Addr, AsyncContext, Handler, Message, ResponseFuture, SpawnHandle};
 use backoff::backoff::Backoff;
 use backoff::ExponentialBackoff;
 use futures::channel::oneshot;
@@ -80,6 +80,10 @@ pub(crate) struct Processor {
     /// A propagated panic, for the handles to re-raise.
     panic: Arc<Mutex<Option<String>>>,
     changed_since_full_sweep: bool,
+    /// The safety sweep's timer. Cancelled when the life is Finished: a
+    /// spawned future keeps an actix actor alive, and the processor must
+    /// stop (and stop its arbiter) once the last handle is dropped.
+    safety_timer: Option<SpawnHandle>,
 }
 
 impl Processor {
@@ -105,6 +109,7 @@ impl Processor {
             finish_waiters: Vec::new(),
             panic,
             changed_since_full_sweep: false,
+            safety_timer: None,
         }
     }
 
@@ -350,7 +355,7 @@ impl Processor {
 
     /// Runs the sweep over what changed, restarts what it finds, and checks
     /// whether a shutdown has drained.
-    fn after_change(&mut self) {
+    fn after_change(&mut self, ctx: &mut actix::Context<Self>) {
         self.last_change = Instant::now();
         self.changed_since_full_sweep = true;
         loop {
@@ -362,10 +367,10 @@ impl Processor {
                 self.restart_group(g);
             }
         }
-        self.check_drained();
+        self.check_drained(ctx);
     }
 
-    fn safety_sweep(&mut self) {
+    fn safety_sweep(&mut self, ctx: &mut actix::Context<Self>) {
         if !std::mem::take(&mut self.changed_since_full_sweep) {
             return;
         }
@@ -379,7 +384,7 @@ impl Processor {
             for g in missed {
                 self.restart_group(g);
             }
-            self.after_change();
+            self.after_change(ctx);
         }
     }
 
@@ -392,7 +397,7 @@ impl Processor {
         }
     }
 
-    fn check_drained(&mut self) {
+    fn check_drained(&mut self, ctx: &mut actix::Context<Self>) {
         if self.life != Life::Draining || self.tree.live_count() > 0 {
             return;
         }
@@ -402,6 +407,9 @@ impl Processor {
         self.hosts.clear();
         self.me = None;
         self.workers.stop_workers();
+        if let Some(timer) = self.safety_timer.take() {
+            ctx.cancel_future(timer);
+        }
         for w in self.finish_waiters.drain(..) {
             let _ = w.send(());
         }
@@ -488,7 +496,8 @@ impl Actor for Processor {
             self.host(root, r);
             self.schedule(root, Duration::ZERO);
         }
-        ctx.run_interval(SAFETY_SWEEP_PERIOD, |act, _| act.safety_sweep());
+        self.safety_timer =
+            Some(ctx.run_interval(SAFETY_SWEEP_PERIOD, |act, ctx| act.safety_sweep(ctx)));
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
@@ -549,9 +558,9 @@ pub(crate) struct Shutdown;
 
 impl Handler<Exited> for Processor {
     type Result = ();
-    fn handle(&mut self, msg: Exited, _: &mut Self::Context) {
+    fn handle(&mut self, msg: Exited, ctx: &mut Self::Context) {
         self.on_exit(msg.node, msg.incarnation, msg.exit);
-        self.after_change();
+        self.after_change(ctx);
     }
 }
 
@@ -565,9 +574,9 @@ impl Handler<SignalMsg> for Processor {
 
 impl Handler<StartGroup> for Processor {
     type Result = Result<Starting, RunError>;
-    fn handle(&mut self, msg: StartGroup, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: StartGroup, ctx: &mut Self::Context) -> Self::Result {
         let res = self.on_start_group(msg);
-        self.after_change();
+        self.after_change(ctx);
         // The caller resumes after this reply, usually to signal Healthy:
         // the tree is not settled until it has (it drops the guard then).
         res.map(|()| Starting::new(&self.starting))
@@ -609,9 +618,9 @@ impl Handler<LiveRunnables> for Processor {
 
 impl Handler<Shutdown> for Processor {
     type Result = ResponseFuture<()>;
-    fn handle(&mut self, _: Shutdown, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) -> Self::Result {
         self.begin_shutdown();
-        self.check_drained();
+        self.check_drained(ctx);
         self.finished()
     }
 }

@@ -132,3 +132,13 @@ pub async fn await_state(
         }
     }
 }
+
+/// The number of threads of this process (Linux: `/proc/self/status`).
+pub fn thread_count() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("a Threads: line")
+}
