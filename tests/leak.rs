@@ -11,7 +11,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Duration;
 
-use actix_supervisor::{Context, Group, RunResult, Supervisor};
+use actix_supervisor::{Context, Group, RunResult};
 use common::*;
 
 /// Counts the bytes currently allocated.
