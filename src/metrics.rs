@@ -6,8 +6,9 @@ use std::time::Instant;
 
 use crate::state::NodeState;
 
-/// Told `(dn, state)` on every transition: NEW when a node is (re)scheduled,
-/// then HEALTHY, DONE, CANCELED or DEAD.
+/// Told `(dn, state)` on every transition: NEW when a node's runnable starts
+/// (a restart that waits out a backoff is NEW only once the wait is over), then
+/// HEALTHY, DONE, CANCELED or DEAD.
 ///
 /// Called from the processor, in order, for the whole tree: it must not block.
 /// A panic in a sink is caught and logged; it never stops supervision.

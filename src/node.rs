@@ -23,7 +23,7 @@ use crate::capture::Scoped;
 use crate::context::Context;
 use crate::error::RunResult;
 use crate::exit::{panic_message, Exit, Outcome};
-use crate::processor::{Exited, Processor};
+use crate::processor::{Began, Exited, Processor};
 use crate::runnable::Runnable;
 
 pub(crate) struct NodeHost {
@@ -93,6 +93,12 @@ impl Handler<Start> for NodeHost {
             .then(move |go, host, _| {
                 if !go {
                     return Either::Left(ready(Outcome::CancelledBeforeStart));
+                }
+                if !delay.is_zero() {
+                    host.processor.do_send(Began {
+                        node: run_ctx.node(),
+                        incarnation: run_ctx.incarnation(),
+                    });
                 }
                 match std::panic::catch_unwind(AssertUnwindSafe(|| host.runnable.run(run_ctx))) {
                     Ok(fut) => {

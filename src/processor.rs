@@ -135,7 +135,10 @@ impl Processor {
             node.token.clone(),
             me.clone(),
         );
-        notify(&self.config.metrics, &self.voice, &node.dn, NodeState::New);
+        // A delayed start is reported NEW when the host begins it (`Began`).
+        if delay.is_zero() {
+            notify(&self.config.metrics, &self.voice, &node.dn, NodeState::New);
+        }
         host.do_send(Start {
             ctx,
             delay,
@@ -313,8 +316,10 @@ impl Processor {
             );
             self.voice.say(Level::Info, msg);
         }
+        let now = Instant::now();
         for (m, delay) in members.into_iter().zip(delays) {
-            for gone in self.tree.reset(m) {
+            let until = (!delay.is_zero()).then(|| now + delay);
+            for gone in self.tree.reset(m, until) {
                 self.hosts.remove(gone);
             }
             self.schedule(m, delay);
@@ -463,9 +468,10 @@ impl Processor {
             .nodes()
             .map(|(_, n)| NodeInfo {
                 dn: n.dn.to_string(),
-                state: n.state(),
+                state: n.reported_state(),
                 restarts: n.restarts,
                 last_error: n.last_error.clone(),
+                restart_at: n.waiting.map(|w| w.until),
             })
             .collect();
         out.sort_by(|a, b| a.dn.cmp(&b.dn));
@@ -512,6 +518,14 @@ pub(crate) struct Exited {
     pub node: NodeKey,
     pub incarnation: u64,
     pub exit: Exit,
+}
+
+/// A delayed start's backoff is over and its host is starting the runnable.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Began {
+    pub node: NodeKey,
+    pub incarnation: u64,
 }
 
 /// A signal the context accepted.
@@ -564,6 +578,20 @@ impl Handler<Exited> for Processor {
     }
 }
 
+impl Handler<Began> for Processor {
+    type Result = ();
+    fn handle(&mut self, msg: Began, _: &mut Self::Context) {
+        let Some(node) = self.tree.node_mut(msg.node) else {
+            return;
+        };
+        if node.incarnation != msg.incarnation || node.waiting.take().is_none() {
+            return; // a late message, or the start was cancelled meanwhile
+        }
+        notify(&self.config.metrics, &self.voice, &node.dn, NodeState::New);
+        self.last_change = Instant::now();
+    }
+}
+
 impl Handler<SignalMsg> for Processor {
     type Result = ();
     fn handle(&mut self, msg: SignalMsg, _: &mut Self::Context) {
@@ -608,7 +636,7 @@ impl Handler<LiveRunnables> for Processor {
         let mut out: Vec<String> = self
             .tree
             .nodes()
-            .filter(|(_, n)| n.state().is_live())
+            .filter(|(_, n)| n.is_running())
             .map(|(_, n)| n.dn.to_string())
             .collect();
         out.sort();

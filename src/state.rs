@@ -85,13 +85,19 @@ impl fmt::Display for Signal {
 
 /// One node of the tree as seen by [`Supervisor::snapshot`](crate::Supervisor::snapshot).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct NodeInfo {
     /// The node's distinguished name, e.g. `root.http.listener`.
     pub dn: String,
-    /// Its current state.
+    /// Its current state. A node waiting out its backoff before a restart
+    /// keeps the state it exited in (DEAD) until its runnable starts, and
+    /// then is NEW: see [`restart_at`](Self::restart_at).
     pub state: NodeState,
     /// How many times this DN has been started again after its first start.
     pub restarts: u64,
     /// The reason of its last death (error, panic message, signal misuse), if it ever died.
     pub last_error: Option<String>,
+    /// While the node waits out its backoff: when its runnable is due to
+    /// start again (on tokio's clock).
+    pub restart_at: Option<tokio::time::Instant>,
 }

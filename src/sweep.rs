@@ -98,7 +98,7 @@ mod tests {
     fn restart(t: &mut Tree, g: GroupKey) {
         let members = t.group(g).map(|g| g.members.clone()).unwrap_or_default();
         for m in members {
-            t.reset(m);
+            t.reset(m, None);
         }
     }
 
@@ -154,7 +154,7 @@ mod tests {
         t.set_state(x, NodeState::Canceled);
         let ga = t.node(a).unwrap().group;
         assert_eq!(step(&mut t), vec![ga]);
-        let removed = t.reset(a);
+        let removed = t.reset(a, None);
         assert_eq!(removed, vec![x], "a's restart drops its old children");
         assert!(t.node(x).is_none());
     }

@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use backoff::ExponentialBackoff;
 use slotmap::{new_key_type, SlotMap};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::RunError;
@@ -64,6 +65,20 @@ pub(crate) struct Node {
     /// The records of the children this node had before its last restart, so
     /// that a re-created child keeps counting restarts under its DN.
     retired: BTreeMap<Box<str>, Retired>,
+    /// Set while a restarted node waits out its backoff. Internally it is
+    /// NEW (its start is pending: live, so that nothing plans it twice and a
+    /// parent's failure cancels the start), but until its host starts the
+    /// runnable it is reported in the state it exited in.
+    pub waiting: Option<Waiting>,
+}
+
+/// A restart decided but not started yet: see [`Node::waiting`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Waiting {
+    /// The state the node exited in, which is what it reports meanwhile.
+    pub was: NodeState,
+    /// When its runnable is due to start.
+    pub until: Instant,
 }
 
 /// What survives of a removed node: its record, and its children's.
@@ -77,6 +92,17 @@ struct Retired {
 impl Node {
     pub fn state(&self) -> NodeState {
         self.state
+    }
+
+    /// The state operators and sinks see: while a restart waits out its
+    /// backoff, the state the node exited in.
+    pub fn reported_state(&self) -> NodeState {
+        self.waiting.map_or(self.state, |w| w.was)
+    }
+
+    /// Its runnable is running (NEW or HEALTHY and not waiting to start).
+    pub fn is_running(&self) -> bool {
+        self.state.is_live() && self.waiting.is_none()
     }
 
     /// No live runnable in this subtree (this node included).
@@ -244,9 +270,11 @@ impl Tree {
     }
 
     /// Moves a node to `state`, keeping the liveness counts on its path to
-    /// the root up to date. Returns the previous state.
+    /// the root up to date. Returns the previous state. A pending start is
+    /// over with any transition: it began, or it was cancelled.
     pub fn set_state(&mut self, k: NodeKey, state: NodeState) -> NodeState {
         let node = &mut self.nodes[k];
+        node.waiting = None;
         let before = std::mem::replace(&mut node.state, state);
         match (before.is_live(), state.is_live()) {
             (true, false) => self.adjust_live(k, -1),
@@ -268,12 +296,13 @@ impl Tree {
 
     /// Restarts a node's record: removes its whole (exited) subtree, gives it
     /// a fresh token from its parent's, a new incarnation, and makes it NEW.
+    /// With `until`, its start waits until then (see [`Node::waiting`]).
     /// Returns the removed descendants so that their hosts can be dropped.
     /// Their records are kept, so that the DNs the new incarnation re-creates
     /// go on counting restarts.
     ///
     /// The caller guarantees the node and its subtree have exited.
-    pub fn reset(&mut self, k: NodeKey) -> Vec<NodeKey> {
+    pub fn reset(&mut self, k: NodeKey, until: Option<Instant>) -> Vec<NodeKey> {
         debug_assert!(self.nodes[k].is_ready(), "reset of a live subtree");
         // Pre-order, then reversed: every node is retired after its children.
         let mut removed = Vec::new();
@@ -315,10 +344,12 @@ impl Tree {
         node.incarnation = incarnation;
         node.restarts += 1;
         node.doom = None;
+        let was = node.state;
         for g in groups {
             self.groups.remove(g);
         }
         self.set_state(k, NodeState::New);
+        self.nodes[k].waiting = until.map(|until| Waiting { was, until });
         removed
     }
 
@@ -410,6 +441,7 @@ impl Node {
             backoff: None,
             doom: None,
             retired: BTreeMap::new(),
+            waiting: None,
         }
     }
 }
@@ -439,7 +471,7 @@ mod tests {
         t.node_mut(k).unwrap().last_error = Some(reason.into());
         exit_subtree(t, k);
         t.set_state(k, NodeState::Dead);
-        t.reset(k);
+        t.reset(k, None);
     }
 
     /// The smallest case: p starts c, dies; p's second incarnation

@@ -468,9 +468,10 @@ async fn a_parent_failure_cancels_a_pending_child_restart() {
     let c = info(&sup, "root.p.c").await;
     assert_eq!(
         (c.state, c.restarts),
-        (NodeState::New, 1),
-        "c waits out its backoff"
+        (NodeState::Dead, 1),
+        "c waits out its backoff, down"
     );
+    assert!(c.restart_at.is_some());
     let before = Instant::now();
     kill_tx.send(()).unwrap();
     // p restarts after its own hour of backoff; c's stale timer must not fire
@@ -527,4 +528,59 @@ async fn an_exhausted_backoff_escalates_to_the_parent() {
     let root = info(&sup, "root").await;
     assert_eq!(root.state, NodeState::Dead);
     assert!(root.last_error.unwrap().contains("root.p gave up"));
+}
+
+/// While a restart waits out its backoff the node is down: DEAD in the
+/// snapshot with the time it is due, absent from the live runnables, and
+/// the sinks hear NEW only when the runnable actually starts.
+#[actix_rt::test]
+async fn a_node_waiting_out_its_backoff_is_reported_down_until_it_starts() {
+    tokio::time::pause();
+    init_log();
+    let (sink, mut seen) = transitions();
+    let mut first = true;
+    let sup = Supervisor::builder()
+        .current_arbiter()
+        // Below the 10 s hang guard of `await_state`, which runs on the
+        // same virtual clock.
+        .backoff(backoff_ms(5_000))
+        .metrics(sink)
+        .start(move |ctx: Context| {
+            let fail = std::mem::take(&mut first);
+            async move {
+                ctx.run("w", move |ctx: Context| async move {
+                    ctx.signal(Signal::Healthy)?;
+                    ctx.cancelled().await;
+                    Ok(())
+                })
+                .await?;
+                ctx.signal(Signal::Healthy)?;
+                if fail {
+                    return Err("root fails once".into());
+                }
+                ctx.cancelled().await;
+                Ok(())
+            }
+        });
+    await_state(&mut seen, "root", NodeState::Dead, 1).await;
+    let died_at = Instant::now();
+    sup.wait_settled().await;
+    let root = info(&sup, "root").await;
+    assert_eq!((root.state, root.restarts), (NodeState::Dead, 1));
+    let due = root.restart_at.expect("a restart is due");
+    assert_eq!(due - died_at, Duration::from_secs(5), "its backoff");
+    assert!(sup.live_runnables().await.is_empty(), "nothing runs");
+    // Nothing was reported NEW for root after its death.
+    while let Ok((dn, state)) = seen.try_recv() {
+        assert!(!(dn == "root" && state == NodeState::New), "NEW too early");
+    }
+    // The backoff runs out: NEW when the runnable starts, then HEALTHY.
+    await_state(&mut seen, "root", NodeState::New, 1).await;
+    assert!(Instant::now() >= due);
+    await_state(&mut seen, "root", NodeState::Healthy, 1).await;
+    sup.wait_settled().await;
+    let root = info(&sup, "root").await;
+    assert_eq!((root.state, root.restart_at), (NodeState::Healthy, None));
+    assert_eq!(sup.live_runnables().await, ["root", "root.w"]);
+    sup.shutdown().await;
 }
