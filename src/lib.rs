@@ -55,6 +55,7 @@ mod logtree;
 mod metrics;
 mod name;
 mod node;
+mod policy;
 #[cfg(unix)]
 pub mod process;
 mod processor;
@@ -76,6 +77,7 @@ pub use logger::{AsLogger, Logger, RawWriter};
 pub use logtree::{Entry, LogEvent, LogQuery, LogTree, MAX_DNS, MAX_MESSAGE_LEN};
 pub use metrics::{DnState, InMemoryMetrics, Metrics};
 pub use name::{is_valid_name, MAX_NAME_LEN};
+pub use policy::Shutdown;
 pub use runnable::{Group, Runnable};
 pub use state::{NodeInfo, NodeState, Signal};
 pub use supervisor::{default_backoff, Supervisor, SupervisorBuilder};

@@ -23,6 +23,7 @@ use crate::capture::Scoped;
 use crate::context::Context;
 use crate::error::RunResult;
 use crate::exit::{panic_message, Exit, Outcome};
+use crate::policy::Shutdown;
 use crate::processor::{Began, Exited, Processor};
 use crate::runnable::Runnable;
 
@@ -51,7 +52,8 @@ pub(crate) struct Start {
     pub ctx: Context,
     /// The backoff to wait out first; cancelled waits end the incarnation.
     pub delay: Duration,
-    pub shutdown_timeout: Duration,
+    /// How the node is stopped, before the runnable's own say.
+    pub shutdown: Shutdown,
     /// Held until the runnable has been polled once (see [`Starting`]).
     pub starting: Option<Starting>,
 }
@@ -83,7 +85,7 @@ impl Handler<Start> for NodeHost {
         let Start {
             ctx,
             delay,
-            shutdown_timeout,
+            shutdown,
             mut starting,
         } = msg;
         let token = ctx.token().clone();
@@ -100,6 +102,7 @@ impl Handler<Start> for NodeHost {
                         incarnation: run_ctx.incarnation(),
                     });
                 }
+                let shutdown = host.runnable.shutdown(shutdown);
                 match std::panic::catch_unwind(AssertUnwindSafe(|| host.runnable.run(run_ctx))) {
                     Ok(fut) => {
                         let fut = Scoped {
@@ -109,7 +112,7 @@ impl Handler<Start> for NodeHost {
                             },
                             logger,
                         };
-                        Either::Right(wrap_future(guard(Box::pin(fut), token, shutdown_timeout)))
+                        Either::Right(wrap_future(guard(Box::pin(fut), token, shutdown)))
                     }
                     Err(payload) => {
                         Either::Left(ready(Outcome::Panicked(panic_message(&*payload))))
@@ -149,16 +152,20 @@ async fn wait_out(delay: Duration, token: CancellationToken) -> bool {
 }
 
 /// Runs the runnable's future, catching its panics, and drops it if it is
-/// still running `timeout` after the token was cancelled.
+/// still running when its stop mode says so after the token was cancelled.
 async fn guard(
     fut: LocalBoxFuture<'static, RunResult>,
     token: CancellationToken,
-    timeout: Duration,
+    shutdown: Shutdown,
 ) -> Outcome {
     let deadline = async move {
         token.cancelled().await;
-        // Boxed, so that the timer is only allocated once cancellation came.
-        Box::pin(tokio::time::sleep(timeout)).await;
+        match shutdown {
+            // Boxed, so that the timer is only allocated once cancellation came.
+            Shutdown::Timeout(d) => Box::pin(tokio::time::sleep(d)).await,
+            Shutdown::Brutal => {}
+            Shutdown::Infinity => std::future::pending().await,
+        }
     };
     tokio::select! {
         biased;

@@ -11,7 +11,11 @@
 //!   command was marked [`Command::done_on_success`], which makes it DONE;
 //! - cancellation sends the stop signal (SIGTERM by default), waits the grace
 //!   period (5 s by default), then sends SIGKILL; the process is reaped
-//!   before the node counts as CANCELED;
+//!   before the node counts as CANCELED. The grace period is honoured even
+//!   when it exceeds the node's stop deadline (the supervisor's
+//!   `shutdown_timeout`): the node's deadline is widened to the grace plus
+//!   [`GRACE_MARGIN`]. With [`Shutdown::Brutal`](crate::Shutdown::Brutal) the
+//!   process is killed with SIGKILL at once;
 //! - the process never outlives its node: if the node's future is dropped
 //!   (aborted after the shutdown timeout, or the supervisor's System stops),
 //!   it is killed with SIGKILL, and with [`Command::kill_process_group`] its
@@ -38,7 +42,7 @@
 //! }
 //! ```
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::ffi::OsString;
 use std::fmt;
 use std::path::PathBuf;
@@ -53,11 +57,16 @@ use tokio::sync::mpsc;
 use crate::context::Context;
 use crate::error::RunResult;
 use crate::logger::Logger;
+use crate::policy::Shutdown;
 use crate::runnable::Runnable;
 use crate::state::Signal;
 
 /// How long output is still read after the process exited.
 const PIPE_DRAIN: Duration = Duration::from_millis(200);
+
+/// How much longer than its grace period a process node's stop deadline is
+/// at least: time to reap the process after SIGKILL and report.
+pub const GRACE_MARGIN: Duration = Duration::from_secs(1);
 
 /// How many of the last stderr lines a death reason carries.
 const STDERR_TAIL: usize = 10;
@@ -76,8 +85,12 @@ pub struct Command {
     group: bool,
     done_on_success: bool,
     ready: Option<ReadyCheck>,
-    pid: Arc<Mutex<Option<u32>>>,
+    /// The running processes of this command and its clones, by the DN of
+    /// the node that runs each: clones may run under several nodes.
+    pids: Pids,
 }
+
+type Pids = Arc<Mutex<BTreeMap<Arc<str>, u32>>>;
 
 impl fmt::Debug for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -104,7 +117,7 @@ impl Command {
             group: false,
             done_on_success: false,
             ready: None,
-            pid: Arc::new(Mutex::new(None)),
+            pids: Pids::default(),
         }
     }
 
@@ -142,8 +155,9 @@ impl Command {
         self
     }
 
-    /// How long after the stop signal SIGKILL follows. Default 5 s. Keep it
-    /// below the supervisor's `shutdown_timeout`.
+    /// How long after the stop signal SIGKILL follows. Default 5 s. When it
+    /// does not fit in the node's stop deadline, the deadline is widened to
+    /// the grace plus [`GRACE_MARGIN`], so the grace is always honoured.
     pub fn grace(mut self, grace: Duration) -> Self {
         self.grace = grace;
         self
@@ -169,39 +183,72 @@ impl Command {
         self
     }
 
-    /// A handle to signal the running process, whichever incarnation it is.
+    /// A handle to signal the running processes of this command, whichever
+    /// incarnation runs. Clones of a command share it: a root that clones
+    /// the command on every incarnation keeps reaching its child. When
+    /// clones run under several nodes, [`ProcessSignals::node`] picks one.
     pub fn signals(&self) -> ProcessSignals {
         ProcessSignals {
-            pid: self.pid.clone(),
+            pids: self.pids.clone(),
             group: self.group,
+            dn: None,
         }
     }
 }
 
-/// Sends signals to a [`Command`]'s current process (its group, with
-/// [`Command::kill_process_group`]).
+/// Sends signals to the processes a [`Command`] (and its clones) runs, each
+/// to its process group with [`Command::kill_process_group`].
 #[derive(Clone, Debug)]
 pub struct ProcessSignals {
-    pid: Arc<Mutex<Option<u32>>>,
+    pids: Pids,
     group: bool,
+    /// Only the process of this node, when set.
+    dn: Option<Arc<str>>,
 }
 
 impl ProcessSignals {
-    /// The current process's pid, if one runs.
-    pub fn pid(&self) -> Option<u32> {
-        *self.pid.lock().unwrap_or_else(PoisonError::into_inner)
+    /// The same handle, narrowed to the process run by the node `dn`
+    /// (e.g. `root.workers.a`).
+    pub fn node(&self, dn: &str) -> ProcessSignals {
+        ProcessSignals {
+            dn: Some(dn.into()),
+            ..self.clone()
+        }
     }
 
-    /// Sends `signal` (e.g. `libc::SIGHUP`). Fails when no process runs or
-    /// the OS refuses.
+    /// The running process's pid: the node's with [`node`](Self::node);
+    /// otherwise the only one, `None` when none or several run.
+    pub fn pid(&self) -> Option<u32> {
+        let pids = self.pids.lock().unwrap_or_else(PoisonError::into_inner);
+        match &self.dn {
+            Some(dn) => pids.get(dn).copied(),
+            None if pids.len() == 1 => pids.values().next().copied(),
+            None => None,
+        }
+    }
+
+    /// Every running process of this command and its clones, by node DN.
+    pub fn pids(&self) -> Vec<(String, u32)> {
+        let pids = self.pids.lock().unwrap_or_else(PoisonError::into_inner);
+        pids.iter()
+            .filter(|(dn, _)| self.dn.as_ref().is_none_or(|d| d == *dn))
+            .map(|(dn, pid)| (dn.to_string(), *pid))
+            .collect()
+    }
+
+    /// Sends `signal` (e.g. `libc::SIGHUP`) to the node's process with
+    /// [`node`](Self::node), otherwise to every running process of the
+    /// command. Fails when no process runs or the OS refuses one.
     pub fn send(&self, signal: i32) -> std::io::Result<()> {
-        match self.pid() {
-            Some(pid) => send_signal(pid, self.group, signal),
-            None => Err(std::io::Error::new(
+        let pids = self.pids();
+        if pids.is_empty() {
+            return Err(std::io::Error::new(
                 std::io::ErrorKind::NotFound,
                 "no process is running",
-            )),
+            ));
         }
+        pids.into_iter()
+            .try_for_each(|(_, pid)| send_signal(pid, self.group, signal))
     }
 }
 
@@ -227,7 +274,8 @@ struct KillOnDrop {
     pid: u32,
     group: bool,
     reaped: bool,
-    slot: Arc<Mutex<Option<u32>>>,
+    pids: Pids,
+    dn: Arc<str>,
 }
 
 impl KillOnDrop {
@@ -244,7 +292,11 @@ impl Drop for KillOnDrop {
             // For a group, children of the leader may remain after it exited.
             let _ = send_signal(self.pid, self.group, libc::SIGKILL);
         }
-        *self.slot.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        let mut pids = self.pids.lock().unwrap_or_else(PoisonError::into_inner);
+        // Only our own entry: a later incarnation may already have its own.
+        if pids.get(&self.dn) == Some(&self.pid) {
+            pids.remove(&self.dn);
+        }
     }
 }
 
@@ -252,6 +304,14 @@ impl Runnable for Command {
     fn run(&mut self, ctx: Context) -> LocalBoxFuture<'static, RunResult> {
         let cmd = self.clone();
         Box::pin(async move { cmd.supervise(ctx).await })
+    }
+
+    /// Widens a timeout that leaves no room for the grace period.
+    fn shutdown(&self, configured: Shutdown) -> Shutdown {
+        match configured {
+            Shutdown::Timeout(d) => Shutdown::Timeout(d.max(self.grace + GRACE_MARGIN)),
+            other => other,
+        }
     }
 }
 
@@ -278,12 +338,17 @@ impl Command {
         let Some(pid) = child.id() else {
             return Err(format!("{program:?} exited before it could be supervised").into());
         };
-        *self.pid.lock().unwrap_or_else(PoisonError::into_inner) = Some(pid);
+        let dn: Arc<str> = ctx.dn().into();
+        self.pids
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(dn.clone(), pid);
         let guard = KillOnDrop {
             pid,
             group: self.group,
             reaped: false,
-            slot: self.pid.clone(),
+            pids: self.pids.clone(),
+            dn,
         };
         let logger = ctx.logger();
         let (line_tx, lines) = mpsc::unbounded_channel::<String>();

@@ -28,6 +28,7 @@ use crate::logger::Voice;
 use crate::logtree::LogTree;
 use crate::metrics::Metrics;
 use crate::node::{NodeHost, Start, Starting};
+use crate::policy::Shutdown;
 use crate::runnable::{Group, Runnable};
 use crate::state::{NodeInfo, NodeState, Signal};
 use crate::sweep::{full_sweep, sweep};
@@ -142,7 +143,7 @@ impl Processor {
         host.do_send(Start {
             ctx,
             delay,
-            shutdown_timeout: self.config.shutdown_timeout,
+            shutdown: Shutdown::Timeout(self.config.shutdown_timeout),
             // Pending backoff timers must not hold `wait_settled`.
             starting: delay.is_zero().then(|| Starting::new(&self.starting)),
         });
@@ -568,7 +569,7 @@ pub(crate) struct Join;
 /// Cancels the tree; resolves once nothing is live.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub(crate) struct Shutdown;
+pub(crate) struct Stop;
 
 impl Handler<Exited> for Processor {
     type Result = ();
@@ -644,9 +645,9 @@ impl Handler<LiveRunnables> for Processor {
     }
 }
 
-impl Handler<Shutdown> for Processor {
+impl Handler<Stop> for Processor {
     type Result = ResponseFuture<()>;
-    fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, _: Stop, ctx: &mut Self::Context) -> Self::Result {
         self.begin_shutdown();
         self.check_drained(ctx);
         self.finished()

@@ -6,6 +6,7 @@ use futures::future::LocalBoxFuture;
 
 use crate::context::Context;
 use crate::error::RunResult;
+use crate::policy::Shutdown;
 
 /// A unit of supervised work.
 ///
@@ -31,6 +32,15 @@ pub trait Runnable: Send + 'static {
     /// Starts one incarnation. `ctx` is cancelled when the node must stop;
     /// after that, whatever the future returns counts as CANCELED.
     fn run(&mut self, ctx: Context) -> LocalBoxFuture<'static, RunResult>;
+
+    /// How this runnable is stopped, given the mode configured for its node
+    /// (the supervisor's `shutdown_timeout` unless the child asked for
+    /// another). The default keeps it; a runnable that needs longer to stop
+    /// cleanly widens it, as a [`process::Command`](crate::process::Command)
+    /// does to fit its grace period.
+    fn shutdown(&self, configured: Shutdown) -> Shutdown {
+        configured
+    }
 }
 
 impl<F, Fut> Runnable for F
@@ -46,6 +56,10 @@ where
 impl Runnable for Box<dyn Runnable> {
     fn run(&mut self, ctx: Context) -> LocalBoxFuture<'static, RunResult> {
         (**self).run(ctx)
+    }
+
+    fn shutdown(&self, configured: Shutdown) -> Shutdown {
+        (**self).shutdown(configured)
     }
 }
 

@@ -8,7 +8,7 @@ use backoff::ExponentialBackoff;
 
 use crate::logtree::LogTree;
 use crate::metrics::Metrics;
-use crate::processor::{Config, Join, LiveRunnables, Processor, Shutdown, Snapshot, WaitSettled};
+use crate::processor::{Config, Join, LiveRunnables, Processor, Snapshot, Stop, WaitSettled};
 use crate::runnable::Runnable;
 use crate::state::NodeInfo;
 use crate::workers::Workers;
@@ -115,7 +115,7 @@ impl Supervisor {
     /// restarted any more. A runnable still running `shutdown_timeout` after
     /// its cancellation is aborted. Calling it again is harmless.
     pub async fn shutdown(&self) {
-        let _ = self.processor.send(Shutdown).await;
+        let _ = self.processor.send(Stop).await;
         self.raise_panic();
     }
 

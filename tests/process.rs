@@ -6,8 +6,9 @@ mod common;
 use std::time::Duration;
 
 use actix_supervisor::process::{Command, ProcessSignals};
-use actix_supervisor::{Context, LogQuery, NodeState};
+use actix_supervisor::{Context, LogQuery, NodeState, RunResult, Runnable, Shutdown};
 use common::*;
+use futures::future::LocalBoxFuture;
 use tokio::sync::mpsc;
 
 fn alive(pid: u32) -> bool {
@@ -188,18 +189,38 @@ fn not_running(pid: u32) -> bool {
     }
 }
 
+/// A command whose node is stopped brutally: its future is dropped at once.
+struct Brutal(Command);
+
+impl Runnable for Brutal {
+    fn run(&mut self, ctx: Context) -> LocalBoxFuture<'static, RunResult> {
+        self.0.run(ctx)
+    }
+    fn shutdown(&self, _: Shutdown) -> Shutdown {
+        Shutdown::Brutal
+    }
+}
+
 #[actix_rt::test]
 async fn an_aborted_node_still_kills_its_process() {
-    // The grace period outlasts the supervisor's shutdown timeout: the host
-    // drops the node's future, and the drop guard must kill the process.
+    // The host drops the node's future without waiting for the grace
+    // period, and the drop guard must kill the process.
     let cmd = Command::new("sh")
         .args([
             "-c",
             "trap '' TERM; echo up; while true; do sleep 0.05; done",
         ])
         .grace(Duration::from_secs(30));
-    let fast_abort = builder().shutdown_timeout(Duration::from_millis(100));
-    let (sup, signals, mut feed) = start_with(fast_abort, cmd);
+    let signals = cmd.signals();
+    let (sink, mut feed) = transitions();
+    let cmd = Brutal(cmd);
+    let sup = builder().metrics(sink).start(move |ctx: Context| {
+        let cmd = Brutal(cmd.0.clone());
+        async move {
+            ctx.run("p", cmd).await?;
+            serve(&ctx).await
+        }
+    });
     await_state(&mut feed, "root.p", NodeState::Healthy, 1).await;
     let pid = signals.pid().unwrap();
     assert!(alive(pid));
@@ -211,7 +232,7 @@ async fn an_aborted_node_still_kills_its_process() {
     );
     assert_eq!(state(&sup, "root.p").await, NodeState::Canceled);
     assert!(
-        not_running(pid),
+        eventually(|| not_running(pid)),
         "the process was killed when its node was aborted"
     );
 }
@@ -226,4 +247,77 @@ async fn an_exit_is_reported_even_if_a_grandchild_keeps_the_pipes_open() {
     assert!(reason.contains("exit status: 4"), "{reason}");
     assert!(raw(&sup, "root.p").contains(&"bye".to_string()));
     sup.shutdown().await;
+}
+
+/// Clones of one command run under two nodes: each node has its own process
+/// and its own entry in the shared signal handle, and one node's exit does
+/// not forget the other's process.
+#[actix_rt::test]
+async fn clones_under_two_nodes_keep_their_own_processes() {
+    let cmd = Command::new("sleep").arg("300");
+    let signals = cmd.signals();
+    let (sink, mut feed) = transitions();
+    let sup = builder()
+        .backoff(backoff_ms(50))
+        .metrics(sink)
+        .start(move |ctx: Context| {
+            let cmd = cmd.clone();
+            async move {
+                ctx.run("a", cmd.clone()).await?;
+                ctx.run("b", cmd).await?;
+                serve(&ctx).await
+            }
+        });
+    // Both are Healthy once spawned, in their first poll.
+    sup.wait_settled().await;
+    let (a, b) = (signals.node("root.a"), signals.node("root.b"));
+    let (pa, pb) = (a.pid().unwrap(), b.pid().unwrap());
+    assert_ne!(pa, pb);
+    assert!(alive(pa) && alive(pb));
+    assert_eq!(
+        signals.pid(),
+        None,
+        "two run: the unnarrowed pid is ambiguous"
+    );
+    assert_eq!(
+        signals.pids(),
+        [("root.a".to_string(), pa), ("root.b".to_string(), pb)]
+    );
+    // b's process is killed: b dies and restarts; a keeps its process.
+    b.send(libc::SIGKILL).unwrap();
+    await_state(&mut feed, "root.b", NodeState::Dead, 1).await;
+    assert_eq!(a.pid(), Some(pa), "b's exit left a's entry alone");
+    await_state(&mut feed, "root.b", NodeState::Healthy, 1).await;
+    let pb2 = b.pid().unwrap();
+    assert_ne!(pb2, pb);
+    assert!(alive(pa) && alive(pb2));
+    sup.shutdown().await;
+    assert!(signals.pids().is_empty());
+}
+
+/// A grace period longer than the supervisor's shutdown timeout is honoured:
+/// the process's SIGTERM handler gets to finish its cleanup.
+#[actix_rt::test]
+async fn a_grace_beyond_the_shutdown_timeout_is_honoured() {
+    let marker = std::env::temp_dir().join(format!(
+        "actix-supervisor-grace-{}-{:?}",
+        std::process::id(),
+        std::time::SystemTime::now()
+    ));
+    let script = format!(
+        "trap 'sleep 0.3; echo cleaned > \"{}\"; exit 0' TERM; echo up; while true; do sleep 0.05; done",
+        marker.display()
+    );
+    let cmd = Command::new("sh")
+        .args(["-c", &script])
+        .ready_when(|l| l == "up")
+        .grace(Duration::from_secs(10));
+    let short = builder().shutdown_timeout(Duration::from_millis(100));
+    let (sup, _signals, mut feed) = start_with(short, cmd);
+    await_state(&mut feed, "root.p", NodeState::Healthy, 1).await;
+    sup.shutdown().await;
+    assert_eq!(state(&sup, "root.p").await, NodeState::Canceled);
+    let cleaned = std::fs::read_to_string(&marker);
+    let _ = std::fs::remove_file(&marker);
+    assert_eq!(cleaned.unwrap_or_default().trim(), "cleaned");
 }
