@@ -7,42 +7,14 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Duration;
 
 use actix_supervisor::{Context, Group, RunResult};
+use common::heap::{back_to, live_heap, Counting, SLACK};
 use common::*;
-
-/// Counts the bytes currently allocated.
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded as is.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded as is.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new: usize) -> *mut u8 {
-        LIVE.fetch_add(new as isize - layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded as is.
-        unsafe { System.realloc(ptr, layout, new) }
-    }
-}
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
-
-fn live_heap() -> isize {
-    LIVE.load(Ordering::Relaxed)
-}
 
 /// 10 groups of 10 members, each with 10 children: 1,111 nodes, a couple
 /// of megabytes, so that one leaked tree stands far above the slack.
@@ -68,26 +40,6 @@ async fn root(ctx: Context) -> RunResult {
     ctx.run_group(g).await?;
     serve(&ctx).await
 }
-
-/// Waits (bounded) until the thread count and live heap are back within
-/// `slack` bytes of the baseline: threads end and free their memory after
-/// the handles are dropped, on their own schedule.
-async fn back_to(threads: usize, heap: isize, slack: isize, what: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let (t, h) = (thread_count(), live_heap());
-        if t <= threads && h - heap <= slack {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}: {t} threads (baseline {threads}), live heap {h} B (baseline {heap} B, slack {slack} B)"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-const SLACK: isize = 256 * 1024;
 
 #[actix_rt::test]
 async fn supervisors_release_their_threads_and_memory() {

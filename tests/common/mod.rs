@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod heap;
+
 use std::time::Duration;
 
 use actix_supervisor::{
