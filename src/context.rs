@@ -62,8 +62,8 @@ struct Inner {
     incarnation: u64,
     token: CancellationToken,
     phase: AtomicU8,
-    /// The first misused signal, as a [`Misuse`] code (0: none). A code
-    /// rather than the error keeps every context small.
+    /// The first misused signal, as one of the `MISUSE_*` codes (0: none).
+    /// A code rather than the error keeps every context small.
     misuse: AtomicU8,
     processor: Arc<Addr<Processor>>,
     logs: LogTree,

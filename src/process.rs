@@ -14,12 +14,14 @@
 //!   before the node counts as CANCELED. The grace period is honoured even
 //!   when it exceeds the node's stop deadline (the supervisor's
 //!   `shutdown_timeout`): the node's deadline is widened to the grace plus
-//!   [`GRACE_MARGIN`]. With [`Shutdown::Brutal`](crate::Shutdown::Brutal) the
+//!   [`GRACE_MARGIN`]. With [`Shutdown::Brutal`] the
 //!   process is killed with SIGKILL at once;
 //! - the process never outlives its node: if the node's future is dropped
 //!   (aborted after the shutdown timeout, or the supervisor's System stops),
 //!   it is killed with SIGKILL, and with [`Command::kill_process_group`] its
 //!   whole process group is.
+//!
+//! [`Shutdown::Brutal`]: crate::Shutdown::Brutal
 //!
 //! A command that cannot be started (missing, not executable) is a death
 //! with the OS error as its reason, retried with backoff like any other.

@@ -46,7 +46,8 @@ async fn invalid_names_are_refused() {
         "ünï",
         &"x".repeat(65),
     ] {
-        let bad = bad.to_string();
+        let want = bad.to_string();
+        let bad = want.clone();
         let (tx, mut rx) = mpsc::unbounded_channel();
         let sup = builder().start(move |ctx: Context| {
             let (tx, bad) = (tx.clone(), bad.clone());
@@ -59,8 +60,8 @@ async fn invalid_names_are_refused() {
         match &err {
             RunError::InvalidName { dn, name } => {
                 assert_eq!(dn, "root");
+                assert_eq!(name, &want, "the error names the refused name");
                 assert!(err.to_string().contains("root") && err.to_string().contains("[a-z0-9_]"));
-                let _ = name;
             }
             other => panic!("{other:?}"),
         }
