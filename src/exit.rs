@@ -2,6 +2,7 @@
 //! as a pure function.
 
 use crate::error::{RunResult, SignalError};
+use crate::policy::Restart;
 
 /// How an incarnation ended, as its host saw it.
 #[derive(Debug)]
@@ -39,8 +40,14 @@ pub(crate) enum Verdict {
 /// Applies the exit rules:
 /// - a misused signal, or a death decided for the node (`doom`), is DEAD;
 /// - after cancellation anything is CANCELED;
-/// - otherwise `Ok(())` after Done is DONE, and everything else is DEAD.
-pub(crate) fn classify(exit: Exit, cancelled: bool, doom: Option<&str>) -> Verdict {
+/// - otherwise `Ok(())` after Done is DONE, and so is any `Ok(())` of a
+///   transient or temporary node (a normal exit); everything else is DEAD.
+pub(crate) fn classify(
+    exit: Exit,
+    cancelled: bool,
+    doom: Option<&str>,
+    restart: Restart,
+) -> Verdict {
     if let Some(misuse) = exit.misuse {
         return Verdict::Dead(format!("misused a signal: {misuse}"));
     }
@@ -58,7 +65,7 @@ pub(crate) fn classify(exit: Exit, cancelled: bool, doom: Option<&str>) -> Verdi
         });
     }
     match exit.outcome {
-        Outcome::Returned(Ok(())) if exit.done => Verdict::Done,
+        Outcome::Returned(Ok(())) if exit.done || restart != Restart::Permanent => Verdict::Done,
         Outcome::Returned(Ok(())) => {
             Verdict::Dead("returned Ok(()) without signalling Done".into())
         }
@@ -112,35 +119,69 @@ mod tests {
     #[test]
     fn done_only_after_done_signal_and_ok() {
         assert_eq!(
-            classify(exit(Outcome::Returned(Ok(())), true), false, None),
+            classify(
+                exit(Outcome::Returned(Ok(())), true),
+                false,
+                None,
+                Restart::Permanent
+            ),
             Verdict::Done
         );
         assert!(matches!(
-            classify(exit(Outcome::Returned(Ok(())), false), false, None),
+            classify(exit(Outcome::Returned(Ok(())), false), false, None, Restart::Permanent),
             Verdict::Dead(r) if r.contains("without signalling Done")
         ));
         assert!(matches!(
-            classify(exit(Outcome::Returned(err("boom")), true), false, None),
+            classify(exit(Outcome::Returned(err("boom")), true), false, None, Restart::Permanent),
             Verdict::Dead(r) if r.contains("boom")
         ));
     }
 
     #[test]
+    fn a_normal_exit_of_a_transient_or_temporary_node_is_done() {
+        for r in [Restart::Transient, Restart::Temporary] {
+            assert_eq!(
+                classify(exit(Outcome::Returned(Ok(())), false), false, None, r),
+                Verdict::Done
+            );
+            assert!(matches!(
+                classify(exit(Outcome::Returned(err("x")), false), false, None, r),
+                Verdict::Dead(_)
+            ));
+        }
+    }
+
+    #[test]
     fn anything_after_cancellation_is_canceled() {
         assert_eq!(
-            classify(exit(Outcome::Returned(Ok(())), false), true, None),
+            classify(
+                exit(Outcome::Returned(Ok(())), false),
+                true,
+                None,
+                Restart::Permanent
+            ),
             Verdict::Canceled(None)
         );
         assert!(matches!(
-            classify(exit(Outcome::Returned(err("late")), false), true, None),
+            classify(exit(Outcome::Returned(err("late")), false), true, None, Restart::Permanent),
             Verdict::Canceled(Some(r)) if r.contains("late")
         ));
         assert!(matches!(
-            classify(exit(Outcome::Aborted, false), true, None),
+            classify(
+                exit(Outcome::Aborted, false),
+                true,
+                None,
+                Restart::Permanent
+            ),
             Verdict::Canceled(Some(_))
         ));
         assert_eq!(
-            classify(exit(Outcome::CancelledBeforeStart, false), true, None),
+            classify(
+                exit(Outcome::CancelledBeforeStart, false),
+                true,
+                None,
+                Restart::Permanent
+            ),
             Verdict::Canceled(None)
         );
     }
@@ -154,9 +195,11 @@ mod tests {
                 dn: "root.x".into(),
             }),
         };
-        assert!(matches!(classify(e, true, None), Verdict::Dead(r) if r.contains("root.x")));
+        assert!(
+            matches!(classify(e, true, None, Restart::Permanent), Verdict::Dead(r) if r.contains("root.x"))
+        );
         assert!(matches!(
-            classify(exit(Outcome::Returned(Ok(())), false), true, Some("child gave up")),
+            classify(exit(Outcome::Returned(Ok(())), false), true, Some("child gave up"), Restart::Permanent),
             Verdict::Dead(r) if r == "child gave up"
         ));
     }
@@ -164,7 +207,7 @@ mod tests {
     #[test]
     fn panics_are_deaths_with_their_message() {
         assert!(matches!(
-            classify(exit(Outcome::Panicked("kaput".into()), false), false, None),
+            classify(exit(Outcome::Panicked("kaput".into()), false), false, None, Restart::Permanent),
             Verdict::Dead(r) if r.contains("kaput")
         ));
         let payload: Box<dyn std::any::Any + Send> = Box::new(String::from("owned"));
@@ -189,7 +232,7 @@ mod tests {
         }
         let e: Error = Box::new(Outer(std::io::Error::other("inner")));
         assert!(matches!(
-            classify(exit(Outcome::Returned(Err(e)), false), false, None),
+            classify(exit(Outcome::Returned(Err(e)), false), false, None, Restart::Permanent),
             Verdict::Dead(r) if r == "returned error: outer: inner"
         ));
     }

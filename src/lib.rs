@@ -59,6 +59,7 @@ mod policy;
 #[cfg(unix)]
 pub mod process;
 mod processor;
+mod restart;
 mod runnable;
 mod state;
 mod supervisor;
@@ -77,9 +78,9 @@ pub use logger::{AsLogger, Logger, RawWriter};
 pub use logtree::{Entry, LogEvent, LogQuery, LogTree, MAX_DNS, MAX_MESSAGE_LEN};
 pub use metrics::{DnState, InMemoryMetrics, Metrics};
 pub use name::{is_valid_name, MAX_NAME_LEN};
-pub use policy::Shutdown;
-pub use runnable::{Group, Runnable};
-pub use state::{NodeInfo, NodeState, Signal};
+pub use policy::{Backoff, Intensity, Restart, Shutdown, Strategy};
+pub use runnable::{Child, Group, Runnable};
+pub use state::{Ended, NodeInfo, NodeState, Signal};
 pub use supervisor::{default_backoff, Supervisor, SupervisorBuilder};
 
 #[doc(hidden)]

@@ -33,3 +33,174 @@ impl Default for Shutdown {
         Shutdown::Timeout(Duration::from_secs(5))
     }
 }
+
+/// When a child is restarted (OTP's `restart` of a child spec).
+///
+/// | type | it returns `Ok(())` | it dies (error, panic, misuse) | a sibling's death cancels it |
+/// | --- | --- | --- | --- |
+/// | `Permanent` | DEAD ("without Done"): restarted | restarted | restarted |
+/// | `Transient` | DONE, siblings undisturbed | restarted | restarted |
+/// | `Temporary` | DONE, siblings undisturbed | stays DEAD, siblings undisturbed | stays CANCELED |
+///
+/// A temporary child's deaths do not count against its parent's
+/// [restart intensity](Intensity).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Restart {
+    /// Restarted whenever it exits, unless it signalled Done and returned
+    /// `Ok(())`. The default, and the reference's behaviour.
+    #[default]
+    Permanent,
+    /// Restarted only after a death: returning `Ok(())` ends it for good, as
+    /// DONE, as if it had signalled Done.
+    Transient,
+    /// Never restarted: whatever it returns, it stays exited, and its death
+    /// does not cancel its group siblings.
+    Temporary,
+}
+
+/// Which siblings go down and come back with a dead group member.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Strategy {
+    /// Every member is cancelled, and they all restart together once every
+    /// one of them (and their subtrees) has exited. The default.
+    #[default]
+    OneForAll,
+    /// Only the dead member restarts; its siblings are not disturbed. A group
+    /// started this way is like members started with separate `run` calls.
+    OneForOne,
+    /// The dead member and every member added after it are cancelled and
+    /// restart together, in order; members before it are not disturbed.
+    RestForOne,
+}
+
+/// A parent's restart intensity (OTP's `intensity` and `period`): if the
+/// restarts it performs for its children exceed `max_restarts` within
+/// `within`, it gives up. A group restart counts once; deaths of
+/// [temporary](Restart::Temporary) children never count.
+///
+/// Giving up means: the parent's children are stopped and the parent dies
+/// with a reason naming the count and the last failure, so that its own
+/// parent's policy takes over. When the supervisor itself gives up on the
+/// root, it shuts down and [`Supervisor::join`](crate::Supervisor::join)
+/// returns the reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Intensity {
+    /// How many restarts are allowed within the window.
+    pub max_restarts: u32,
+    /// The sliding window, on tokio's clock.
+    pub within: Duration,
+}
+
+/// The exponential backoff a DEAD node waits out before it is restarted.
+/// Only deaths wait: a node cancelled because of a sibling or an ancestor
+/// restarts at once.
+///
+/// The defaults are the reference's (`cenkalti/backoff`'s): 500 ms, ×1.5,
+/// jitter ±50%, at most 60 s, reset when the node signals Healthy or Done.
+///
+/// ```
+/// use std::time::Duration;
+/// use actix_supervisor::Backoff;
+///
+/// let b = Backoff::default()
+///     .initial(Duration::from_millis(100))
+///     .jitter(0.0)
+///     .reset_after(Duration::from_secs(30));
+/// assert_eq!(b.delay(None, 0.5), (Duration::from_millis(100), Duration::from_millis(150)));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Backoff {
+    initial: Duration,
+    multiplier: f64,
+    max: Duration,
+    jitter: f64,
+    reset_after: Option<Duration>,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            initial: Duration::from_millis(500),
+            multiplier: 1.5,
+            max: Duration::from_secs(60),
+            jitter: 0.5,
+            reset_after: None,
+        }
+    }
+}
+
+impl Backoff {
+    /// The first delay. Default 500 ms.
+    pub fn initial(mut self, d: Duration) -> Self {
+        self.initial = d;
+        self
+    }
+
+    /// Each delay is the previous one times this (at least 1). Default 1.5.
+    pub fn multiplier(mut self, m: f64) -> Self {
+        self.multiplier = if m.is_finite() { m.max(1.0) } else { 1.0 };
+        self
+    }
+
+    /// No delay grows beyond this (before jitter). Default 60 s.
+    pub fn max(mut self, d: Duration) -> Self {
+        self.max = d;
+        self
+    }
+
+    /// Each delay is spread uniformly over ±`factor` of its value, so that
+    /// nodes failing together do not restart in lockstep. Clamped to 0..=1.
+    /// Default 0.5.
+    pub fn jitter(mut self, factor: f64) -> Self {
+        self.jitter = if factor.is_finite() {
+            factor.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        self
+    }
+
+    /// Resets the backoff only once the node has stayed healthy this long,
+    /// instead of as soon as it signals Healthy: a node that flaps shortly
+    /// after becoming healthy keeps backing off.
+    pub fn reset_after(mut self, d: Duration) -> Self {
+        self.reset_after = Some(d);
+        self
+    }
+
+    /// How long a node must stay healthy for its backoff to reset; `None`:
+    /// Healthy (or Done) resets it at once.
+    pub fn reset_after_healthy(&self) -> Option<Duration> {
+        self.reset_after
+    }
+
+    /// The delay to wait now and the interval to keep for the next death,
+    /// from the interval kept after the previous one (`None` after a reset).
+    /// `random` in `0.0..1.0` places the delay within the jitter.
+    pub fn delay(&self, current: Option<Duration>, random: f64) -> (Duration, Duration) {
+        let current = current
+            .unwrap_or(self.initial)
+            .min(self.max.max(self.initial));
+        let spread = current.as_secs_f64() * self.jitter;
+        let secs = current.as_secs_f64() - spread + random.clamp(0.0, 1.0) * 2.0 * spread;
+        let delay = Duration::try_from_secs_f64(secs.max(0.0)).unwrap_or(self.max);
+        let next = Duration::try_from_secs_f64(current.as_secs_f64() * self.multiplier)
+            .unwrap_or(self.max)
+            .min(self.max);
+        (delay, next)
+    }
+}
+
+/// Keeps the initial interval, multiplier, maximum interval and
+/// randomisation factor. `max_elapsed_time` is not carried over: a restart
+/// budget is [`Intensity`] (`SupervisorBuilder::max_restarts`,
+/// `Child::max_restarts`).
+impl From<backoff::ExponentialBackoff> for Backoff {
+    fn from(b: backoff::ExponentialBackoff) -> Self {
+        Backoff::default()
+            .initial(b.initial_interval)
+            .multiplier(b.multiplier)
+            .max(b.max_interval)
+            .jitter(b.randomization_factor)
+    }
+}

@@ -14,8 +14,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use actix::{Actor, Addr, AsyncContext, Handler, Message, ResponseFuture, SpawnHandle};
-use backoff::backoff::Backoff;
-use backoff::ExponentialBackoff;
 use futures::channel::oneshot;
 use log::Level;
 use slotmap::SecondaryMap;
@@ -28,11 +26,12 @@ use crate::logger::Voice;
 use crate::logtree::LogTree;
 use crate::metrics::Metrics;
 use crate::node::{NodeHost, Start, Starting};
-use crate::policy::Shutdown;
-use crate::runnable::{Group, Runnable};
-use crate::state::{NodeInfo, NodeState, Signal};
-use crate::sweep::{full_sweep, sweep};
-use crate::tree::{GroupKey, NodeKey, Tree};
+use crate::policy::Backoff;
+use crate::restart::{plan, Jitter, Plan};
+use crate::runnable::{Group, Runnable, Spec};
+use crate::state::{Ended, NodeInfo, NodeState, Signal};
+use crate::sweep::{full_sweep, sweep, Unit};
+use crate::tree::{Defaults, NodeKey, Tree};
 use crate::workers::Workers;
 
 /// How often the full sweep double-checks the incremental one.
@@ -40,8 +39,9 @@ const SAFETY_SWEEP_PERIOD: Duration = Duration::from_secs(1);
 
 /// The supervisor's settings, fixed at start.
 pub(crate) struct Config {
-    pub backoff: ExponentialBackoff,
-    pub shutdown_timeout: Duration,
+    pub backoff: Backoff,
+    /// What a child's spec leaves unset.
+    pub defaults: Defaults,
     pub propagate_panics: bool,
     pub settle_window: Duration,
     pub metrics: Vec<Box<dyn Metrics>>,
@@ -76,8 +76,11 @@ pub(crate) struct Processor {
     settle_waiters: Vec<oneshot::Sender<()>>,
     settle_timer: bool,
     life: Life,
+    /// Why the supervisor is ending, once it is.
+    ending: Option<Ended>,
     /// Resolved when the life is Finished.
-    finish_waiters: Vec<oneshot::Sender<()>>,
+    finish_waiters: Vec<oneshot::Sender<Ended>>,
+    jitter: Jitter,
     /// A propagated panic, for the handles to re-raise.
     panic: Arc<Mutex<Option<String>>>,
     changed_since_full_sweep: bool,
@@ -95,7 +98,7 @@ impl Processor {
         panic: Arc<Mutex<Option<String>>>,
     ) -> Processor {
         Processor {
-            tree: Tree::new(Default::default()),
+            tree: Tree::new(Default::default(), config.defaults),
             hosts: SecondaryMap::new(),
             voice: Voice::new(config.logs.clone()),
             config,
@@ -107,7 +110,9 @@ impl Processor {
             settle_waiters: Vec::new(),
             settle_timer: false,
             life: Life::Running,
+            ending: None,
             finish_waiters: Vec::new(),
+            jitter: Jitter::seeded(),
             panic,
             changed_since_full_sweep: false,
             safety_timer: None,
@@ -143,7 +148,7 @@ impl Processor {
         host.do_send(Start {
             ctx,
             delay,
-            shutdown: Shutdown::Timeout(self.config.shutdown_timeout),
+            shutdown: self.tree.shutdown_of(k),
             // Pending backoff timers must not hold `wait_settled`.
             starting: delay.is_zero().then(|| Starting::new(&self.starting)),
         });
@@ -173,7 +178,7 @@ impl Processor {
         self.voice.say(Level::Error, report);
         node.last_error = Some(reason);
         self.exit(k, NodeState::Dead);
-        self.tree.cancel_group_of(k);
+        self.tree.cancel_for_death(k);
     }
 
     fn on_exit(&mut self, k: NodeKey, incarnation: u64, exit: Exit) {
@@ -185,13 +190,20 @@ impl Processor {
         }
         let propagate = match (&exit.outcome, self.config.propagate_panics) {
             (Outcome::Panicked(msg), true) => {
+                let message = format!("{} panicked: {}", node.dn, msg);
                 let mut slot = self.panic.lock().unwrap_or_else(PoisonError::into_inner);
-                slot.get_or_insert_with(|| format!("{} panicked: {}", node.dn, msg));
-                true
+                slot.get_or_insert_with(|| message.clone());
+                Some(message)
             }
-            _ => false,
+            _ => None,
         };
-        match classify(exit, node.token.is_cancelled(), node.doom.as_deref()) {
+        let restart = self.tree.restart_of(k);
+        match classify(
+            exit,
+            node.token.is_cancelled(),
+            node.doom.as_deref(),
+            restart,
+        ) {
             Verdict::Done => self.exit(k, NodeState::Done),
             Verdict::Canceled(note) => {
                 if let Some(note) = note {
@@ -202,8 +214,8 @@ impl Processor {
             }
             Verdict::Dead(reason) => self.die(k, reason),
         }
-        if propagate {
-            self.begin_shutdown();
+        if let Some(message) = propagate {
+            self.begin_shutdown(Ended::Panicked { message });
         }
     }
 
@@ -214,7 +226,15 @@ impl Processor {
         if node.incarnation != incarnation || node.state().is_exited() {
             return;
         }
-        node.backoff = None;
+        match signal {
+            Signal::Healthy => {
+                node.healthy_since = Some(Instant::now());
+                if self.config.backoff.reset_after_healthy().is_none() {
+                    node.backoff = None;
+                }
+            }
+            Signal::Done => node.backoff = None,
+        }
         if signal == Signal::Healthy && node.state() == NodeState::New {
             self.tree.set_state(k, NodeState::Healthy);
             if let Some(n) = self.tree.node(k) {
@@ -249,54 +269,47 @@ impl Processor {
         if node.token.is_cancelled() {
             return Err(RunError::Cancelled { dn: dn() });
         }
-        let keys = self
-            .tree
-            .add_group(k, group.members.iter().map(|(n, _)| n.as_str()))?;
-        for (key, (_, runnable)) in keys.into_iter().zip(group.members) {
-            self.host(key, runnable);
+        let names = group.members.iter().map(|c| c.name.as_str());
+        let keys = self.tree.add_group(k, names, group.options)?;
+        for (key, child) in keys.into_iter().zip(group.members) {
+            if child.spec != Spec::default() {
+                if let Some(n) = self.tree.node_mut(key) {
+                    n.spec = Some(Box::new(child.spec));
+                }
+            }
+            self.host(key, child.runnable);
             self.schedule(key, Duration::ZERO);
         }
         Ok(())
     }
 
-    /// Restarts every member of a ready group: DEAD ones after their next
-    /// backoff, the others at once.
-    fn restart_group(&mut self, g: GroupKey) {
-        let Some(group) = self.tree.group(g) else {
-            return;
+    /// Restarts a unit as the planner decides: DEAD members after their next
+    /// backoff, the others at once; or gives up when the owner's restart
+    /// intensity is exceeded.
+    fn restart_unit(&mut self, unit: Unit) {
+        let now = Instant::now();
+        let jitter = &mut self.jitter;
+        let starts = match plan(&self.tree, &unit, &self.config.backoff, now, &mut || {
+            jitter.next()
+        }) {
+            Plan::Restart(starts) => starts,
+            Plan::Escalate { owner, reason } => return self.give_up(owner, reason),
         };
-        let members = group.members.clone();
-        let mut delays = Vec::with_capacity(members.len());
-        for &m in &members {
-            let Some(node) = self.tree.node_mut(m) else {
-                return;
-            };
-            if node.state() != NodeState::Dead {
-                delays.push(Duration::ZERO);
-                continue;
-            }
-            let template = &self.config.backoff;
-            let b = node.backoff.get_or_insert_with(|| {
-                let mut b = Box::new(template.clone());
-                b.reset();
-                b
-            });
-            match b.next_backoff() {
-                Some(d) => delays.push(d),
-                None => return self.give_up(m),
-            }
-        }
+        let owner = self.tree.group(unit.group).and_then(|g| g.owner);
+        self.tree.record_restart(owner, now);
         // One line per dead member, one for all the siblings that come back
         // with them: a group of 50,000 must not mean 50,000 log lines.
         let mut siblings = Vec::new();
-        for (&m, delay) in members.iter().zip(&delays) {
-            let Some(n) = self.tree.node(m) else { continue };
+        for s in &starts {
+            let Some(n) = self.tree.node(s.node) else {
+                continue;
+            };
             if n.state() == NodeState::Dead {
                 let msg = format!(
                     "restarting {} (restart {}) in {:?}",
                     n.dn,
                     n.restarts + 1,
-                    delay
+                    s.delay
                 );
                 self.voice.say(Level::Info, msg);
             } else {
@@ -317,35 +330,28 @@ impl Processor {
             );
             self.voice.say(Level::Info, msg);
         }
-        let now = Instant::now();
-        for (m, delay) in members.into_iter().zip(delays) {
-            let until = (!delay.is_zero()).then(|| now + delay);
-            for gone in self.tree.reset(m, until) {
+        for s in starts {
+            let until = (!s.delay.is_zero()).then(|| now + s.delay);
+            for gone in self.tree.reset(s.node, until) {
                 self.hosts.remove(gone);
             }
-            self.schedule(m, delay);
+            if let Some(n) = self.tree.node_mut(s.node) {
+                n.backoff = s.backoff;
+            }
+            self.schedule(s.node, s.delay);
         }
     }
 
-    /// `k` has used up its backoff: the failure escalates to its parent,
-    /// which dies (and so restarts, with its own backoff, its whole subtree).
-    /// At the root, the supervisor shuts down.
-    fn give_up(&mut self, k: NodeKey) {
-        let Some(node) = self.tree.node(k) else {
-            return;
-        };
-        let reason = format!(
-            "{} gave up after {} restarts without becoming healthy (last error: {})",
-            node.dn,
-            node.restarts,
-            node.last_error.as_deref().unwrap_or("none")
-        );
-        let Some(p) = node.parent else {
+    /// The owner's restart intensity is exceeded: it gives up and dies (its
+    /// children are stopped with it), so that its own parent's policy takes
+    /// over. `None`: the supervisor gives up on the root and shuts down.
+    fn give_up(&mut self, owner: Option<NodeKey>, reason: String) {
+        let Some(p) = owner else {
             self.voice.say(
                 Level::Error,
-                format!("{reason}; shutting the supervisor down"),
+                format!("the supervisor gives up: {reason}; shutting down"),
             );
-            return self.begin_shutdown();
+            return self.begin_shutdown(Ended::GaveUp { reason });
         };
         let Some(parent) = self.tree.node_mut(p) else {
             return;
@@ -353,7 +359,7 @@ impl Processor {
         if parent.state().is_live() {
             // Its exit, whatever it returns, will be this death.
             parent.doom = Some(reason);
-            self.tree.cancel_group_of(p);
+            self.tree.cancel_for_death(p);
         } else {
             self.die(p, reason);
         }
@@ -369,8 +375,8 @@ impl Processor {
             if dirty.is_empty() {
                 break;
             }
-            for g in sweep(&self.tree, dirty) {
-                self.restart_group(g);
+            for unit in sweep(&self.tree, dirty) {
+                self.restart_unit(unit);
             }
         }
         self.check_drained(ctx);
@@ -387,14 +393,15 @@ impl Processor {
                 missed.len()
             );
             self.voice.say(Level::Error, msg);
-            for g in missed {
-                self.restart_group(g);
+            for unit in missed {
+                self.restart_unit(unit);
             }
             self.after_change(ctx);
         }
     }
 
-    fn begin_shutdown(&mut self) {
+    fn begin_shutdown(&mut self, why: Ended) {
+        self.ending.get_or_insert(why);
         if self.life == Life::Running {
             self.voice
                 .say(Level::Info, "shutting down: cancelling the tree".into());
@@ -416,22 +423,21 @@ impl Processor {
         if let Some(timer) = self.safety_timer.take() {
             ctx.cancel_future(timer);
         }
+        let ended = self.ending.clone().unwrap_or(Ended::ShutDown);
         for w in self.finish_waiters.drain(..) {
-            let _ = w.send(());
+            let _ = w.send(ended.clone());
         }
     }
 
-    /// A future resolved once the life is Finished.
-    fn finished(&mut self) -> ResponseFuture<()> {
+    /// A future resolved, with why, once the life is Finished.
+    fn finished(&mut self) -> ResponseFuture<Ended> {
         let (tx, rx) = oneshot::channel();
         if self.life == Life::Finished {
-            let _ = tx.send(());
+            let _ = tx.send(self.ending.clone().unwrap_or(Ended::ShutDown));
         } else {
             self.finish_waiters.push(tx);
         }
-        Box::pin(async move {
-            let _ = rx.await;
-        })
+        Box::pin(async move { rx.await.unwrap_or(Ended::ShutDown) })
     }
 
     fn is_settled(&self) -> bool {
@@ -561,14 +567,14 @@ pub(crate) struct Snapshot;
 #[rtype(result = "Vec<String>")]
 pub(crate) struct LiveRunnables;
 
-/// Resolves once the supervisor has shut down, however that came about.
+/// Resolves once the supervisor has shut down, with why.
 #[derive(Message)]
-#[rtype(result = "()")]
+#[rtype(result = "Ended")]
 pub(crate) struct Join;
 
 /// Cancels the tree; resolves once nothing is live.
 #[derive(Message)]
-#[rtype(result = "()")]
+#[rtype(result = "Ended")]
 pub(crate) struct Stop;
 
 impl Handler<Exited> for Processor {
@@ -646,16 +652,16 @@ impl Handler<LiveRunnables> for Processor {
 }
 
 impl Handler<Stop> for Processor {
-    type Result = ResponseFuture<()>;
+    type Result = ResponseFuture<Ended>;
     fn handle(&mut self, _: Stop, ctx: &mut Self::Context) -> Self::Result {
-        self.begin_shutdown();
+        self.begin_shutdown(Ended::ShutDown);
         self.check_drained(ctx);
         self.finished()
     }
 }
 
 impl Handler<Join> for Processor {
-    type Result = ResponseFuture<()>;
+    type Result = ResponseFuture<Ended>;
     fn handle(&mut self, _: Join, _: &mut Self::Context) -> Self::Result {
         self.finished()
     }

@@ -1,12 +1,14 @@
-//! What the tree runs: the [`Runnable`] trait and [`Group`]s of them.
+//! What the tree runs: the [`Runnable`] trait, [`Child`] specs and
+//! [`Group`]s of them.
 
 use std::future::Future;
+use std::time::Duration;
 
 use futures::future::LocalBoxFuture;
 
 use crate::context::Context;
 use crate::error::RunResult;
-use crate::policy::Shutdown;
+use crate::policy::{Intensity, Restart, Shutdown, Strategy};
 
 /// A unit of supervised work.
 ///
@@ -63,23 +65,117 @@ impl Runnable for Box<dyn Runnable> {
     }
 }
 
-/// Sibling runnables started together by [`Context::run_group`]: when one of
-/// them dies, the others are cancelled, and they all restart together once
-/// every one of them (and their subtrees) has exited. Members start in the
+/// One child to start: its name, its runnable and its policy. Whatever is
+/// not set here takes the supervisor's default
+/// ([`SupervisorBuilder`](crate::SupervisorBuilder)).
+///
+/// ```
+/// use std::time::Duration;
+/// use actix_supervisor::{Child, Context, Restart, RunResult, Shutdown};
+///
+/// async fn job(ctx: Context) -> RunResult { Ok(()) }
+///
+/// let child = Child::new("migrate", job)
+///     .restart(Restart::Transient)
+///     .shutdown(Shutdown::Brutal)
+///     .max_restarts(3, Duration::from_secs(10));
+/// assert_eq!(child.name(), "migrate");
+/// ```
+pub struct Child {
+    pub(crate) name: String,
+    pub(crate) runnable: Box<dyn Runnable>,
+    pub(crate) spec: Spec,
+}
+
+/// A child's policy as asked for; `None`: the supervisor's default.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct Spec {
+    pub restart: Option<Restart>,
+    pub shutdown: Option<Shutdown>,
+    pub intensity: Option<Intensity>,
+}
+
+impl Child {
+    /// A child named `name` running `r`, with the supervisor's defaults.
+    pub fn new(name: impl Into<String>, r: impl Runnable) -> Child {
+        Child {
+            name: name.into(),
+            runnable: Box::new(r),
+            spec: Spec::default(),
+        }
+    }
+
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// When it is restarted. See [`Restart`].
+    pub fn restart(mut self, r: Restart) -> Self {
+        self.spec.restart = Some(r);
+        self
+    }
+
+    /// How it is stopped. See [`Shutdown`].
+    pub fn shutdown(mut self, s: Shutdown) -> Self {
+        self.spec.shutdown = Some(s);
+        self
+    }
+
+    /// Its restart intensity as the parent of its own children: if it has to
+    /// restart them more than `n` times within `within`, it gives up and
+    /// dies. See [`Intensity`].
+    pub fn max_restarts(mut self, n: u32, within: Duration) -> Self {
+        self.spec.intensity = Some(Intensity {
+            max_restarts: n,
+            within,
+        });
+        self
+    }
+}
+
+impl std::fmt::Debug for Child {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Child")
+            .field("name", &self.name)
+            .field("restart", &self.spec.restart)
+            .field("shutdown", &self.spec.shutdown)
+            .field("intensity", &self.spec.intensity)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Sibling runnables started together by [`Context::run_group`]. By default
+/// (one-for-all) when one of them dies the others are cancelled, and they
+/// all restart together once every one of them (and their subtrees) has
+/// exited; [`strategy`](Self::strategy) changes that. Members start in the
 /// order they were added.
 ///
 /// ```
-/// use actix_supervisor::{Context, Group, RunResult};
+/// use actix_supervisor::{Context, Group, RunResult, Strategy};
 ///
 /// async fn reader(ctx: Context) -> RunResult { ctx.cancelled().await; Ok(()) }
 /// async fn writer(ctx: Context) -> RunResult { ctx.cancelled().await; Ok(()) }
 ///
-/// let group = Group::new().with("reader", reader).with("writer", writer);
+/// let group = Group::new()
+///     .with("reader", reader)
+///     .with("writer", writer)
+///     .strategy(Strategy::RestForOne)
+///     .ordered_start(true);
 /// assert_eq!(group.names().collect::<Vec<_>>(), ["reader", "writer"]);
 /// ```
 #[derive(Default)]
 pub struct Group {
-    pub(crate) members: Vec<(String, Box<dyn Runnable>)>,
+    pub(crate) members: Vec<Child>,
+    pub(crate) options: GroupOptions,
+}
+
+/// How a group behaves as a whole.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct GroupOptions {
+    pub strategy: Strategy,
+    pub ordered_start: bool,
+    pub ordered_stop: bool,
 }
 
 impl Group {
@@ -88,17 +184,46 @@ impl Group {
         Self::default()
     }
 
-    /// Adds a member named `name`. Names are checked when the group is started.
-    pub fn with(mut self, name: impl Into<String>, r: impl Runnable) -> Self {
-        self.members.push((name.into(), Box::new(r)));
+    /// Adds a member named `name` with the supervisor's default policy.
+    /// Names are checked when the group is started.
+    pub fn with(self, name: impl Into<String>, r: impl Runnable) -> Self {
+        self.child(Child::new(name, r))
+    }
+
+    /// Adds a member with a policy of its own.
+    pub fn child(mut self, child: Child) -> Self {
+        self.members.push(child);
+        self
+    }
+
+    /// Which siblings go down and come back with a dead member. Default
+    /// [`Strategy::OneForAll`].
+    pub fn strategy(mut self, s: Strategy) -> Self {
+        self.options.strategy = s;
+        self
+    }
+
+    /// Starts member k+1 only once member k has signalled Healthy, as OTP
+    /// starts a child after the previous one's `init` returned. A member that
+    /// dies before Healthy stops the sequence, and the group's strategy
+    /// applies. Also on every restart of the group.
+    pub fn ordered_start(mut self, on: bool) -> Self {
+        self.options.ordered_start = on;
+        self
+    }
+
+    /// Stops the members in reverse order, each awaited (up to its stop
+    /// deadline, its subtree included) before the next is cancelled: on
+    /// shutdown, when the parent stops, and when the strategy cancels them.
+    pub fn ordered_stop(mut self, on: bool) -> Self {
+        self.options.ordered_stop = on;
         self
     }
 
     /// The members' names, in start order.
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.members.iter().map(|(n, _)| n.as_str())
+        self.members.iter().map(|c| c.name.as_str())
     }
-
     /// How many members the group has.
     pub fn len(&self) -> usize {
         self.members.len()

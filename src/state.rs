@@ -101,3 +101,35 @@ pub struct NodeInfo {
     /// start again (on tokio's clock).
     pub restart_at: Option<tokio::time::Instant>,
 }
+
+/// Why a supervisor ended, as [`Supervisor::join`](crate::Supervisor::join)
+/// tells.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Ended {
+    /// [`Supervisor::shutdown`](crate::Supervisor::shutdown) was called.
+    ShutDown,
+    /// The supervisor gave up on the root: restarting it again would have
+    /// exceeded the restart intensity
+    /// ([`SupervisorBuilder::max_restarts`](crate::SupervisorBuilder::max_restarts)).
+    GaveUp {
+        /// The count, the window and the last failure, e.g. "restart
+        /// intensity exceeded: 4 restarts in 5s, last root: ...".
+        reason: String,
+    },
+    /// A runnable panicked and the supervisor was built to propagate panics.
+    Panicked {
+        /// The DN and the panic message.
+        message: String,
+    },
+}
+
+impl fmt::Display for Ended {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ended::ShutDown => f.write_str("shut down"),
+            Ended::GaveUp { reason } => write!(f, "gave up: {reason}"),
+            Ended::Panicked { message } => write!(f, "propagated a panic: {message}"),
+        }
+    }
+}

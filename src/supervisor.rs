@@ -8,13 +8,17 @@ use backoff::ExponentialBackoff;
 
 use crate::logtree::LogTree;
 use crate::metrics::Metrics;
+use crate::policy::{Backoff, Intensity, Restart, Shutdown};
 use crate::processor::{Config, Join, LiveRunnables, Processor, Snapshot, Stop, WaitSettled};
 use crate::runnable::Runnable;
-use crate::state::NodeInfo;
+use crate::state::{Ended, NodeInfo};
+use crate::tree::Defaults;
 use crate::workers::Workers;
 
-/// The backoff of the reference: 500 ms initial interval, ×1.5, randomisation
-/// factor 0.5, capped at 60 s, and it never gives up.
+/// The backoff of the reference as a `backoff` crate value: 500 ms initial
+/// interval, ×1.5, randomisation factor 0.5, capped at 60 s. The builder
+/// takes the crate's own [`Backoff`] (whose default is the same) and converts
+/// this one.
 ///
 /// ```
 /// let b = actix_supervisor::default_backoff();
@@ -119,13 +123,14 @@ impl Supervisor {
         self.raise_panic();
     }
 
-    /// Resolves once the supervisor has shut down: through
-    /// [`shutdown`](Self::shutdown), because the root gave up (its backoff
-    /// ran out), or because a panic was propagated. A service's `main` can
-    /// await it to exit when supervision has failed for good.
-    pub async fn join(&self) {
-        let _ = self.processor.send(Join).await;
+    /// Resolves once the supervisor has shut down, with why: through
+    /// [`shutdown`](Self::shutdown), because it gave up on the root (restart
+    /// intensity exceeded), or because a panic was propagated. A service's
+    /// `main` can await it to exit when supervision has failed for good.
+    pub async fn join(&self) -> Ended {
+        let ended = self.processor.send(Join).await.unwrap_or(Ended::ShutDown);
         self.raise_panic();
+        ended
     }
 
     /// With [`SupervisorBuilder::propagate_panics`], re-raises a runnable's
@@ -168,7 +173,9 @@ impl Supervisor {
 /// ```
 pub struct SupervisorBuilder {
     propagate_panics: bool,
-    backoff: ExponentialBackoff,
+    backoff: Backoff,
+    restart: Restart,
+    intensity: Option<Intensity>,
     metrics: Vec<Box<dyn Metrics>>,
     shutdown_timeout: Duration,
     settle_window: Duration,
@@ -181,6 +188,9 @@ impl std::fmt::Debug for SupervisorBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SupervisorBuilder")
             .field("propagate_panics", &self.propagate_panics)
+            .field("backoff", &self.backoff)
+            .field("restart", &self.restart)
+            .field("intensity", &self.intensity)
             .field("metrics", &self.metrics.len())
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("settle_window", &self.settle_window)
@@ -199,7 +209,9 @@ impl Default for SupervisorBuilder {
     fn default() -> Self {
         SupervisorBuilder {
             propagate_panics: false,
-            backoff: default_backoff(),
+            backoff: Backoff::default(),
+            restart: Restart::Permanent,
+            intensity: None,
             metrics: Vec::new(),
             shutdown_timeout: Duration::from_secs(5),
             settle_window: Duration::from_millis(20),
@@ -223,12 +235,34 @@ impl SupervisorBuilder {
         self
     }
 
-    /// The backoff template each node copies on its first death. Use
-    /// `max_elapsed_time` to bound how long a node may keep failing without
-    /// becoming healthy: past it, the node gives up and its parent dies (at
-    /// the root, the supervisor shuts down), as OTP's restart intensity does.
-    pub fn backoff(mut self, b: ExponentialBackoff) -> Self {
-        self.backoff = b;
+    /// The backoff DEAD nodes wait out before a restart. Takes a
+    /// [`Backoff`], or a `backoff::ExponentialBackoff` (its
+    /// `max_elapsed_time` is ignored: bound restarts with
+    /// [`max_restarts`](Self::max_restarts)).
+    pub fn backoff(mut self, b: impl Into<Backoff>) -> Self {
+        self.backoff = b.into();
+        self
+    }
+
+    /// The restart type of every child that does not choose its own
+    /// ([`Child::restart`](crate::Child::restart)). Default
+    /// [`Restart::Permanent`].
+    pub fn default_restart(mut self, r: Restart) -> Self {
+        self.restart = r;
+        self
+    }
+
+    /// The restart intensity of every node that does not choose its own
+    /// ([`Child::max_restarts`](crate::Child::max_restarts)), and of the
+    /// supervisor itself for its restarts of the root: more than `n` restarts
+    /// within `within` and the parent gives up (see [`Intensity`]). When the
+    /// supervisor gives up, it shuts down and [`Supervisor::join`] returns
+    /// [`Ended::GaveUp`]. Default: no limit, as in the reference.
+    pub fn max_restarts(mut self, n: u32, within: Duration) -> Self {
+        self.intensity = Some(Intensity {
+            max_restarts: n,
+            within,
+        });
         self
     }
 
@@ -240,6 +274,8 @@ impl SupervisorBuilder {
 
     /// How long a runnable may take to return after its context is cancelled
     /// before its future is dropped (and it counts as CANCELED). Default 5 s.
+    /// This is [`Shutdown::Timeout`] for every child that does not choose its
+    /// own stop mode ([`Child::shutdown`](crate::Child::shutdown)).
     pub fn shutdown_timeout(mut self, d: Duration) -> Self {
         self.shutdown_timeout = d;
         self
@@ -298,7 +334,11 @@ impl SupervisorBuilder {
             logs: logs.clone(),
             lead_up: self.lead_up,
             backoff: self.backoff,
-            shutdown_timeout: self.shutdown_timeout,
+            defaults: Defaults {
+                restart: self.restart,
+                shutdown: Shutdown::Timeout(self.shutdown_timeout),
+                intensity: self.intensity,
+            },
             propagate_panics: self.propagate_panics,
             settle_window: self.settle_window,
             metrics: self.metrics,

@@ -1,43 +1,80 @@
-//! The restart sweep ("the necromancer"): which groups can be restarted now.
+//! The restart sweep ("the necromancer"): what can be restarted now.
 //!
-//! A pure function over [`Tree`]: it decides, the processor acts. A group is
-//! restarted when
-//! - its members were cancelled (one died, or the group was stopped),
-//! - every member and everything below them has exited (the group is *ready*),
-//! - and its owner's context is still live (or, for the root, the supervisor's):
+//! A pure function over [`Tree`]: it decides, the processor acts. What it
+//! finds are *units*: the members of one group that restart together. A
+//! unit is restarted when
+//! - its members were cancelled (one died and the group's strategy took
+//!   them down, or the group was stopped),
+//! - every cancelled member of the group and everything below them has
+//!   exited (for one-for-all: the whole group; for rest-for-one: the dead
+//!   member and those after it; for one-for-one: the member alone),
+//! - and the group's owner is still live (or, for the root, the supervisor):
 //!   under a cancelled owner, the owner's own restart brings the group back.
+//!
+//! Temporary members are never part of a unit: they stay exited.
 //!
 //! This is the reference's three-phase walk folded into one local test. The
 //! reference walks top-down and restarts the highest node that is exited,
 //! cancelled and ready under a live parent; since cancellation flows down the
 //! tree, any node below such a node has a cancelled parent, so "highest" is
-//! implied by "under a live parent" and no walk is needed. Groups restart as a
-//! unit, so that a dead member's siblings come back together with it.
+//! implied by "under a live parent" and no walk is needed.
 //!
-//! [`sweep`] looks only at the groups the tree marked dirty (O(changes));
-//! [`full_sweep`] recomputes readiness from scratch over the whole tree
-//! (O(tree)). The processor runs the first after every change and the second
-//! on a slow timer as a safety net; tests check they always agree.
+//! [`sweep`] looks only at the nodes the tree marked dirty (O(changes), a
+//! rest-for-one group costing O(members)); [`full_sweep`] recomputes readiness
+//! from scratch over the whole tree (O(tree)). The processor runs the first
+//! after every change and the second on a slow timer as a safety net; tests
+//! check they always agree.
 
 use std::collections::HashSet;
 
-use crate::tree::{GroupKey, Tree};
+use crate::policy::{Restart, Strategy};
+use crate::tree::{GroupKey, NodeKey, Tree};
 
-/// The dirty groups that can be restarted now, each once. Reuses the dirty
-/// list: this runs after every change, so it must not allocate.
-pub(crate) fn sweep(tree: &Tree, mut dirty: Vec<GroupKey>) -> Vec<GroupKey> {
-    dirty.sort_unstable();
-    dirty.dedup();
-    dirty.retain(|g| {
-        tree.group(*g)
-            .is_some_and(|group| group.is_ready() && wants_restart(tree, *g))
-    });
-    dirty
+/// Members of one group that restart together, in the group's order.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Unit {
+    pub group: GroupKey,
+    pub members: Vec<NodeKey>,
 }
 
-/// Every group that can be restarted now, computing readiness from the
+/// The units the dirty nodes make restartable now, each once.
+pub(crate) fn sweep(tree: &Tree, mut dirty: Vec<NodeKey>) -> Vec<Unit> {
+    dirty.sort_unstable();
+    dirty.dedup();
+    let mut units = Vec::new();
+    let mut groups = Vec::new();
+    for k in dirty {
+        let Some(node) = tree.node(k) else { continue };
+        let Some(group) = tree.group(node.group) else {
+            continue;
+        };
+        match group.options.strategy {
+            Strategy::OneForOne => {
+                if node.is_ready() && restartable(tree, k) && owner_live(tree, node.group) {
+                    units.push(Unit {
+                        group: node.group,
+                        members: vec![k],
+                    });
+                }
+            }
+            // One-for-all waits for the whole group: O(1) to rule out.
+            Strategy::OneForAll if !group.is_ready() => {}
+            _ => groups.push(node.group),
+        }
+    }
+    groups.sort_unstable();
+    groups.dedup();
+    units.extend(
+        groups
+            .into_iter()
+            .filter_map(|g| group_unit(tree, g, &|m| tree.node(m).is_some_and(|n| n.is_ready()))),
+    );
+    units
+}
+
+/// Every unit that can be restarted now, computing readiness from the
 /// states alone (not from the tree's counters).
-pub(crate) fn full_sweep(tree: &Tree) -> Vec<GroupKey> {
+pub(crate) fn full_sweep(tree: &Tree) -> Vec<Unit> {
     // Post-order over an explicit stack: deep trees must not overflow.
     let mut order = Vec::with_capacity(tree.len());
     let mut stack = vec![tree.root()];
@@ -54,45 +91,82 @@ pub(crate) fn full_sweep(tree: &Tree) -> Vec<GroupKey> {
             ready.insert(k);
         }
     }
-    let mut out: Vec<GroupKey> = tree
-        .groups()
-        .filter(|(g, group)| {
-            group.members.iter().all(|m| ready.contains(m)) && wants_restart(tree, *g)
-        })
-        .map(|(g, _)| g)
-        .collect();
+    let is_ready = |m: NodeKey| ready.contains(&m);
+    let mut out = Vec::new();
+    for (g, group) in tree.groups() {
+        if group.options.strategy == Strategy::OneForOne {
+            if owner_live(tree, g) {
+                out.extend(
+                    group
+                        .members
+                        .iter()
+                        .filter(|m| is_ready(**m) && restartable(tree, **m))
+                        .map(|m| Unit {
+                            group: g,
+                            members: vec![*m],
+                        }),
+                );
+            }
+        } else if let Some(u) = group_unit(tree, g, &is_ready) {
+            out.push(u);
+        }
+    }
     out.sort();
     out
 }
 
-/// A member was cancelled and the owner's context is live. Readiness is
-/// checked by the caller.
-fn wants_restart(tree: &Tree, g: GroupKey) -> bool {
-    let Some(group) = tree.group(g) else {
-        return false;
+/// A one-for-all or rest-for-one group's unit: its cancelled, restartable
+/// members, once every cancelled member (one-for-all: every member) is ready.
+fn group_unit(tree: &Tree, g: GroupKey, ready: &dyn Fn(NodeKey) -> bool) -> Option<Unit> {
+    let group = tree.group(g)?;
+    if !owner_live(tree, g) {
+        return None;
+    }
+    let cancelled = |m: &&NodeKey| tree.node(**m).is_some_and(|n| n.token.is_cancelled());
+    let waits_for_all = group.options.strategy == Strategy::OneForAll;
+    let all_ready = if waits_for_all {
+        group.members.iter().all(|m| ready(*m))
+    } else {
+        group.members.iter().filter(cancelled).all(|m| ready(*m))
     };
-    let owner_live = match group.owner {
+    if !all_ready {
+        return None;
+    }
+    let members: Vec<NodeKey> = group
+        .members
+        .iter()
+        .filter(|m| cancelled(m) && tree.restart_of(**m) != Restart::Temporary)
+        .copied()
+        .collect();
+    (!members.is_empty()).then_some(Unit { group: g, members })
+}
+
+/// A member whose own restart is due: cancelled, and not temporary.
+fn restartable(tree: &Tree, k: NodeKey) -> bool {
+    tree.node(k).is_some_and(|n| n.token.is_cancelled()) && tree.restart_of(k) != Restart::Temporary
+}
+
+/// The group's owner is live (for the root's group: the supervisor).
+fn owner_live(tree: &Tree, g: GroupKey) -> bool {
+    match tree.group(g).and_then(|group| group.owner) {
         Some(o) => tree.node(o).is_some_and(|n| !n.token.is_cancelled()),
         None => !tree.top().is_cancelled(),
-    };
-    owner_live
-        && group
-            .members
-            .iter()
-            .any(|m| tree.node(*m).is_some_and(|n| n.token.is_cancelled()))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runnable::{GroupOptions, Spec};
     use crate::state::NodeState;
-    use crate::tree::NodeKey;
+    use crate::tree::{Defaults, NodeKey};
     use tokio_util::sync::CancellationToken;
 
-    /// What the processor does on a death: DEAD, own subtree and group cancelled.
+    /// What the processor does on a death: DEAD, own subtree and the
+    /// strategy's siblings cancelled.
     fn die(t: &mut Tree, k: NodeKey) {
         t.set_state(k, NodeState::Dead);
-        t.cancel_group_of(k);
+        t.cancel_for_death(k);
     }
 
     fn restart(t: &mut Tree, g: GroupKey) {
@@ -102,9 +176,31 @@ mod tests {
         }
     }
 
+    fn restart_unit(t: &mut Tree, u: &Unit) {
+        for m in &u.members {
+            t.reset(*m, None);
+        }
+    }
+
     fn step(t: &mut Tree) -> Vec<GroupKey> {
         let dirty = t.take_dirty();
-        sweep(t, dirty)
+        groups(sweep(t, dirty))
+    }
+
+    fn groups(units: Vec<Unit>) -> Vec<GroupKey> {
+        units.into_iter().map(|u| u.group).collect()
+    }
+
+    fn new_tree() -> Tree {
+        Tree::new(CancellationToken::new(), Defaults::default())
+    }
+
+    fn add(t: &mut Tree, parent: NodeKey, names: &[&str], strategy: Strategy) -> Vec<NodeKey> {
+        let options = GroupOptions {
+            strategy,
+            ..GroupOptions::default()
+        };
+        t.add_group(parent, names.iter().copied(), options).unwrap()
     }
 
     fn child(t: &Tree, parent: NodeKey, name: &str) -> NodeKey {
@@ -113,11 +209,11 @@ mod tests {
 
     /// root → group {a, b}; a → group {x}.
     fn sample() -> (Tree, NodeKey, NodeKey, NodeKey) {
-        let mut t = Tree::new(CancellationToken::new());
+        let mut t = new_tree();
         let root = t.root();
-        t.add_group(root, ["a", "b"].into_iter()).unwrap();
+        add(&mut t, root, &["a", "b"], Strategy::OneForAll);
         let (a, b) = (child(&t, root, "a"), child(&t, root, "b"));
-        t.add_group(a, ["x"].into_iter()).unwrap();
+        add(&mut t, a, &["x"], Strategy::OneForAll);
         let x = child(&t, a, "x");
         t.take_dirty();
         (t, a, b, x)
@@ -133,7 +229,7 @@ mod tests {
         t.set_state(a, NodeState::Canceled);
         let g = t.node(a).unwrap().group;
         assert_eq!(step(&mut t), vec![g]);
-        assert_eq!(full_sweep(&t), vec![g]);
+        assert_eq!(groups(full_sweep(&t)), vec![g]);
     }
 
     #[test]
@@ -194,6 +290,78 @@ mod tests {
         assert_eq!(t.live_count(), 0);
     }
 
+    /// Kills each of four rest-for-one members in turn: it and those after
+    /// it form the unit, in order; those before it are not cancelled.
+    #[test]
+    fn rest_for_one_takes_down_the_dead_member_and_those_after_it() {
+        for k in 0..4 {
+            let mut t = new_tree();
+            let root = t.root();
+            let m = add(&mut t, root, &["a", "b", "c", "d"], Strategy::RestForOne);
+            t.take_dirty();
+            die(&mut t, m[k]);
+            for (i, key) in m.iter().enumerate() {
+                let cancelled = t.node(*key).unwrap().token.is_cancelled();
+                assert_eq!(cancelled, i >= k, "member {i} after killing {k}");
+            }
+            // The unit waits for every cancelled member, not for the others.
+            for key in &m[k + 1..] {
+                assert!(step(&mut t).is_empty());
+                t.set_state(*key, NodeState::Canceled);
+            }
+            let units = sweep(&t, t.clone_dirty());
+            assert_eq!(units.len(), 1, "killing {k}");
+            assert_eq!(units[0].members, m[k..].to_vec(), "in start order");
+            assert_eq!(full_sweep(&t), units);
+        }
+    }
+
+    #[test]
+    fn one_for_one_restarts_members_alone() {
+        let mut t = new_tree();
+        let root = t.root();
+        let m = add(&mut t, root, &["a", "b", "c"], Strategy::OneForOne);
+        t.take_dirty();
+        die(&mut t, m[1]);
+        assert!(!t.node(m[0]).unwrap().token.is_cancelled());
+        assert!(!t.node(m[2]).unwrap().token.is_cancelled());
+        let dirty = t.take_dirty();
+        let units = sweep(&t, dirty);
+        assert_eq!(
+            units,
+            vec![Unit {
+                group: t.node(m[1]).unwrap().group,
+                members: vec![m[1]]
+            }]
+        );
+        assert_eq!(full_sweep(&t), units);
+    }
+
+    #[test]
+    fn temporary_members_never_restart_nor_take_siblings_down() {
+        let mut t = new_tree();
+        let root = t.root();
+        let m = add(&mut t, root, &["temp", "perm"], Strategy::OneForAll);
+        t.node_mut(m[0]).unwrap().spec = Some(Box::new(Spec {
+            restart: Some(Restart::Temporary),
+            ..Spec::default()
+        }));
+        t.take_dirty();
+        die(&mut t, m[0]);
+        assert!(
+            !t.node(m[1]).unwrap().token.is_cancelled(),
+            "sibling undisturbed"
+        );
+        assert!(step(&mut t).is_empty());
+        // The permanent one dies: the temporary one is not brought back.
+        die(&mut t, m[1]);
+        let dirty = t.take_dirty();
+        let units = sweep(&t, dirty);
+        assert_eq!(units.len(), 1);
+        assert_eq!(units[0].members, vec![m[1]]);
+        assert_eq!(full_sweep(&t), units);
+    }
+
     /// xorshift64*: deterministic, no dependency.
     struct Rng(u64);
     impl Rng {
@@ -215,7 +383,7 @@ mod tests {
         let mut restarts = 0;
         for seed in 1..=200u64 {
             let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            let mut t = Tree::new(CancellationToken::new());
+            let mut t = new_tree();
             let mut names = 0u64;
             for step in 0..300 {
                 let keys: Vec<NodeKey> = t.nodes().map(|(k, _)| k).collect();
@@ -231,7 +399,27 @@ mod tests {
                                 format!("n{names}")
                             })
                             .collect();
-                        t.add_group(k, fresh.iter().map(String::as_str)).unwrap();
+                        let strategy = [
+                            Strategy::OneForAll,
+                            Strategy::OneForOne,
+                            Strategy::RestForOne,
+                        ][rng.below(3)];
+                        let options = GroupOptions {
+                            strategy,
+                            ..GroupOptions::default()
+                        };
+                        let keys = t
+                            .add_group(k, fresh.iter().map(String::as_str), options)
+                            .unwrap();
+                        for key in keys {
+                            let restart =
+                                [Restart::Permanent, Restart::Transient, Restart::Temporary]
+                                    [rng.below(3)];
+                            t.node_mut(key).unwrap().spec = Some(Box::new(Spec {
+                                restart: Some(restart),
+                                ..Spec::default()
+                            }));
+                        }
                     }
                     (1, NodeState::New) if !cancelled => {
                         t.set_state(k, NodeState::Healthy);
@@ -251,9 +439,9 @@ mod tests {
                 let mut found = sweep(&t, dirty);
                 found.sort();
                 assert_eq!(found, full_sweep(&t), "seed {seed} step {step}");
-                for g in found {
+                for u in &found {
                     restarts += 1;
-                    restart(&mut t, g);
+                    restart_unit(&mut t, u);
                 }
                 t.check_counts()
                     .unwrap_or_else(|e| panic!("seed {seed} step {step}: {e}"));

@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use actix_supervisor::{Context, Group, RunResult};
+use actix_supervisor::{Context, Ended, Group, RunResult};
 use common::heap::{back_to, live_heap, Counting, SLACK};
 use common::*;
 
@@ -68,20 +68,18 @@ async fn supervisors_release_their_threads_and_memory() {
         .await;
     }
 
-    // Ending by escalation: the root keeps dying and its restart budget is
-    // spent, so the supervisor shuts itself down.
+    // Ending by escalation: the root keeps dying and the supervisor's
+    // restart intensity is exceeded, so it shuts itself down.
     for round in 0..5 {
-        let sup = builder()
-            .backoff(backoff::ExponentialBackoff {
-                max_elapsed_time: Some(Duration::ZERO),
-                ..backoff_ms(1)
-            })
-            .start(|ctx: Context| async move {
-                ctx.run_group(Group::new().with("a", server()).with("b", server()))
-                    .await?;
-                Err("the root fails".into())
-            });
-        sup.join().await;
+        let sup =
+            builder()
+                .max_restarts(3, Duration::from_secs(60))
+                .start(|ctx: Context| async move {
+                    ctx.run_group(Group::new().with("a", server()).with("b", server()))
+                        .await?;
+                    Err("the root fails".into())
+                });
+        assert!(matches!(sup.join().await, Ended::GaveUp { .. }));
         assert!(sup.live_runnables().await.is_empty());
         drop(sup);
         back_to(

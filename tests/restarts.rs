@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix_supervisor::{Context, Group, NodeState, RunResult, Signal, Supervisor};
+use actix_supervisor::{Context, Ended, Group, NodeState, RunResult, Signal, Supervisor};
 use common::*;
 use futures::FutureExt;
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -493,17 +493,15 @@ async fn a_parent_failure_cancels_a_pending_child_restart() {
     sup.shutdown().await;
 }
 
-/// A backoff with a budget: once a node keeps failing past it, the failure
-/// escalates to its parent, and at the root the supervisor stops.
+/// A restart budget: with no restarts allowed, a failing child makes its
+/// parent give up, the parent's death makes the root give up, and the
+/// supervisor then gives up on the root and stops, saying why.
 #[actix_rt::test]
-async fn an_exhausted_backoff_escalates_to_the_parent() {
+async fn an_exceeded_intensity_escalates_up_to_the_supervisor() {
     init_log();
-    let budget = backoff::ExponentialBackoff {
-        max_elapsed_time: Some(Duration::ZERO),
-        ..backoff_ms(1)
-    };
     let sup = Supervisor::builder()
-        .backoff(budget)
+        .backoff(backoff_ms(1))
+        .max_restarts(0, Duration::from_secs(5))
         .workers(1)
         .start(|ctx: Context| async move {
             ctx.run("p", |ctx: Context| async move {
@@ -518,16 +516,28 @@ async fn an_exhausted_backoff_escalates_to_the_parent() {
             serve(&ctx).await
         });
     // The supervisor shuts itself down.
-    sup.join().await;
+    let ended = sup.join().await;
     assert!(sup.live_runnables().await.is_empty());
     let c = info(&sup, "root.p.c").await;
     assert_eq!((c.state, c.restarts), (NodeState::Dead, 0));
     let p = info(&sup, "root.p").await;
     assert_eq!(p.state, NodeState::Dead);
-    assert!(p.last_error.unwrap().contains("root.p.c gave up"));
+    assert_eq!(
+        p.last_error.unwrap(),
+        "restart intensity exceeded: 1 restarts in 5s, last root.p.c: returned error: always"
+    );
     let root = info(&sup, "root").await;
     assert_eq!(root.state, NodeState::Dead);
-    assert!(root.last_error.unwrap().contains("root.p gave up"));
+    assert!(root
+        .last_error
+        .unwrap()
+        .contains("last root.p: restart intensity exceeded"));
+    match ended {
+        Ended::GaveUp { reason } => {
+            assert!(reason.starts_with("restart intensity exceeded: 1 restarts in 5s, last root: restart intensity exceeded"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 /// While a restart waits out its backoff the node is down: DEAD in the
