@@ -144,3 +144,42 @@ pub fn thread_count() -> usize {
         .and_then(|n| n.trim().parse().ok())
         .expect("a Threads: line")
 }
+
+/// Runnables that serve until the test kills them by DN: `kill` makes the
+/// current incarnation return an error.
+#[derive(Clone, Default)]
+pub struct Switchboard(
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, mpsc::UnboundedSender<()>>>>,
+);
+
+impl Switchboard {
+    /// A runnable that registers each incarnation, signals Healthy and
+    /// serves until cancelled or killed.
+    pub fn runnable(
+        &self,
+    ) -> impl FnMut(Context) -> futures::future::LocalBoxFuture<'static, RunResult> + Send + Clone
+    {
+        let board = self.clone();
+        move |ctx: Context| {
+            let board = board.clone();
+            Box::pin(async move {
+                let (tx, mut rx) = mpsc::unbounded_channel();
+                board.0.lock().unwrap().insert(ctx.dn().to_string(), tx);
+                ctx.signal(Signal::Healthy)?;
+                tokio::select! {
+                    _ = ctx.cancelled() => Ok(()),
+                    _ = rx.recv() => Err("killed".into()),
+                }
+            })
+        }
+    }
+
+    /// Kills the running incarnation of `dn`; `false` if none is registered.
+    pub fn kill(&self, dn: &str) -> bool {
+        self.0
+            .lock()
+            .unwrap()
+            .remove(dn)
+            .is_some_and(|tx| tx.send(()).is_ok())
+    }
+}

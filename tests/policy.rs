@@ -1,0 +1,256 @@
+//! Restart policy: restart types, intensity, strategies, ordered start and
+//! stop, stop modes. Deterministic: one arbiter and virtual time.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_supervisor::{
+    Child, Context, Ended, Group, NodeState, Restart, RunResult, Signal, Strategy, Supervisor,
+    SupervisorBuilder,
+};
+use common::*;
+
+/// One arbiter (the test pauses its clock first), 1 ms backoff without jitter.
+fn virtual_builder() -> SupervisorBuilder {
+    init_log();
+    Supervisor::builder()
+        .current_arbiter()
+        .backoff(backoff_ms(1))
+        .shutdown_timeout(Duration::from_secs(2))
+}
+
+/// A root that starts `group` on its first incarnation only, then serves.
+fn root_with(builder: SupervisorBuilder, group: Group) -> Supervisor {
+    let group = Arc::new(Mutex::new(Some(group)));
+    builder.start(move |ctx: Context| {
+        let group = group.lock().unwrap().take();
+        async move {
+            if let Some(g) = group {
+                ctx.run_group(g).await?;
+            }
+            serve(&ctx).await
+        }
+    })
+}
+
+/// A runnable that signals Healthy and then returns `result` on its first
+/// incarnation; later incarnations serve.
+fn once(
+    result: fn() -> RunResult,
+) -> impl FnMut(Context) -> futures::future::LocalBoxFuture<'static, RunResult> + Send {
+    let mut first = true;
+    move |ctx: Context| {
+        let now = std::mem::take(&mut first);
+        Box::pin(async move {
+            ctx.signal(Signal::Healthy)?;
+            if now {
+                return result();
+            }
+            ctx.cancelled().await;
+            Ok(())
+        })
+    }
+}
+
+#[actix_rt::test]
+async fn a_transient_child_ends_on_ok_and_restarts_on_error() {
+    tokio::time::pause();
+    let board = Switchboard::default();
+    let group = Group::new()
+        .child(Child::new("ok", once(|| Ok(()))).restart(Restart::Transient))
+        .child(Child::new("err", once(|| Err("boom".into()))).restart(Restart::Transient))
+        .strategy(Strategy::OneForOne)
+        .with("sibling", board.runnable());
+    let sup = root_with(virtual_builder(), group);
+    sup.wait_settled().await;
+    let ok = info(&sup, "root.ok").await;
+    assert_eq!(
+        (ok.state, ok.restarts),
+        (NodeState::Done, 0),
+        "a normal exit ends it"
+    );
+    let err = info(&sup, "root.err").await;
+    assert_eq!((err.state, err.restarts), (NodeState::Healthy, 1));
+    let sibling = info(&sup, "root.sibling").await;
+    assert_eq!((sibling.state, sibling.restarts), (NodeState::Healthy, 0));
+    sup.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn a_temporary_child_is_never_restarted_and_disturbs_nobody() {
+    tokio::time::pause();
+    let board = Switchboard::default();
+    let group = Group::new()
+        .child(Child::new("temp", board.runnable()).restart(Restart::Temporary))
+        .child(Child::new("temp2", board.runnable()).restart(Restart::Temporary))
+        .with("a", board.runnable())
+        .with("b", board.runnable());
+    let (sink, mut feed) = transitions();
+    let sup = root_with(virtual_builder().metrics(sink), group);
+    sup.wait_settled().await;
+    // Its death cancels nobody, and it stays DEAD.
+    assert!(board.kill("root.temp"));
+    await_state(&mut feed, "root.temp", NodeState::Dead, 1).await;
+    sup.wait_settled().await;
+    let temp = info(&sup, "root.temp").await;
+    assert_eq!((temp.state, temp.restarts), (NodeState::Dead, 0));
+    for dn in ["root.a", "root.b", "root.temp2"] {
+        let n = info(&sup, dn).await;
+        assert_eq!((n.state, n.restarts), (NodeState::Healthy, 0), "{dn}");
+    }
+    // A permanent sibling dies: one-for-all cancels everyone; the temporary
+    // one that was running stays CANCELED, the others come back.
+    assert!(board.kill("root.a"));
+    await_state(&mut feed, "root.a", NodeState::Dead, 1).await;
+    sup.wait_settled().await;
+    let temp2 = info(&sup, "root.temp2").await;
+    assert_eq!((temp2.state, temp2.restarts), (NodeState::Canceled, 0));
+    assert_eq!(info(&sup, "root.temp").await.state, NodeState::Dead);
+    for dn in ["root.a", "root.b"] {
+        let n = info(&sup, dn).await;
+        assert_eq!((n.state, n.restarts), (NodeState::Healthy, 1), "{dn}");
+    }
+    sup.shutdown().await;
+}
+
+/// Kills each of four rest-for-one members in turn: it and the members after
+/// it restart; the members before it keep running.
+#[actix_rt::test]
+async fn rest_for_one_restarts_the_dead_member_and_those_after_it() {
+    tokio::time::pause();
+    for k in 0..4 {
+        let board = Switchboard::default();
+        let mut group = Group::new().strategy(Strategy::RestForOne);
+        for i in 0..4 {
+            group = group.with(format!("m{i}"), board.runnable());
+        }
+        let (sink, mut feed) = transitions();
+        let sup = root_with(virtual_builder().metrics(sink), group);
+        sup.wait_settled().await;
+        let victim = format!("root.m{k}");
+        assert!(board.kill(&victim));
+        // The kill travels outside the supervisor: wait for its effect.
+        await_state(&mut feed, &victim, NodeState::Dead, 1).await;
+        sup.wait_settled().await;
+        for i in 0..4 {
+            let n = info(&sup, &format!("root.m{i}")).await;
+            let want = u64::from(i >= k);
+            assert_eq!(
+                (n.state, n.restarts),
+                (NodeState::Healthy, want),
+                "m{i} after killing m{k}"
+            );
+        }
+        sup.shutdown().await;
+    }
+}
+
+/// root (no limit) → mid (at most 2 restarts a minute) → leaf, which fails
+/// in mid's first incarnation: mid gives up once, root restarts mid, and
+/// nothing above mid is disturbed.
+#[actix_rt::test]
+async fn an_exceeded_intensity_at_a_middle_node_escalates_exactly_one_level() {
+    tokio::time::pause();
+    let mid_starts = Arc::new(Mutex::new(0));
+    let starts = mid_starts.clone();
+    let mid = move |ctx: Context| {
+        let first = {
+            let mut n = starts.lock().unwrap();
+            *n += 1;
+            *n == 1
+        };
+        async move {
+            ctx.run("leaf", move |ctx: Context| async move {
+                ctx.signal(Signal::Healthy)?;
+                if first {
+                    return Err::<(), _>("connection reset".into());
+                }
+                ctx.cancelled().await;
+                Ok(())
+            })
+            .await?;
+            serve(&ctx).await
+        }
+    };
+    let group = Group::new()
+        .child(Child::new("mid", mid).max_restarts(2, Duration::from_secs(60)))
+        .strategy(Strategy::OneForOne);
+    let sup = root_with(virtual_builder(), group);
+    sup.wait_settled().await;
+    let mid = info(&sup, "root.mid").await;
+    assert_eq!(
+        (mid.state, mid.restarts),
+        (NodeState::Healthy, 1),
+        "{mid:?}"
+    );
+    assert_eq!(
+        mid.last_error.as_deref(),
+        Some("restart intensity exceeded: 3 restarts in 60s, last root.mid.leaf: returned error: connection reset")
+    );
+    let root = info(&sup, "root").await;
+    assert_eq!((root.state, root.restarts), (NodeState::Healthy, 0));
+    // The leaf's history is kept across mid's restart: 2 restarts, then one with mid.
+    assert_eq!(info(&sup, "root.mid.leaf").await.restarts, 3);
+    sup.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn intensity_at_the_root_ends_join_with_the_reason() {
+    tokio::time::pause();
+    let sup = virtual_builder()
+        .max_restarts(2, Duration::from_secs(10))
+        .start(|ctx: Context| async move {
+            ctx.signal(Signal::Healthy)?;
+            Err::<(), _>("the root fails".into())
+        });
+    let ended = sup.join().await;
+    assert_eq!(
+        ended,
+        Ended::GaveUp {
+            reason: "restart intensity exceeded: 3 restarts in 10s, last root: returned error: the root fails".into()
+        }
+    );
+    assert_eq!(ended.to_string(), "gave up: restart intensity exceeded: 3 restarts in 10s, last root: returned error: the root fails");
+    let root = info(&sup, "root").await;
+    assert_eq!((root.state, root.restarts), (NodeState::Dead, 2));
+}
+
+/// Every node of a three-level tree always fails: under limits, the storm
+/// ends with the supervisor giving up after a bounded number of restarts.
+#[actix_rt::test]
+async fn a_restart_storm_under_intensity_limits_ends() {
+    tokio::time::pause();
+    fn failing(
+        depth: u8,
+    ) -> impl FnMut(Context) -> futures::future::LocalBoxFuture<'static, RunResult> + Send {
+        move |ctx: Context| {
+            Box::pin(async move {
+                if depth < 2 {
+                    ctx.run_group(
+                        Group::new()
+                            .with("a", failing(depth + 1))
+                            .with("b", failing(depth + 1)),
+                    )
+                    .await?;
+                }
+                ctx.signal(Signal::Healthy)?;
+                if depth == 2 {
+                    return Err("leaf fails".into());
+                }
+                ctx.cancelled().await;
+                Ok(())
+            })
+        }
+    }
+    let sup = virtual_builder()
+        .max_restarts(3, Duration::from_secs(60))
+        .start(failing(0));
+    let ended = sup.join().await;
+    assert!(matches!(ended, Ended::GaveUp { .. }), "{ended:?}");
+    let total: u64 = sup.snapshot().await.iter().map(|n| n.restarts).sum();
+    // Each parent allows 3 restarts before dying: 4 incarnations per level.
+    assert!(total > 0 && total <= 4 * 4 * 4 * 7, "{total} restarts");
+    assert!(sup.live_runnables().await.is_empty());
+}
