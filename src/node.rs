@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use actix::fut::{ready, wrap_future, ActorFutureExt};
 use actix::{Actor, Addr, AsyncContext, Handler, Message};
+use futures::channel::oneshot;
 use futures::future::{Either, FutureExt, LocalBoxFuture};
 use tokio_util::sync::CancellationToken;
 
@@ -52,6 +53,9 @@ pub(crate) struct Start {
     pub ctx: Context,
     /// The backoff to wait out first; cancelled waits end the incarnation.
     pub delay: Duration,
+    /// With ordered start: opened (with a settle guard) once the member
+    /// before this one is healthy. Waited for before the delay.
+    pub gate: Option<oneshot::Receiver<Starting>>,
     /// How the node is stopped, before the runnable's own say.
     pub shutdown: Shutdown,
     /// Held until the runnable has been polled once (see [`Starting`]).
@@ -85,17 +89,19 @@ impl Handler<Start> for NodeHost {
         let Start {
             ctx,
             delay,
+            gate,
             shutdown,
             mut starting,
         } = msg;
         let token = ctx.token().clone();
         let run_ctx = ctx.clone();
         let logger = ctx.logger();
-        let incarnation = wrap_future::<_, Self>(wait_out(delay, token.clone()))
+        let incarnation = wrap_future::<_, Self>(wait_out(delay, gate, token.clone()))
             .then(move |go, host, _| {
-                if !go {
+                let Go::Start(opened) = go else {
                     return Either::Left(ready(Outcome::CancelledBeforeStart));
-                }
+                };
+                starting = starting.or(opened);
                 if !delay.is_zero() {
                     host.processor.do_send(Began {
                         node: run_ctx.node(),
@@ -135,19 +141,43 @@ impl Handler<Start> for NodeHost {
     }
 }
 
-/// Waits `delay` unless the token is cancelled first. `false`: do not start.
-async fn wait_out(delay: Duration, token: CancellationToken) -> bool {
+/// Whether to start, after the gate and the delay.
+enum Go {
+    /// Start, holding the gate's settle guard if there was a gate.
+    Start(Option<Starting>),
+    /// Cancelled (or the gate was dropped) first.
+    Stop,
+}
+
+/// Waits for the gate, then `delay`, unless the token is cancelled first.
+async fn wait_out(
+    delay: Duration,
+    gate: Option<oneshot::Receiver<Starting>>,
+    token: CancellationToken,
+) -> Go {
     if token.is_cancelled() {
-        return false;
+        return Go::Stop;
+    }
+    let mut opened = None;
+    if let Some(gate) = gate {
+        tokio::select! {
+            g = gate => match g {
+                Ok(guard) => opened = Some(guard),
+                Err(_) => return Go::Stop,
+            },
+            _ = token.cancelled() => return Go::Stop,
+        }
     }
     if delay.is_zero() {
-        return true;
+        return Go::Start(opened);
     }
     // Boxed: the timer exists only while a backoff is waited out, and the
     // incarnation future of every node would otherwise carry its size.
     tokio::select! {
-        _ = Box::pin(tokio::time::sleep(delay)) => !token.is_cancelled(),
-        _ = token.cancelled() => false,
+        _ = Box::pin(tokio::time::sleep(delay)) => {
+            if token.is_cancelled() { Go::Stop } else { Go::Start(opened) }
+        }
+        _ = token.cancelled() => Go::Stop,
     }
 }
 

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use actix::fut::ActorFutureExt;
 use actix::{Actor, Addr, AsyncContext, Handler, Message, ResponseFuture, SpawnHandle};
 use futures::channel::oneshot;
 use log::Level;
@@ -31,7 +32,7 @@ use crate::restart::{plan, Jitter, Plan};
 use crate::runnable::{Group, Runnable, Spec};
 use crate::state::{Ended, NodeInfo, NodeState, Signal};
 use crate::sweep::{full_sweep, sweep, Unit};
-use crate::tree::{Defaults, NodeKey, Tree};
+use crate::tree::{Defaults, GroupKey, NodeKey, Tree};
 use crate::workers::Workers;
 
 /// How often the full sweep double-checks the incremental one.
@@ -81,6 +82,8 @@ pub(crate) struct Processor {
     /// Resolved when the life is Finished.
     finish_waiters: Vec<oneshot::Sender<Ended>>,
     jitter: Jitter,
+    /// The closed gates of ordered-start members waiting for their predecessor.
+    gates: SecondaryMap<NodeKey, oneshot::Sender<Starting>>,
     /// A propagated panic, for the handles to re-raise.
     panic: Arc<Mutex<Option<String>>>,
     changed_since_full_sweep: bool,
@@ -113,6 +116,7 @@ impl Processor {
             ending: None,
             finish_waiters: Vec::new(),
             jitter: Jitter::seeded(),
+            gates: SecondaryMap::new(),
             panic,
             changed_since_full_sweep: false,
             safety_timer: None,
@@ -127,8 +131,10 @@ impl Processor {
         self.hosts.insert(node, host);
     }
 
-    /// Sends the node's current incarnation to its host, to start after `delay`.
-    fn schedule(&mut self, k: NodeKey, delay: Duration) {
+    /// Sends the node's current incarnation to its host, to start after
+    /// `delay`; `gated`: only once its predecessor in an ordered-start group
+    /// has signalled Healthy (see [`open_next`](Self::open_next)).
+    fn schedule(&mut self, k: NodeKey, delay: Duration, gated: bool) {
         let (Some(me), Some(node), Some(host)) = (&self.me, self.tree.node(k), self.hosts.get(k))
         else {
             return;
@@ -145,18 +151,60 @@ impl Processor {
         if delay.is_zero() {
             notify(&self.config.metrics, &self.voice, &node.dn, NodeState::New);
         }
+        let gate = gated.then(|| {
+            let (tx, rx) = oneshot::channel();
+            self.gates.insert(k, tx);
+            rx
+        });
         host.do_send(Start {
             ctx,
             delay,
+            gate,
             shutdown: self.tree.shutdown_of(k),
-            // Pending backoff timers must not hold `wait_settled`.
-            starting: delay.is_zero().then(|| Starting::new(&self.starting)),
+            // Pending backoff timers and closed gates must not hold
+            // `wait_settled`; an opened gate brings its own guard.
+            starting: (delay.is_zero() && !gated).then(|| Starting::new(&self.starting)),
         });
+    }
+
+    /// Schedules members started together, in order: with ordered start,
+    /// each after the one before it has signalled Healthy.
+    fn launch(&mut self, group: GroupKey, members: impl IntoIterator<Item = (NodeKey, Duration)>) {
+        let ordered = self
+            .tree
+            .group(group)
+            .is_some_and(|g| g.options.ordered_start);
+        for (i, (k, delay)) in members.into_iter().enumerate() {
+            self.schedule(k, delay, ordered && i > 0);
+        }
+    }
+
+    /// `k` has signalled Healthy or is DONE: in an ordered-start group, the
+    /// member after it may start now.
+    fn open_next(&mut self, k: NodeKey) {
+        let Some(group) = self.tree.node(k).and_then(|n| self.tree.group(n.group)) else {
+            return;
+        };
+        if !group.options.ordered_start {
+            return;
+        }
+        let next = group
+            .members
+            .iter()
+            .position(|m| *m == k)
+            .and_then(|i| group.members.get(i + 1).copied());
+        if let Some(gate) = next.and_then(|n| self.gates.remove(n)) {
+            let _ = gate.send(Starting::new(&self.starting));
+        }
     }
 
     /// Moves `k` to an exited state and tells the sinks.
     fn exit(&mut self, k: NodeKey, state: NodeState) {
         self.tree.set_state(k, state);
+        self.gates.remove(k);
+        if state == NodeState::Done {
+            self.open_next(k);
+        }
         if let Some(n) = self.tree.node(k) {
             notify(&self.config.metrics, &self.voice, &n.dn, state);
         }
@@ -240,10 +288,15 @@ impl Processor {
             if let Some(n) = self.tree.node(k) {
                 notify(&self.config.metrics, &self.voice, &n.dn, NodeState::Healthy);
             }
+            self.open_next(k);
         }
     }
 
-    fn on_start_group(&mut self, msg: StartGroup) -> Result<(), RunError> {
+    fn on_start_group(
+        &mut self,
+        msg: StartGroup,
+        ctx: &mut actix::Context<Self>,
+    ) -> Result<(), RunError> {
         let StartGroup {
             node: k,
             dn,
@@ -270,15 +323,35 @@ impl Processor {
             return Err(RunError::Cancelled { dn: dn() });
         }
         let names = group.members.iter().map(|c| c.name.as_str());
+        let owner_token = node.token.clone();
         let keys = self.tree.add_group(k, names, group.options)?;
-        for (key, child) in keys.into_iter().zip(group.members) {
+        let Some(g) = keys
+            .first()
+            .and_then(|m| self.tree.node(*m))
+            .map(|n| n.group)
+        else {
+            return Ok(());
+        };
+        for (key, child) in keys.iter().zip(group.members) {
             if child.spec != Spec::default() {
-                if let Some(n) = self.tree.node_mut(key) {
+                if let Some(n) = self.tree.node_mut(*key) {
                     n.spec = Some(Box::new(child.spec));
                 }
             }
-            self.host(key, child.runnable);
-            self.schedule(key, Duration::ZERO);
+            self.host(*key, child.runnable);
+        }
+        self.launch(g, keys.into_iter().map(|k| (k, Duration::ZERO)));
+        if group.options.ordered_stop {
+            // The members' tokens do not follow the owner's: when it is
+            // cancelled, stop them one by one, last first.
+            let watch = actix::fut::wrap_future::<_, Self>(owner_token.cancelled_owned());
+            ctx.spawn(watch.map(move |(), act, ctx| {
+                let members = act.tree.group(g).map(|g| g.members.clone());
+                if let Some(members) = members {
+                    act.tree.stop_in_order(g, &members);
+                    act.after_change(ctx);
+                }
+            }));
         }
         Ok(())
     }
@@ -330,16 +403,19 @@ impl Processor {
             );
             self.voice.say(Level::Info, msg);
         }
+        let mut launch = Vec::with_capacity(starts.len());
         for s in starts {
             let until = (!s.delay.is_zero()).then(|| now + s.delay);
             for gone in self.tree.reset(s.node, until) {
                 self.hosts.remove(gone);
+                self.gates.remove(gone);
             }
             if let Some(n) = self.tree.node_mut(s.node) {
                 n.backoff = s.backoff;
             }
-            self.schedule(s.node, s.delay);
+            launch.push((s.node, s.delay));
         }
+        self.launch(unit.group, launch);
     }
 
     /// The owner's restart intensity is exceeded: it gives up and dies (its
@@ -371,6 +447,7 @@ impl Processor {
         self.last_change = Instant::now();
         self.changed_since_full_sweep = true;
         loop {
+            self.tree.advance_stops();
             let dirty = self.tree.take_dirty();
             if dirty.is_empty() {
                 break;
@@ -507,7 +584,7 @@ impl Actor for Processor {
         let root = self.tree.root();
         if let Some(r) = self.root_runnable.take() {
             self.host(root, r);
-            self.schedule(root, Duration::ZERO);
+            self.schedule(root, Duration::ZERO, false);
         }
         self.safety_timer =
             Some(ctx.run_interval(SAFETY_SWEEP_PERIOD, |act, ctx| act.safety_sweep(ctx)));
@@ -610,7 +687,7 @@ impl Handler<SignalMsg> for Processor {
 impl Handler<StartGroup> for Processor {
     type Result = Result<Starting, RunError>;
     fn handle(&mut self, msg: StartGroup, ctx: &mut Self::Context) -> Self::Result {
-        let res = self.on_start_group(msg);
+        let res = self.on_start_group(msg, ctx);
         self.after_change(ctx);
         // The caller resumes after this reply, usually to signal Healthy:
         // the tree is not settled until it has (it drops the guard then).

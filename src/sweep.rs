@@ -119,7 +119,7 @@ pub(crate) fn full_sweep(tree: &Tree) -> Vec<Unit> {
 /// members, once every cancelled member (one-for-all: every member) is ready.
 fn group_unit(tree: &Tree, g: GroupKey, ready: &dyn Fn(NodeKey) -> bool) -> Option<Unit> {
     let group = tree.group(g)?;
-    if !owner_live(tree, g) {
+    if !owner_live(tree, g) || tree.is_stopping(g) {
         return None;
     }
     let cancelled = |m: &&NodeKey| tree.node(**m).is_some_and(|n| n.token.is_cancelled());

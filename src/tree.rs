@@ -132,6 +132,9 @@ pub(crate) struct Group {
     pub members: Vec<NodeKey>,
     pub options: GroupOptions,
     unready: u32,
+    /// With ordered stop: the members still to stop, in group order; the
+    /// last is cancelled first, the next only once its subtree has exited.
+    pub stopping: Vec<NodeKey>,
 }
 
 impl Group {
@@ -154,6 +157,8 @@ pub(crate) struct Tree {
     pub defaults: Defaults,
     /// The supervisor's own restarts of the root, for the top intensity.
     pub top_window: std::collections::VecDeque<Instant>,
+    /// Groups with an ordered stop under way.
+    stopping: Vec<GroupKey>,
 }
 
 /// What a child gets when its [`Spec`] says nothing. The intensity also
@@ -175,6 +180,7 @@ impl Tree {
             members: Vec::new(),
             options: GroupOptions::default(),
             unready: 1,
+            stopping: Vec::new(),
         });
         let root = nodes.insert(Node::new(
             ROOT_NAME.into(),
@@ -193,6 +199,7 @@ impl Tree {
             next_incarnation: 1,
             defaults,
             top_window: std::collections::VecDeque::new(),
+            stopping: Vec::new(),
         }
     }
 
@@ -348,12 +355,13 @@ impl Tree {
             members: Vec::with_capacity(seen.len()),
             options,
             unready: count,
+            stopping: Vec::new(),
         });
         let mut keys = Vec::with_capacity(seen.len());
         for name in names {
             let p = &self.nodes[parent];
             let dn: Arc<str> = format!("{}.{}", p.dn, name).into();
-            let token = p.token.child_token();
+            let token = member_token(&p.token, options);
             let incarnation = self.take_incarnation();
             let mut node = Node::new(dn, Some(parent), group, token, incarnation);
             if let Some(old) = self.nodes[parent].retired.remove(name) {
@@ -387,22 +395,77 @@ impl Tree {
     }
 
     /// After `k`'s death: cancels `k` (and so its subtree) and the siblings
-    /// its group's strategy takes down with it, and queues it for the sweep.
-    /// A temporary node takes nobody down.
+    /// its group's strategy takes down with it (one by one, in reverse, with
+    /// ordered stop), and queues it for the sweep. A temporary node takes
+    /// nobody down.
     pub fn cancel_for_death(&mut self, k: NodeKey) {
         self.nodes[k].token.cancel();
         self.dirty.push(k);
         if self.restart_of(k) == Restart::Temporary {
             return;
         }
-        let g = &self.groups[self.nodes[k].group];
-        let from = match g.options.strategy {
+        let g = self.nodes[k].group;
+        let group = &self.groups[g];
+        let from = match group.options.strategy {
             Strategy::OneForOne => return,
             Strategy::OneForAll => 0,
-            Strategy::RestForOne => g.members.iter().position(|m| *m == k).unwrap_or(0),
+            Strategy::RestForOne => group.members.iter().position(|m| *m == k).unwrap_or(0),
         };
-        for m in &g.members[from..] {
-            self.nodes[*m].token.cancel();
+        let victims: Vec<NodeKey> = group.members[from..].to_vec();
+        if group.options.ordered_stop {
+            self.stop_in_order(g, &victims);
+        } else {
+            for m in victims {
+                self.nodes[m].token.cancel();
+            }
+        }
+    }
+
+    /// Adds `members` to `g`'s ordered stop; see [`advance_stops`](Self::advance_stops).
+    pub fn stop_in_order(&mut self, g: GroupKey, members: &[NodeKey]) {
+        let Some(group) = self.groups.get_mut(g) else {
+            return;
+        };
+        if group.stopping.is_empty() {
+            self.stopping.push(g);
+        }
+        let order = &group.members;
+        let mut all: Vec<NodeKey> = group.stopping.iter().chain(members).copied().collect();
+        all.sort_by_key(|m| order.iter().position(|o| o == m));
+        all.dedup();
+        group.stopping = all;
+    }
+
+    /// Moves every ordered stop along: the last member still to stop is
+    /// cancelled, and once its subtree has exited, the one before it. A
+    /// group whose stop is complete is queued for the sweep.
+    pub fn advance_stops(&mut self) {
+        let mut i = 0;
+        while i < self.stopping.len() {
+            let g = self.stopping[i];
+            let Some(group) = self.groups.get_mut(g) else {
+                self.stopping.swap_remove(i);
+                continue;
+            };
+            while let Some(&m) = group.stopping.last() {
+                let Some(node) = self.nodes.get(m) else {
+                    group.stopping.pop();
+                    continue;
+                };
+                node.token.cancel();
+                if !node.is_ready() {
+                    break;
+                }
+                group.stopping.pop();
+            }
+            if group.stopping.is_empty() {
+                if let Some(&m) = group.members.first() {
+                    self.dirty.push(m);
+                }
+                self.stopping.swap_remove(i);
+            } else {
+                i += 1;
+            }
         }
     }
 
@@ -444,8 +507,9 @@ impl Tree {
                 parent.retired.insert(name, record);
             }
         }
+        let options = self.groups[self.nodes[k].group].options;
         let token = match self.parent_token(k) {
-            Some(t) => t.child_token(),
+            Some(t) => member_token(t, options),
             None => return removed,
         };
         let incarnation = self.take_incarnation();
@@ -467,6 +531,11 @@ impl Tree {
         self.set_state(k, NodeState::New);
         self.nodes[k].waiting = until.map(|until| Waiting { was, until });
         removed
+    }
+
+    /// Whether a group has an ordered stop under way (the sweep waits).
+    pub fn is_stopping(&self, g: GroupKey) -> bool {
+        self.groups.get(g).is_some_and(|g| !g.stopping.is_empty())
     }
 
     fn take_incarnation(&mut self) -> u64 {
@@ -529,6 +598,17 @@ impl Tree {
             }
         }
         Ok(())
+    }
+}
+
+/// A member's token: derived from its owner's, so that cancelling the
+/// owner cancels it; with ordered stop, its own, which the processor cancels
+/// in order once the owner's is (see [`Tree::stop_in_order`]).
+fn member_token(owner: &CancellationToken, options: GroupOptions) -> CancellationToken {
+    if options.ordered_stop {
+        CancellationToken::new()
+    } else {
+        owner.child_token()
     }
 }
 

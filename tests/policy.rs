@@ -254,3 +254,134 @@ async fn a_restart_storm_under_intensity_limits_ends() {
     assert!(total > 0 && total <= 4 * 4 * 4 * 7, "{total} restarts");
     assert!(sup.live_runnables().await.is_empty());
 }
+
+/// Ordered start: b starts only once a is healthy; c never starts while b
+/// (which never becomes healthy) blocks the sequence, and that does not hold
+/// `wait_settled`. b's death then takes the group down (one-for-all), c
+/// included without ever having run, and the sequence starts over.
+#[actix_rt::test]
+async fn ordered_start_waits_for_each_member_to_be_healthy() {
+    tokio::time::pause();
+    let (tx, mut rx) = events();
+    let a_ready = Arc::new(tokio::sync::Notify::new());
+    let b_dies = Arc::new(tokio::sync::Notify::new());
+    let member = |name: &'static str| {
+        let (tx, a_ready, b_dies) = (tx.clone(), a_ready.clone(), b_dies.clone());
+        move |ctx: Context| {
+            let (tx, a_ready, b_dies) = (tx.clone(), a_ready.clone(), b_dies.clone());
+            async move {
+                let _ = tx.send(format!("start {name}"));
+                match name {
+                    "a" => a_ready.notified().await,
+                    "b" => {
+                        b_dies.notified().await;
+                        return Err("b failed its set-up".into());
+                    }
+                    _ => {}
+                }
+                ctx.signal(Signal::Healthy)?;
+                ctx.cancelled().await;
+                Ok(())
+            }
+        }
+    };
+    let group = Group::new()
+        .with("a", member("a"))
+        .with("b", member("b"))
+        .with("c", member("c"))
+        .ordered_start(true);
+    let sup = root_with(virtual_builder(), group);
+    assert_eq!(next(&mut rx).await, "start a");
+    sup.wait_settled().await;
+    assert!(rx.try_recv().is_err(), "b waits for a");
+    a_ready.notify_one();
+    assert_eq!(next(&mut rx).await, "start b");
+    sup.wait_settled().await;
+    assert!(
+        rx.try_recv().is_err(),
+        "c waits for b, which never gets healthy"
+    );
+    assert_eq!(state(&sup, "root.c").await, NodeState::New);
+    b_dies.notify_one();
+    // The group restarts in order: a first, and b only after a is healthy.
+    assert_eq!(next(&mut rx).await, "start a");
+    sup.wait_settled().await;
+    assert!(rx.try_recv().is_err());
+    let c = info(&sup, "root.c").await;
+    assert_eq!(c.restarts, 1, "c was taken down without having run");
+    assert_eq!(
+        info(&sup, "root.b").await.last_error.as_deref(),
+        Some("returned error: b failed its set-up")
+    );
+    a_ready.notify_one();
+    assert_eq!(next(&mut rx).await, "start b");
+    sup.shutdown().await;
+}
+
+/// A member that records its stop, taking 10 ms (virtual) to clean up.
+fn stopper(
+    name: &'static str,
+    log: Arc<Mutex<Vec<String>>>,
+    fail: Option<Arc<tokio::sync::Notify>>,
+) -> impl FnMut(Context) -> futures::future::LocalBoxFuture<'static, RunResult> + Send {
+    move |ctx: Context| {
+        let (log, fail) = (log.clone(), fail.clone());
+        Box::pin(async move {
+            ctx.signal(Signal::Healthy)?;
+            let failed = async {
+                match &fail {
+                    Some(f) => f.notified().await,
+                    None => futures::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = ctx.cancelled() => {}
+                _ = failed => return Err("a fails".into()),
+            }
+            log.lock().unwrap().push(format!("stopping {name}"));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            log.lock().unwrap().push(format!("stopped {name}"));
+            Ok(())
+        })
+    }
+}
+
+#[actix_rt::test]
+async fn ordered_stop_stops_members_in_reverse_one_at_a_time() {
+    tokio::time::pause();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let a_fails = Arc::new(tokio::sync::Notify::new());
+    let group = Group::new()
+        .with("a", stopper("a", log.clone(), Some(a_fails.clone())))
+        .with("b", stopper("b", log.clone(), None))
+        .with("c", stopper("c", log.clone(), None))
+        .ordered_stop(true);
+    let (sink, mut feed) = transitions();
+    let sup = root_with(virtual_builder().metrics(sink), group);
+    sup.wait_settled().await;
+    // The strategy takes b and c down after a's death: c first, then b.
+    a_fails.notify_one();
+    await_state(&mut feed, "root.a", NodeState::Dead, 1).await;
+    sup.wait_settled().await;
+    assert_eq!(
+        std::mem::take(&mut *log.lock().unwrap()),
+        ["stopping c", "stopped c", "stopping b", "stopped b"]
+    );
+    for dn in ["root.a", "root.b", "root.c"] {
+        let n = info(&sup, dn).await;
+        assert_eq!((n.state, n.restarts), (NodeState::Healthy, 1), "{dn}");
+    }
+    // Shutdown: c, b, a, each awaited before the next.
+    sup.shutdown().await;
+    assert_eq!(
+        *log.lock().unwrap(),
+        [
+            "stopping c",
+            "stopped c",
+            "stopping b",
+            "stopped b",
+            "stopping a",
+            "stopped a"
+        ]
+    );
+}

@@ -6,9 +6,8 @@ mod common;
 use std::time::Duration;
 
 use actix_supervisor::process::{Command, ProcessSignals};
-use actix_supervisor::{Context, LogQuery, NodeState, RunResult, Runnable, Shutdown};
+use actix_supervisor::{Child, Context, Group, LogQuery, NodeState, Shutdown};
 use common::*;
-use futures::future::LocalBoxFuture;
 use tokio::sync::mpsc;
 
 fn alive(pid: u32) -> bool {
@@ -189,22 +188,10 @@ fn not_running(pid: u32) -> bool {
     }
 }
 
-/// A command whose node is stopped brutally: its future is dropped at once.
-struct Brutal(Command);
-
-impl Runnable for Brutal {
-    fn run(&mut self, ctx: Context) -> LocalBoxFuture<'static, RunResult> {
-        self.0.run(ctx)
-    }
-    fn shutdown(&self, _: Shutdown) -> Shutdown {
-        Shutdown::Brutal
-    }
-}
-
 #[actix_rt::test]
 async fn an_aborted_node_still_kills_its_process() {
-    // The host drops the node's future without waiting for the grace
-    // period, and the drop guard must kill the process.
+    // Brutal: the host drops the node's future at once, without the stop
+    // signal or its grace period, and the drop guard must kill the process.
     let cmd = Command::new("sh")
         .args([
             "-c",
@@ -213,11 +200,10 @@ async fn an_aborted_node_still_kills_its_process() {
         .grace(Duration::from_secs(30));
     let signals = cmd.signals();
     let (sink, mut feed) = transitions();
-    let cmd = Brutal(cmd);
     let sup = builder().metrics(sink).start(move |ctx: Context| {
-        let cmd = Brutal(cmd.0.clone());
+        let child = Child::new("p", cmd.clone()).shutdown(Shutdown::Brutal);
         async move {
-            ctx.run("p", cmd).await?;
+            ctx.run_group(Group::new().child(child)).await?;
             serve(&ctx).await
         }
     });
