@@ -10,14 +10,13 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use actix::Addr;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{RunError, SignalError};
 use crate::logger::Logger;
 use crate::logtree::LogTree;
 use crate::name::is_valid_name;
-use crate::processor::{Processor, SignalMsg, StartGroup};
+use crate::protocol::{Link, SignalMsg, StartGroup};
 use crate::runnable::{Group, Runnable};
 use crate::state::{NodeState, Signal};
 use crate::tree::NodeKey;
@@ -65,7 +64,7 @@ struct Inner {
     /// The first misused signal, as one of the `MISUSE_*` codes (0: none).
     /// A code rather than the error keeps every context small.
     misuse: AtomicU8,
-    processor: Arc<Addr<Processor>>,
+    processor: Link,
     logs: LogTree,
     /// The child and sub-logger names this incarnation has used: they share
     /// one namespace (both extend the DN), and `sub_logger` must answer
@@ -87,7 +86,7 @@ impl Context {
         node: NodeKey,
         incarnation: u64,
         token: CancellationToken,
-        processor: Arc<Addr<Processor>>,
+        processor: Link,
     ) -> Context {
         Context {
             inner: Arc::new(Inner {
@@ -153,7 +152,7 @@ impl Context {
         };
         // The reply holds a settle guard, dropped here, on the caller's
         // task, once it has resumed: `wait_settled` waits for that.
-        let res = match self.inner.processor.send(msg).await {
+        let res = match self.inner.processor.start_group(msg).await {
             Ok(res) => res.map(drop),
             Err(_) => Err(RunError::ShutDown { dn: dn() }),
         };
@@ -268,7 +267,7 @@ impl Context {
                     .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire);
             return Err(err);
         }
-        self.inner.processor.do_send(SignalMsg {
+        self.inner.processor.signal(SignalMsg {
             node: self.inner.node,
             incarnation: self.inner.incarnation,
             signal,

@@ -59,6 +59,7 @@ mod policy;
 #[cfg(unix)]
 pub mod process;
 mod processor;
+mod protocol;
 mod restart;
 mod runnable;
 mod state;

@@ -9,32 +9,29 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
 use actix::fut::{ready, wrap_future, ActorFutureExt};
-use actix::{Actor, Addr, AsyncContext, Handler, Message};
+use actix::{Actor, AsyncContext, Handler};
 use futures::channel::oneshot;
 use futures::future::{Either, FutureExt, LocalBoxFuture};
 use tokio_util::sync::CancellationToken;
 
 use crate::capture::Scoped;
-use crate::context::Context;
 use crate::error::RunResult;
 use crate::exit::{panic_message, Exit, Outcome};
 use crate::policy::Shutdown;
-use crate::processor::{Began, Exited, Processor};
+use crate::protocol::{Began, Exited, Link, Start, Starting};
 use crate::runnable::Runnable;
 
 pub(crate) struct NodeHost {
     runnable: Box<dyn Runnable>,
-    processor: Arc<Addr<Processor>>,
+    processor: Link,
 }
 
 impl NodeHost {
-    pub fn new(runnable: Box<dyn Runnable>, processor: Arc<Addr<Processor>>) -> NodeHost {
+    pub fn new(runnable: Box<dyn Runnable>, processor: Link) -> NodeHost {
         NodeHost {
             runnable,
             processor,
@@ -44,42 +41,6 @@ impl NodeHost {
 
 impl Actor for NodeHost {
     type Context = actix::Context<Self>;
-}
-
-/// Run one incarnation.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct Start {
-    pub ctx: Context,
-    /// The backoff to wait out first; cancelled waits end the incarnation.
-    pub delay: Duration,
-    /// With ordered start: opened (with a settle guard) once the member
-    /// before this one is healthy. Waited for before the delay.
-    pub gate: Option<oneshot::Receiver<Starting>>,
-    /// How the node is stopped, before the runnable's own say.
-    pub shutdown: Shutdown,
-    /// Held until the runnable has been polled once (see [`Starting`]).
-    pub starting: Option<Starting>,
-}
-
-/// Counts starts whose runnable has not been polled yet, and `run_group`
-/// callers that have not resumed after the processor's answer.
-/// `wait_settled` does not resolve while any is outstanding: that is where a
-/// runnable usually signals and starts its children, and a busy worker must
-/// not make the tree look settled before it has happened.
-pub(crate) struct Starting(Arc<AtomicUsize>);
-
-impl Starting {
-    pub fn new(counter: &Arc<AtomicUsize>) -> Starting {
-        counter.fetch_add(1, Ordering::AcqRel);
-        Starting(counter.clone())
-    }
-}
-
-impl Drop for Starting {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
 }
 
 impl Handler<Start> for NodeHost {
@@ -103,7 +64,7 @@ impl Handler<Start> for NodeHost {
                 };
                 starting = starting.or(opened);
                 if !delay.is_zero() {
-                    host.processor.do_send(Began {
+                    host.processor.began(Began {
                         node: run_ctx.node(),
                         incarnation: run_ctx.incarnation(),
                     });
@@ -127,7 +88,7 @@ impl Handler<Start> for NodeHost {
             })
             .map(move |outcome, host, _| {
                 let (done, misuse) = ctx.finish();
-                host.processor.do_send(Exited {
+                host.processor.exited(Exited {
                     node: ctx.node(),
                     incarnation: ctx.incarnation(),
                     exit: Exit {

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use actix::fut::ActorFutureExt;
-use actix::{Actor, Addr, AsyncContext, Handler, Message, ResponseFuture, SpawnHandle};
+use actix::{Actor, Addr, AsyncContext, Handler, ResponseFuture, SpawnHandle};
 use futures::channel::oneshot;
 use log::Level;
 use slotmap::SecondaryMap;
@@ -26,10 +26,14 @@ use crate::exit::{classify, Exit, Outcome, Verdict};
 use crate::logger::Voice;
 use crate::logtree::LogTree;
 use crate::metrics::Metrics;
-use crate::node::{NodeHost, Start, Starting};
+use crate::node::NodeHost;
 use crate::policy::Backoff;
+use crate::protocol::{
+    Began, Exited, Join, Link, LiveRunnables, SignalMsg, Snapshot, Start, StartGroup, Starting,
+    Stop, WaitSettled,
+};
 use crate::restart::{plan, Jitter, Plan};
-use crate::runnable::{Group, Runnable, Spec};
+use crate::runnable::{Runnable, Spec};
 use crate::state::{Ended, NodeInfo, NodeState, Signal};
 use crate::sweep::{full_sweep, sweep, Unit};
 use crate::tree::{Defaults, GroupKey, NodeKey, Tree};
@@ -70,7 +74,7 @@ pub(crate) struct Processor {
     /// Our own address, handed to contexts and hosts. Dropped when finished
     /// so that the processor can stop once nobody else holds it.
     /// Shared rather than cloned: every clone of an actix address allocates.
-    me: Option<Arc<Addr<Processor>>>,
+    me: Option<Link>,
     root_runnable: Option<Box<dyn Runnable>>,
     starting: Arc<AtomicUsize>,
     last_change: Instant,
@@ -580,7 +584,7 @@ impl Actor for Processor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         // Hosts and contexts report back through this address.
-        self.me = Some(Arc::new(ctx.address()));
+        self.me = Some(Link::new(ctx.address()));
         let root = self.tree.root();
         if let Some(r) = self.root_runnable.take() {
             self.host(root, r);
@@ -594,65 +598,6 @@ impl Actor for Processor {
         self.workers.stop_all();
     }
 }
-
-/// A node's incarnation ended. From its host.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct Exited {
-    pub node: NodeKey,
-    pub incarnation: u64,
-    pub exit: Exit,
-}
-
-/// A delayed start's backoff is over and its host is starting the runnable.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct Began {
-    pub node: NodeKey,
-    pub incarnation: u64,
-}
-
-/// A signal the context accepted.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct SignalMsg {
-    pub node: NodeKey,
-    pub incarnation: u64,
-    pub signal: Signal,
-}
-
-/// `Context::run_group`.
-#[derive(Message)]
-#[rtype(result = "Result<Starting, RunError>")]
-pub(crate) struct StartGroup {
-    pub node: NodeKey,
-    pub dn: Arc<str>,
-    pub incarnation: u64,
-    pub group: Group,
-}
-
-/// Resolves once the tree has been quiet for the settle window.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct WaitSettled;
-
-#[derive(Message)]
-#[rtype(result = "Vec<NodeInfo>")]
-pub(crate) struct Snapshot;
-
-#[derive(Message)]
-#[rtype(result = "Vec<String>")]
-pub(crate) struct LiveRunnables;
-
-/// Resolves once the supervisor has shut down, with why.
-#[derive(Message)]
-#[rtype(result = "Ended")]
-pub(crate) struct Join;
-
-/// Cancels the tree; resolves once nothing is live.
-#[derive(Message)]
-#[rtype(result = "Ended")]
-pub(crate) struct Stop;
 
 impl Handler<Exited> for Processor {
     type Result = ();

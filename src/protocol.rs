@@ -1,0 +1,155 @@
+//! The messages between the parts of a supervisor, and [`Link`], the
+//! handle through which node hosts and contexts reach the processor without
+//! naming it.
+//!
+//! Into the processor: [`Exited`], [`Began`], [`SignalMsg`] and
+//! [`StartGroup`] from the tree's side; [`WaitSettled`], [`Snapshot`],
+//! [`LiveRunnables`], [`Stop`] and [`Join`] from the [`Supervisor`] handle.
+//! Into a node host: [`Start`].
+//!
+//! [`Supervisor`]: crate::Supervisor
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Addr, MailboxError, Message};
+use futures::channel::oneshot;
+
+use crate::context::Context;
+use crate::error::RunError;
+use crate::exit::Exit;
+use crate::policy::Shutdown;
+use crate::processor::Processor;
+use crate::runnable::Group;
+use crate::state::{Ended, NodeInfo, Signal};
+use crate::tree::NodeKey;
+
+/// The processor's address as the tree's side sees it. Shared rather than
+/// cloned: every clone of an actix address allocates.
+#[derive(Clone)]
+pub(crate) struct Link(Arc<Addr<Processor>>);
+
+impl Link {
+    pub fn new(addr: Addr<Processor>) -> Link {
+        Link(Arc::new(addr))
+    }
+
+    /// Reports an incarnation's end.
+    pub fn exited(&self, msg: Exited) {
+        self.0.do_send(msg);
+    }
+
+    /// Reports that a delayed start has begun.
+    pub fn began(&self, msg: Began) {
+        self.0.do_send(msg);
+    }
+
+    /// Reports an accepted signal.
+    pub fn signal(&self, msg: SignalMsg) {
+        self.0.do_send(msg);
+    }
+
+    /// Asks for children.
+    pub async fn start_group(
+        &self,
+        msg: StartGroup,
+    ) -> Result<Result<Starting, RunError>, MailboxError> {
+        self.0.send(msg).await
+    }
+}
+
+/// Run one incarnation.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Start {
+    pub ctx: Context,
+    /// The backoff to wait out first; cancelled waits end the incarnation.
+    pub delay: Duration,
+    /// With ordered start: opened (with a settle guard) once the member
+    /// before this one is healthy. Waited for before the delay.
+    pub gate: Option<oneshot::Receiver<Starting>>,
+    /// How the node is stopped, before the runnable's own say.
+    pub shutdown: Shutdown,
+    /// Held until the runnable has been polled once (see [`Starting`]).
+    pub starting: Option<Starting>,
+}
+
+/// Counts starts whose runnable has not been polled yet, and `run_group`
+/// callers that have not resumed after the processor's answer.
+/// `wait_settled` does not resolve while any is outstanding: that is where a
+/// runnable usually signals and starts its children, and a busy worker must
+/// not make the tree look settled before it has happened.
+pub(crate) struct Starting(Arc<AtomicUsize>);
+
+impl Starting {
+    pub fn new(counter: &Arc<AtomicUsize>) -> Starting {
+        counter.fetch_add(1, Ordering::AcqRel);
+        Starting(counter.clone())
+    }
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A node's incarnation ended. From its host.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Exited {
+    pub node: NodeKey,
+    pub incarnation: u64,
+    pub exit: Exit,
+}
+
+/// A delayed start's backoff is over and its host is starting the runnable.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Began {
+    pub node: NodeKey,
+    pub incarnation: u64,
+}
+
+/// A signal the context accepted.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct SignalMsg {
+    pub node: NodeKey,
+    pub incarnation: u64,
+    pub signal: Signal,
+}
+
+/// `Context::run_group`.
+#[derive(Message)]
+#[rtype(result = "Result<Starting, RunError>")]
+pub(crate) struct StartGroup {
+    pub node: NodeKey,
+    pub dn: Arc<str>,
+    pub incarnation: u64,
+    pub group: Group,
+}
+
+/// Resolves once the tree has been quiet for the settle window.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct WaitSettled;
+
+#[derive(Message)]
+#[rtype(result = "Vec<NodeInfo>")]
+pub(crate) struct Snapshot;
+
+#[derive(Message)]
+#[rtype(result = "Vec<String>")]
+pub(crate) struct LiveRunnables;
+
+/// Resolves once the supervisor has shut down, with why.
+#[derive(Message)]
+#[rtype(result = "Ended")]
+pub(crate) struct Join;
+
+/// Cancels the tree; resolves once nothing is live.
+#[derive(Message)]
+#[rtype(result = "Ended")]
+pub(crate) struct Stop;
