@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_supervisor::{
-    Child, Context, Ended, Group, NodeState, Restart, RunResult, Signal, Strategy, Supervisor,
-    SupervisorBuilder,
+    Child, Context, Ended, Group, NodeState, Restart, RunResult, Shutdown, Signal, Strategy,
+    Supervisor, SupervisorBuilder,
 };
 use common::*;
 
@@ -384,4 +384,39 @@ async fn ordered_stop_stops_members_in_reverse_one_at_a_time() {
             "stopped a"
         ]
     );
+}
+
+/// `Infinity` waits as long as it takes, past the supervisor's
+/// `shutdown_timeout`; the default `Timeout` drops the future at it.
+#[actix_rt::test]
+async fn infinity_waits_for_the_runnable_and_timeout_does_not() {
+    tokio::time::pause();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let slow = |name: &'static str, log: Arc<Mutex<Vec<String>>>| {
+        move |ctx: Context| {
+            let log = log.clone();
+            async move {
+                ctx.signal(Signal::Healthy)?;
+                ctx.cancelled().await;
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                log.lock().unwrap().push(format!("{name} cleaned up"));
+                Ok(())
+            }
+        }
+    };
+    let group = Group::new()
+        .child(Child::new("patient", slow("patient", log.clone())).shutdown(Shutdown::Infinity))
+        .with("hasty", slow("hasty", log.clone()));
+    let sup = root_with(virtual_builder(), group);
+    sup.wait_settled().await;
+    let t = tokio::time::Instant::now();
+    sup.shutdown().await;
+    assert!(
+        t.elapsed() >= Duration::from_secs(60),
+        "waited for the patient one"
+    );
+    assert_eq!(*log.lock().unwrap(), ["patient cleaned up"]);
+    for dn in ["root.patient", "root.hasty"] {
+        assert_eq!(state(&sup, dn).await, NodeState::Canceled, "{dn}");
+    }
 }
