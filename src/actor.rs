@@ -344,6 +344,10 @@ impl<A> Runnable for ActorRunnable<A>
 where
     A: Actor<Context = actix::Context<A>>,
 {
+    fn kind(&self) -> crate::state::NodeKind {
+        crate::state::NodeKind::Actor
+    }
+
     fn run(&mut self, ctx: Context) -> LocalBoxFuture<'static, RunResult> {
         *self.slot.dn.lock().unwrap_or_else(PoisonError::into_inner) = ctx.dn().to_string();
         // A panicking factory unwinds out of `run`: the host makes it a death.

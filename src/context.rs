@@ -13,10 +13,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{RunError, SignalError};
+use crate::exit::{Exit, Outcome};
 use crate::logger::Logger;
 use crate::logtree::LogTree;
 use crate::name::is_valid_name;
-use crate::protocol::{Link, SignalMsg, StartGroup};
+use crate::protocol::{Link, Pid, SignalMsg, StartGroup};
 use crate::runnable::{Group, Runnable};
 use crate::state::{NodeState, Signal};
 use crate::tree::NodeKey;
@@ -275,6 +276,15 @@ impl Context {
         Ok(())
     }
 
+    /// A process node's pid, for snapshots.
+    pub(crate) fn report_pid(&self, pid: u32) {
+        self.inner.processor.pid(Pid {
+            node: self.inner.node,
+            incarnation: self.inner.incarnation,
+            pid: Some(pid),
+        });
+    }
+
     pub(crate) fn node(&self) -> NodeKey {
         self.inner.node
     }
@@ -292,9 +302,10 @@ impl Context {
         &self.inner.token
     }
 
-    /// Ends the incarnation: later signals and `run` calls are refused as stale.
-    /// Returns whether Done was signalled, and the first misuse.
-    pub(crate) fn finish(&self) -> (bool, Option<SignalError>) {
+    /// Ends the incarnation: later signals and `run` calls are refused as
+    /// stale. Returns the exit report for `outcome`: whether Done was
+    /// signalled, the first misuse, and the sub-loggers it made.
+    pub(crate) fn finish(&self, outcome: Outcome) -> Exit {
         let done = self.inner.phase.swap(EXITED, Ordering::AcqRel) == DONE;
         let dn = || self.inner.dn.to_string();
         let misuse = match self.inner.misuse.load(Ordering::Acquire) {
@@ -306,7 +317,18 @@ impl Context {
             MISUSE_DONE_EARLY => Some(SignalError::DoneNotHealthy { dn: dn() }),
             _ => Some(SignalError::DoneTwice { dn: dn() }),
         };
-        (done, misuse)
+        let sub_loggers = self
+            .names()
+            .iter()
+            .filter(|(_, used)| **used == NameUse::SubLogger)
+            .map(|(name, _)| format!("{}.{name}", self.inner.dn))
+            .collect();
+        Exit {
+            outcome,
+            done,
+            misuse,
+            sub_loggers,
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 
 use crate::error::{RunResult, SignalError};
 use crate::policy::Restart;
+use crate::state::ExitKind;
 
 /// How an incarnation ended, as its host saw it.
 #[derive(Debug)]
@@ -26,6 +27,9 @@ pub(crate) struct Exit {
     pub done: bool,
     /// The first signal the runnable misused, if any.
     pub misuse: Option<SignalError>,
+    /// The DNs of the sub-loggers the incarnation made (for the lead-up of
+    /// its death report).
+    pub sub_loggers: Vec<String>,
 }
 
 /// The state an exit leads to.
@@ -37,39 +41,55 @@ pub(crate) enum Verdict {
     Dead(String),
 }
 
+/// The kind of an exit, for the record and the metrics.
+pub(crate) fn kind_of(exit: &Exit, verdict: &Verdict, doomed: bool) -> ExitKind {
+    match verdict {
+        Verdict::Done => ExitKind::Done,
+        Verdict::Canceled(_) if matches!(exit.outcome, Outcome::Aborted) => ExitKind::Aborted,
+        Verdict::Canceled(_) => ExitKind::Cancelled,
+        Verdict::Dead(_) if exit.misuse.is_some() => ExitKind::Misuse,
+        Verdict::Dead(_) if doomed => ExitKind::GaveUp,
+        Verdict::Dead(_) => match exit.outcome {
+            Outcome::Panicked(_) => ExitKind::Panic,
+            _ => ExitKind::Error,
+        },
+    }
+}
+
 /// Applies the exit rules:
 /// - a misused signal, or a death decided for the node (`doom`), is DEAD;
 /// - after cancellation anything is CANCELED;
 /// - otherwise `Ok(())` after Done is DONE, and so is any `Ok(())` of a
 ///   transient or temporary node (a normal exit); everything else is DEAD.
 pub(crate) fn classify(
-    exit: Exit,
+    exit: &Exit,
     cancelled: bool,
     doom: Option<&str>,
     restart: Restart,
 ) -> Verdict {
-    if let Some(misuse) = exit.misuse {
+    if let Some(misuse) = &exit.misuse {
         return Verdict::Dead(format!("misused a signal: {misuse}"));
     }
     if let Some(doom) = doom {
         return Verdict::Dead(doom.to_string());
     }
     if cancelled {
-        return Verdict::Canceled(match exit.outcome {
+        return Verdict::Canceled(match &exit.outcome {
             Outcome::Returned(Ok(())) | Outcome::CancelledBeforeStart => None,
-            Outcome::Returned(Err(e)) => {
-                Some(format!("returned error after cancellation: {}", chain(&*e)))
-            }
+            Outcome::Returned(Err(e)) => Some(format!(
+                "returned error after cancellation: {}",
+                chain(&**e)
+            )),
             Outcome::Panicked(p) => Some(format!("panicked after cancellation: {p}")),
             Outcome::Aborted => Some("did not return in time after cancellation; aborted".into()),
         });
     }
-    match exit.outcome {
+    match &exit.outcome {
         Outcome::Returned(Ok(())) if exit.done || restart != Restart::Permanent => Verdict::Done,
         Outcome::Returned(Ok(())) => {
             Verdict::Dead("returned Ok(()) without signalling Done".into())
         }
-        Outcome::Returned(Err(e)) => Verdict::Dead(format!("returned error: {}", chain(&*e))),
+        Outcome::Returned(Err(e)) => Verdict::Dead(format!("returned error: {}", chain(&**e))),
         Outcome::Panicked(p) => Verdict::Dead(format!("panicked: {p}")),
         // Only reachable after cancellation, which is handled above.
         Outcome::Aborted | Outcome::CancelledBeforeStart => Verdict::Canceled(None),
@@ -109,6 +129,7 @@ mod tests {
             outcome,
             done,
             misuse: None,
+            sub_loggers: Vec::new(),
         }
     }
 
@@ -120,7 +141,7 @@ mod tests {
     fn done_only_after_done_signal_and_ok() {
         assert_eq!(
             classify(
-                exit(Outcome::Returned(Ok(())), true),
+                &exit(Outcome::Returned(Ok(())), true),
                 false,
                 None,
                 Restart::Permanent
@@ -128,11 +149,11 @@ mod tests {
             Verdict::Done
         );
         assert!(matches!(
-            classify(exit(Outcome::Returned(Ok(())), false), false, None, Restart::Permanent),
+            classify(&exit(Outcome::Returned(Ok(())), false), false, None, Restart::Permanent),
             Verdict::Dead(r) if r.contains("without signalling Done")
         ));
         assert!(matches!(
-            classify(exit(Outcome::Returned(err("boom")), true), false, None, Restart::Permanent),
+            classify(&exit(Outcome::Returned(err("boom")), true), false, None, Restart::Permanent),
             Verdict::Dead(r) if r.contains("boom")
         ));
     }
@@ -141,11 +162,11 @@ mod tests {
     fn a_normal_exit_of_a_transient_or_temporary_node_is_done() {
         for r in [Restart::Transient, Restart::Temporary] {
             assert_eq!(
-                classify(exit(Outcome::Returned(Ok(())), false), false, None, r),
+                classify(&exit(Outcome::Returned(Ok(())), false), false, None, r),
                 Verdict::Done
             );
             assert!(matches!(
-                classify(exit(Outcome::Returned(err("x")), false), false, None, r),
+                classify(&exit(Outcome::Returned(err("x")), false), false, None, r),
                 Verdict::Dead(_)
             ));
         }
@@ -155,7 +176,7 @@ mod tests {
     fn anything_after_cancellation_is_canceled() {
         assert_eq!(
             classify(
-                exit(Outcome::Returned(Ok(())), false),
+                &exit(Outcome::Returned(Ok(())), false),
                 true,
                 None,
                 Restart::Permanent
@@ -163,12 +184,12 @@ mod tests {
             Verdict::Canceled(None)
         );
         assert!(matches!(
-            classify(exit(Outcome::Returned(err("late")), false), true, None, Restart::Permanent),
+            classify(&exit(Outcome::Returned(err("late")), false), true, None, Restart::Permanent),
             Verdict::Canceled(Some(r)) if r.contains("late")
         ));
         assert!(matches!(
             classify(
-                exit(Outcome::Aborted, false),
+                &exit(Outcome::Aborted, false),
                 true,
                 None,
                 Restart::Permanent
@@ -177,7 +198,7 @@ mod tests {
         ));
         assert_eq!(
             classify(
-                exit(Outcome::CancelledBeforeStart, false),
+                &exit(Outcome::CancelledBeforeStart, false),
                 true,
                 None,
                 Restart::Permanent
@@ -194,12 +215,13 @@ mod tests {
             misuse: Some(SignalError::DoneTwice {
                 dn: "root.x".into(),
             }),
+            sub_loggers: Vec::new(),
         };
         assert!(
-            matches!(classify(e, true, None, Restart::Permanent), Verdict::Dead(r) if r.contains("root.x"))
+            matches!(classify(&e, true, None, Restart::Permanent), Verdict::Dead(r) if r.contains("root.x"))
         );
         assert!(matches!(
-            classify(exit(Outcome::Returned(Ok(())), false), true, Some("child gave up"), Restart::Permanent),
+            classify(&exit(Outcome::Returned(Ok(())), false), true, Some("child gave up"), Restart::Permanent),
             Verdict::Dead(r) if r == "child gave up"
         ));
     }
@@ -207,7 +229,7 @@ mod tests {
     #[test]
     fn panics_are_deaths_with_their_message() {
         assert!(matches!(
-            classify(exit(Outcome::Panicked("kaput".into()), false), false, None, Restart::Permanent),
+            classify(&exit(Outcome::Panicked("kaput".into()), false), false, None, Restart::Permanent),
             Verdict::Dead(r) if r.contains("kaput")
         ));
         let payload: Box<dyn std::any::Any + Send> = Box::new(String::from("owned"));
@@ -232,7 +254,7 @@ mod tests {
         }
         let e: Error = Box::new(Outer(std::io::Error::other("inner")));
         assert!(matches!(
-            classify(exit(Outcome::Returned(Err(e)), false), false, None, Restart::Permanent),
+            classify(&exit(Outcome::Returned(Err(e)), false), false, None, Restart::Permanent),
             Verdict::Dead(r) if r == "returned error: outer: inner"
         ));
     }

@@ -81,7 +81,9 @@ pub use metrics::{DnState, InMemoryMetrics, Metrics};
 pub use name::{is_valid_name, MAX_NAME_LEN};
 pub use policy::{Backoff, Intensity, Restart, Shutdown, Strategy};
 pub use runnable::{Child, Group, Runnable};
-pub use state::{Ended, NodeInfo, NodeState, Signal};
+pub use state::{
+    Counts, Ended, ExitKind, GroupInfo, LastExit, NodeInfo, NodeKind, NodeState, Signal,
+};
 pub use supervisor::{default_backoff, Supervisor, SupervisorBuilder};
 
 #[doc(hidden)]

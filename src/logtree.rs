@@ -290,6 +290,23 @@ impl LogTree {
         out.split_off(skip)
     }
 
+    /// The last `n` entries (leveled and raw) of any of `dns`, oldest first.
+    pub fn tail_of(&self, dns: &[&str], n: usize) -> Vec<Arc<Entry>> {
+        let mut out: Vec<Arc<Entry>> = dns.iter().flat_map(|dn| self.tail(dn, n)).collect();
+        out.sort_by_key(|e| e.seq);
+        let skip = out.len().saturating_sub(n);
+        out.split_off(skip)
+    }
+
+    /// The sequence number of the newest entry (0 before any).
+    pub fn seq(&self) -> u64 {
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .seq
+    }
+
     /// A live stream of the entries `query` selects, from now on. It never
     /// slows writers: when it falls more than a few thousand entries behind it
     /// yields [`LogEvent::Missed`] and carries on from the oldest it still has.

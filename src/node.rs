@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::capture::Scoped;
 use crate::error::RunResult;
-use crate::exit::{panic_message, Exit, Outcome};
+use crate::exit::{panic_message, Outcome};
 use crate::policy::Shutdown;
 use crate::protocol::{Began, Exited, Link, Start, Starting};
 use crate::runnable::Runnable;
@@ -87,15 +87,10 @@ impl Handler<Start> for NodeHost {
                 }
             })
             .map(move |outcome, host, _| {
-                let (done, misuse) = ctx.finish();
                 host.processor.exited(Exited {
                     node: ctx.node(),
                     incarnation: ctx.incarnation(),
-                    exit: Exit {
-                        outcome,
-                        done,
-                        misuse,
-                    },
+                    exit: ctx.finish(outcome),
                 });
             });
         actx.spawn(incarnation);

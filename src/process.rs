@@ -61,7 +61,7 @@ use crate::error::RunResult;
 use crate::logger::Logger;
 use crate::policy::Shutdown;
 use crate::runnable::Runnable;
-use crate::state::Signal;
+use crate::state::{NodeKind, Signal};
 
 /// How long output is still read after the process exited.
 const PIPE_DRAIN: Duration = Duration::from_millis(200);
@@ -308,6 +308,10 @@ impl Runnable for Command {
         Box::pin(async move { cmd.supervise(ctx).await })
     }
 
+    fn kind(&self) -> NodeKind {
+        NodeKind::Process { pid: None }
+    }
+
     /// Widens a timeout that leaves no room for the grace period.
     fn shutdown(&self, configured: Shutdown) -> Shutdown {
         match configured {
@@ -340,6 +344,7 @@ impl Command {
         let Some(pid) = child.id() else {
             return Err(format!("{program:?} exited before it could be supervised").into());
         };
+        ctx.report_pid(pid);
         let dn: Arc<str> = ctx.dn().into();
         self.pids
             .lock()

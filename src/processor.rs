@@ -11,10 +11,10 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use actix::fut::ActorFutureExt;
-use actix::{Actor, Addr, AsyncContext, Handler, ResponseFuture, SpawnHandle};
+use actix::{Actor, Addr, AsyncContext, Handler, MessageResult, ResponseFuture, SpawnHandle};
 use futures::channel::oneshot;
 use log::Level;
 use slotmap::SecondaryMap;
@@ -22,21 +22,23 @@ use tokio::time::Instant;
 
 use crate::context::Context;
 use crate::error::RunError;
-use crate::exit::{classify, Exit, Outcome, Verdict};
+use crate::exit::{classify, kind_of, Exit, Outcome, Verdict};
 use crate::logger::Voice;
 use crate::logtree::LogTree;
 use crate::metrics::Metrics;
 use crate::node::NodeHost;
 use crate::policy::Backoff;
 use crate::protocol::{
-    Began, Exited, Join, Link, LiveRunnables, SignalMsg, Snapshot, Start, StartGroup, Starting,
-    Stop, WaitSettled,
+    Began, CountsMsg, Exited, Join, Link, LiveRunnables, Pid, SignalMsg, Snapshot, Start,
+    StartGroup, Starting, Stop, WaitSettled,
 };
 use crate::restart::{plan, Jitter, Plan};
 use crate::runnable::{Runnable, Spec};
-use crate::state::{Ended, NodeInfo, NodeState, Signal};
+use crate::state::{
+    Counts, Ended, ExitKind, GroupInfo, LastExit, NodeInfo, NodeKind, NodeState, Signal,
+};
 use crate::sweep::{full_sweep, sweep, Unit};
-use crate::tree::{Defaults, GroupKey, NodeKey, Tree};
+use crate::tree::{self, Defaults, GroupKey, NodeKey, Tree};
 use crate::workers::Workers;
 
 /// How often the full sweep double-checks the incremental one.
@@ -86,6 +88,11 @@ pub(crate) struct Processor {
     /// Resolved when the life is Finished.
     finish_waiters: Vec<oneshot::Sender<Ended>>,
     jitter: Jitter,
+    /// The pids of running process nodes.
+    pids: SecondaryMap<NodeKey, u32>,
+    /// Nodes the stall watch flagged, and since when.
+    stalled: SecondaryMap<NodeKey, Instant>,
+    restart_rate: RestartRate,
     /// The closed gates of ordered-start members waiting for their predecessor.
     gates: SecondaryMap<NodeKey, oneshot::Sender<Starting>>,
     /// A propagated panic, for the handles to re-raise.
@@ -121,6 +128,9 @@ impl Processor {
             finish_waiters: Vec::new(),
             jitter: Jitter::seeded(),
             gates: SecondaryMap::new(),
+            pids: SecondaryMap::new(),
+            stalled: SecondaryMap::new(),
+            restart_rate: RestartRate::new(),
             panic,
             changed_since_full_sweep: false,
             safety_timer: None,
@@ -130,6 +140,13 @@ impl Processor {
     /// Starts a host for `node` on the next worker.
     fn host(&mut self, node: NodeKey, runnable: Box<dyn Runnable>) {
         let Some(me) = self.me.clone() else { return };
+        if let Some(n) = self.tree.node_mut(node) {
+            n.kind = match runnable.kind() {
+                NodeKind::Actor => tree::Kind::Actor,
+                NodeKind::Process { .. } => tree::Kind::Process,
+                _ => tree::Kind::Runnable,
+            };
+        }
         let host =
             NodeHost::start_in_arbiter(self.workers.pick(), move |_| NodeHost::new(runnable, me));
         self.hosts.insert(node, host);
@@ -155,6 +172,7 @@ impl Processor {
         if delay.is_zero() {
             notify(&self.config.metrics, &self.voice, &node.dn, NodeState::New);
         }
+
         let gate = gated.then(|| {
             let (tx, rx) = oneshot::channel();
             self.gates.insert(k, tx);
@@ -169,6 +187,15 @@ impl Processor {
             // `wait_settled`; an opened gate brings its own guard.
             starting: (delay.is_zero() && !gated).then(|| Starting::new(&self.starting)),
         });
+        // The previous incarnation has exited and this one has not run yet:
+        // the log lines after this mark are the new incarnation's.
+        let mark = self.config.logs.seq();
+        if let Some(n) = self.tree.node_mut(k) {
+            n.log_mark = mark;
+        }
+        if delay.is_zero() && !gated {
+            self.mark_started(k);
+        }
     }
 
     /// Schedules members started together, in order: with ordered start,
@@ -197,15 +224,34 @@ impl Processor {
             .iter()
             .position(|m| *m == k)
             .and_then(|i| group.members.get(i + 1).copied());
-        if let Some(gate) = next.and_then(|n| self.gates.remove(n)) {
+        if let Some((n, gate)) = next.and_then(|n| Some((n, self.gates.remove(n)?))) {
             let _ = gate.send(Starting::new(&self.starting));
+            self.mark_started(n);
         }
     }
 
-    /// Moves `k` to an exited state and tells the sinks.
-    fn exit(&mut self, k: NodeKey, state: NodeState) {
+    /// `k`'s runnable starts now: for its uptime.
+    fn mark_started(&mut self, k: NodeKey) {
+        let now = self.tree.ms(Instant::now());
+        if let Some(n) = self.tree.node_mut(k) {
+            n.started_ms = Some(now);
+        }
+    }
+
+    /// Moves `k` to an exited state, records how, and tells the sinks.
+    fn exit(&mut self, k: NodeKey, state: NodeState, kind: ExitKind, reason: String) {
         self.tree.set_state(k, state);
         self.gates.remove(k);
+        self.pids.remove(k);
+        let at_ms = self.tree.ms(Instant::now());
+        if let Some(n) = self.tree.node_mut(k) {
+            n.started_ms = None;
+            n.last_exit = Some(Box::new(tree::Exit {
+                kind,
+                reason,
+                at_ms,
+            }));
+        }
         if state == NodeState::Done {
             self.open_next(k);
         }
@@ -214,22 +260,34 @@ impl Processor {
         }
     }
 
-    /// A death: record it, cancel the node's subtree and its group siblings.
-    fn die(&mut self, k: NodeKey, reason: String) {
+    /// A death: report it with its lead-up, record it, cancel the node's
+    /// subtree and the siblings its strategy takes down.
+    fn die(&mut self, k: NodeKey, reason: String, kind: ExitKind, sub_loggers: &[String]) {
         let Some(node) = self.tree.node_mut(k) else {
             return;
         };
         let mut report = format!("{} died: {}", node.dn, reason);
-        let lead_up = self.voice.logs().tail(&node.dn, self.config.lead_up);
+        let mut dns: Vec<&str> = vec![&node.dn];
+        dns.extend(sub_loggers.iter().map(String::as_str));
+        let lead_up = self.voice.logs().tail_of(&dns, self.config.lead_up);
         if !lead_up.is_empty() {
             report.push_str(&format!("\n  its last {} log lines:", lead_up.len()));
+            let mark = node.log_mark;
+            let mut earlier = lead_up.first().is_some_and(|e| e.seq <= mark);
+            if earlier {
+                report.push_str("\n    -- from earlier incarnations:");
+            }
             for e in lead_up {
+                if earlier && e.seq > mark {
+                    earlier = false;
+                    report.push_str("\n    -- from the incarnation that died:");
+                }
                 report.push_str(&format!("\n    {e}"));
             }
         }
         self.voice.say(Level::Error, report);
-        node.last_error = Some(reason);
-        self.exit(k, NodeState::Dead);
+        node.last_error = Some(reason.clone());
+        self.exit(k, NodeState::Dead, kind, reason);
         self.tree.cancel_for_death(k);
     }
 
@@ -250,21 +308,23 @@ impl Processor {
             _ => None,
         };
         let restart = self.tree.restart_of(k);
-        match classify(
-            exit,
-            node.token.is_cancelled(),
-            node.doom.as_deref(),
-            restart,
-        ) {
-            Verdict::Done => self.exit(k, NodeState::Done),
+        let doom = node.doom.as_deref();
+        let verdict = classify(&exit, node.token.is_cancelled(), doom, restart);
+        let kind = kind_of(&exit, &verdict, doom.is_some());
+        match verdict {
+            Verdict::Done => self.exit(k, NodeState::Done, kind, "done".into()),
             Verdict::Canceled(note) => {
-                if let Some(note) = note {
-                    self.voice
-                        .say(Level::Warn, format!("{}: {}", node.dn, note));
-                }
-                self.exit(k, NodeState::Canceled);
+                let reason = match note {
+                    Some(note) => {
+                        self.voice
+                            .say(Level::Warn, format!("{}: {}", node.dn, note));
+                        note
+                    }
+                    None => "cancelled".into(),
+                };
+                self.exit(k, NodeState::Canceled, kind, reason);
             }
-            Verdict::Dead(reason) => self.die(k, reason),
+            Verdict::Dead(reason) => self.die(k, reason, kind, &exit.sub_loggers),
         }
         if let Some(message) = propagate {
             self.begin_shutdown(Ended::Panicked { message });
@@ -374,6 +434,7 @@ impl Processor {
         };
         let owner = self.tree.group(unit.group).and_then(|g| g.owner);
         self.tree.record_restart(owner, now);
+        self.restart_rate.add(now, starts.len() as u64);
         // One line per dead member, one for all the siblings that come back
         // with them: a group of 50,000 must not mean 50,000 log lines.
         let mut siblings = Vec::new();
@@ -441,7 +502,7 @@ impl Processor {
             parent.doom = Some(reason);
             self.tree.cancel_for_death(p);
         } else {
-            self.die(p, reason);
+            self.die(p, reason, ExitKind::GaveUp, &[]);
         }
     }
 
@@ -550,20 +611,154 @@ impl Processor {
         }
     }
 
-    fn snapshot(&self) -> Vec<NodeInfo> {
-        let mut out: Vec<NodeInfo> = self
-            .tree
-            .nodes()
-            .map(|(_, n)| NodeInfo {
-                dn: n.dn.to_string(),
-                state: n.reported_state(),
-                restarts: n.restarts,
-                last_error: n.last_error.clone(),
-                restart_at: n.waiting.map(|w| w.until),
+    /// The record of one node, for a snapshot.
+    fn info(&self, key: NodeKey, n: &tree::Node, now: Instant, wall: SystemTime) -> NodeInfo {
+        let tree = &self.tree;
+        let wall_of = |t: Instant| wall - now.saturating_duration_since(t);
+        let since = tree.at(n.since_ms);
+        let group = n.parent.and(tree.group(n.group)).map(|g| {
+            let index = g.members.iter().position(|m| *m == key).unwrap_or(0);
+            GroupInfo::new(g.options.strategy, index, g.members.len())
+        });
+        let owner = tree.group(n.group).and_then(|g| g.owner);
+        let restarts_in_window = tree.intensity_of(owner).map(|i| {
+            tree.window_of(owner).map_or(0, |w| {
+                w.iter()
+                    .filter(|t| now.saturating_duration_since(**t) < i.within)
+                    .count() as u32
             })
-            .collect();
+        });
+        let children_live = n
+            .children
+            .values()
+            .filter(|c| tree.node(**c).is_some_and(|c| c.is_running()))
+            .count() as u32;
+        NodeInfo {
+            dn: n.dn.to_string(),
+            state: n.reported_state(),
+            since,
+            since_wall: wall_of(since),
+            kind: match n.kind {
+                tree::Kind::Runnable => NodeKind::Runnable,
+                tree::Kind::Actor => NodeKind::Actor,
+                tree::Kind::Process => NodeKind::Process {
+                    pid: self.pids.get(key).copied(),
+                },
+            },
+            incarnation: n.restarts + 1,
+            uptime: n
+                .started_ms
+                .filter(|_| n.is_running())
+                .map(|ms| now.saturating_duration_since(tree.at(ms))),
+            restarts: n.restarts,
+            restarts_in_window,
+            last_error: n.last_error.clone(),
+            last_exit: n.last_exit.as_ref().map(|e| {
+                let at = tree.at(e.at_ms);
+                LastExit::new(e.kind, e.reason.clone(), at, wall_of(at))
+            }),
+            restart_at: n.waiting.map(|w| w.until),
+            group,
+            children_live,
+            children_total: n.children.len() as u32,
+            stalled_since: self.stalled.get(key).copied(),
+        }
+    }
+
+    /// Every node of the subtree at `top` (the whole tree for the root),
+    /// sorted by DN.
+    fn snapshot(&self, top: NodeKey) -> Vec<NodeInfo> {
+        let (now, wall) = (Instant::now(), SystemTime::now());
+        let mut out = Vec::new();
+        let mut stack = vec![top];
+        while let Some(k) = stack.pop() {
+            let Some(n) = self.tree.node(k) else { continue };
+            out.push(self.info(k, n, now, wall));
+            stack.extend(n.children.values().copied());
+        }
         out.sort_by(|a, b| a.dn.cmp(&b.dn));
         out
+    }
+
+    /// The node whose DN is `dn`, walking down from the root by name.
+    fn find(&self, dn: &str) -> Option<NodeKey> {
+        let mut parts = dn.split('.');
+        if parts.next() != Some(tree::ROOT_NAME) {
+            return None;
+        }
+        parts.try_fold(self.tree.root(), |k, name| {
+            self.tree.node(k)?.children.get(name).copied()
+        })
+    }
+
+    fn counts(&self) -> Counts {
+        let mut c = Counts {
+            nodes: self.tree.len(),
+            stalled: self.stalled.len(),
+            restarts_last_minute: self.restart_rate.last_minute(Instant::now()),
+            ..Counts::default()
+        };
+        for (_, n) in self.tree.nodes() {
+            match n.reported_state() {
+                NodeState::New => c.new += 1,
+                NodeState::Healthy => c.healthy += 1,
+                NodeState::Dead => c.dead += 1,
+                NodeState::Done => c.done += 1,
+                NodeState::Canceled => c.canceled += 1,
+            }
+            c.waiting += usize::from(n.waiting.is_some());
+        }
+        c
+    }
+}
+
+/// Restarts per second over the last minute, in 60 one-second buckets.
+#[derive(Debug)]
+struct RestartRate {
+    start: Instant,
+    buckets: [u64; 60],
+    /// The second (since `start`) the newest bucket counts.
+    newest: u64,
+}
+
+impl RestartRate {
+    fn new() -> RestartRate {
+        RestartRate {
+            start: Instant::now(),
+            buckets: [0; 60],
+            newest: 0,
+        }
+    }
+
+    fn second(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.start).as_secs()
+    }
+
+    /// Forgets the buckets older than a minute before `now`.
+    fn roll(&mut self, now: Instant) {
+        let sec = self.second(now);
+        for s in (self.newest + 1..=sec).take(60) {
+            self.buckets[(s % 60) as usize] = 0;
+        }
+        self.newest = self.newest.max(sec);
+    }
+
+    fn add(&mut self, now: Instant, n: u64) {
+        self.roll(now);
+        self.buckets[(self.second(now) % 60) as usize] += n;
+    }
+
+    fn last_minute(&self, now: Instant) -> u64 {
+        let sec = self.second(now);
+        let stale = sec.saturating_sub(self.newest);
+        if stale >= 60 {
+            return 0;
+        }
+        // Buckets newer than `newest` are zero; those older than a minute
+        // before `now` have not been cleared yet: skip them.
+        (0..60 - stale)
+            .map(|back| self.buckets[((self.newest + 60 - back) % 60) as usize])
+            .sum()
     }
 }
 
@@ -618,6 +813,11 @@ impl Handler<Began> for Processor {
         }
         notify(&self.config.metrics, &self.voice, &node.dn, NodeState::New);
         self.last_change = Instant::now();
+        let now = self.tree.ms(self.last_change);
+        if let Some(node) = self.tree.node_mut(msg.node) {
+            node.since_ms = now;
+        }
+        self.mark_started(msg.node);
     }
 }
 
@@ -653,9 +853,38 @@ impl Handler<WaitSettled> for Processor {
 }
 
 impl Handler<Snapshot> for Processor {
-    type Result = Vec<NodeInfo>;
-    fn handle(&mut self, _: Snapshot, _: &mut Self::Context) -> Vec<NodeInfo> {
-        self.snapshot()
+    type Result = Option<Vec<NodeInfo>>;
+    fn handle(&mut self, msg: Snapshot, _: &mut Self::Context) -> Self::Result {
+        let top = match &msg.of {
+            Some(dn) => self.find(dn)?,
+            None => self.tree.root(),
+        };
+        Some(self.snapshot(top))
+    }
+}
+
+impl Handler<CountsMsg> for Processor {
+    type Result = MessageResult<CountsMsg>;
+    fn handle(&mut self, _: CountsMsg, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.counts())
+    }
+}
+
+impl Handler<Pid> for Processor {
+    type Result = ();
+    fn handle(&mut self, msg: Pid, _: &mut Self::Context) {
+        let current = self
+            .tree
+            .node(msg.node)
+            .is_some_and(|n| n.incarnation == msg.incarnation && n.state().is_live());
+        match msg.pid {
+            Some(pid) if current => {
+                self.pids.insert(msg.node, pid);
+            }
+            _ => {
+                self.pids.remove(msg.node);
+            }
+        }
     }
 }
 

@@ -22,7 +22,7 @@ use crate::exit::Exit;
 use crate::policy::Shutdown;
 use crate::processor::Processor;
 use crate::runnable::Group;
-use crate::state::{Ended, NodeInfo, Signal};
+use crate::state::{Counts, Ended, NodeInfo, Signal};
 use crate::tree::NodeKey;
 
 /// The processor's address as the tree's side sees it. Shared rather than
@@ -47,6 +47,11 @@ impl Link {
 
     /// Reports an accepted signal.
     pub fn signal(&self, msg: SignalMsg) {
+        self.0.do_send(msg);
+    }
+
+    /// Reports a process node's pid.
+    pub fn pid(&self, msg: Pid) {
         self.0.do_send(msg);
     }
 
@@ -136,9 +141,27 @@ pub(crate) struct StartGroup {
 #[rtype(result = "()")]
 pub(crate) struct WaitSettled;
 
+/// The nodes of the subtree at `of` (the whole tree when `None`); `None`
+/// back when no node has that DN.
 #[derive(Message)]
-#[rtype(result = "Vec<NodeInfo>")]
-pub(crate) struct Snapshot;
+#[rtype(result = "Option<Vec<NodeInfo>>")]
+pub(crate) struct Snapshot {
+    pub of: Option<String>,
+}
+
+/// The tree's summary.
+#[derive(Message)]
+#[rtype(result = "Counts")]
+pub(crate) struct CountsMsg;
+
+/// A process node's pid (`None`: its process ended).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Pid {
+    pub node: NodeKey,
+    pub incarnation: u64,
+    pub pid: Option<u32>,
+}
 
 #[derive(Message)]
 #[rtype(result = "Vec<String>")]

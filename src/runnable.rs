@@ -9,6 +9,7 @@ use futures::future::LocalBoxFuture;
 use crate::context::Context;
 use crate::error::RunResult;
 use crate::policy::{Intensity, Restart, Shutdown, Strategy};
+use crate::state::NodeKind;
 
 /// A unit of supervised work.
 ///
@@ -43,6 +44,11 @@ pub trait Runnable: Send + 'static {
     fn shutdown(&self, configured: Shutdown) -> Shutdown {
         configured
     }
+
+    /// What kind of node this is, for snapshots. Actors and processes say so.
+    fn kind(&self) -> NodeKind {
+        NodeKind::Runnable
+    }
 }
 
 impl<F, Fut> Runnable for F
@@ -62,6 +68,10 @@ impl Runnable for Box<dyn Runnable> {
 
     fn shutdown(&self, configured: Shutdown) -> Shutdown {
         (**self).shutdown(configured)
+    }
+
+    fn kind(&self) -> NodeKind {
+        (**self).kind()
     }
 }
 

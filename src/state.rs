@@ -2,6 +2,11 @@
 //! per-node record returned by [`Supervisor::snapshot`](crate::Supervisor::snapshot).
 
 use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+
+use crate::policy::Strategy;
 
 /// The state of a node, as the processor records it.
 ///
@@ -84,6 +89,9 @@ impl fmt::Display for Signal {
 }
 
 /// One node of the tree as seen by [`Supervisor::snapshot`](crate::Supervisor::snapshot).
+///
+/// Times are on tokio's clock (`Instant`), with a wall-clock copy
+/// (`SystemTime`) for display.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct NodeInfo {
@@ -93,13 +101,174 @@ pub struct NodeInfo {
     /// keeps the state it exited in (DEAD) until its runnable starts, and
     /// then is NEW: see [`restart_at`](Self::restart_at).
     pub state: NodeState,
+    /// When it entered `state`.
+    pub since: Instant,
+    /// `since` on the wall clock.
+    pub since_wall: SystemTime,
+    /// What runs in it.
+    pub kind: NodeKind,
+    /// Which incarnation of this DN is current: 1 for the first start,
+    /// `restarts + 1` after that.
+    pub incarnation: u64,
+    /// How long the current incarnation's runnable has been running; `None`
+    /// when it is not running (exited, or waiting to start).
+    pub uptime: Option<Duration>,
     /// How many times this DN has been started again after its first start.
     pub restarts: u64,
+    /// The restarts its parent performed within the parent's intensity
+    /// window (what decides when the parent gives up); `None` when the
+    /// parent has no intensity limit.
+    pub restarts_in_window: Option<u32>,
     /// The reason of its last death (error, panic message, signal misuse), if it ever died.
     pub last_error: Option<String>,
+    /// How its last incarnation ended, of whatever kind.
+    pub last_exit: Option<LastExit>,
     /// While the node waits out its backoff: when its runnable is due to
     /// start again (on tokio's clock).
-    pub restart_at: Option<tokio::time::Instant>,
+    pub restart_at: Option<Instant>,
+    /// Its group; `None` for the root.
+    pub group: Option<GroupInfo>,
+    /// How many of its children are running.
+    pub children_live: u32,
+    /// How many children it has.
+    pub children_total: u32,
+    /// Since when it has kept its worker thread from running anything else,
+    /// if the stall watch flagged it.
+    pub stalled_since: Option<Instant>,
+}
+
+/// What runs in a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum NodeKind {
+    /// A plain runnable (a closure or a [`Runnable`](crate::Runnable)).
+    Runnable,
+    /// An actix actor ([`Context::run_actor`](crate::Context::run_actor)).
+    Actor,
+    /// An OS process ([`process::Command`](crate::process::Command)), with
+    /// its pid while it runs.
+    Process {
+        /// The running process's pid.
+        pid: Option<u32>,
+    },
+}
+
+/// How an incarnation ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ExitKind {
+    /// It signalled Done (or was transient or temporary) and returned `Ok(())`.
+    Done,
+    /// It returned an error (or `Ok(())` without Done when permanent).
+    Error,
+    /// It panicked.
+    Panic,
+    /// It misused a signal.
+    Misuse,
+    /// It gave up: its restart intensity was exceeded.
+    GaveUp,
+    /// It returned after its context was cancelled.
+    Cancelled,
+    /// It did not return within its stop deadline after cancellation, and
+    /// its future was dropped.
+    Aborted,
+}
+
+impl ExitKind {
+    /// A short lowercase name, for labels: `done`, `error`, `panic`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExitKind::Done => "done",
+            ExitKind::Error => "error",
+            ExitKind::Panic => "panic",
+            ExitKind::Misuse => "misuse",
+            ExitKind::GaveUp => "gave_up",
+            ExitKind::Cancelled => "cancelled",
+            ExitKind::Aborted => "aborted",
+        }
+    }
+}
+
+impl fmt::Display for ExitKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// The last exit of a node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LastExit {
+    /// What kind of exit.
+    pub kind: ExitKind,
+    /// What it returned or why it died, in one line where possible.
+    pub reason: String,
+    /// When.
+    pub at: Instant,
+    /// `at` on the wall clock.
+    pub at_wall: SystemTime,
+}
+
+impl LastExit {
+    pub(crate) fn new(
+        kind: ExitKind,
+        reason: String,
+        at: Instant,
+        at_wall: SystemTime,
+    ) -> LastExit {
+        LastExit {
+            kind,
+            reason,
+            at,
+            at_wall,
+        }
+    }
+}
+
+/// A node's group, as a snapshot shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GroupInfo {
+    /// The group's strategy.
+    pub strategy: Strategy,
+    /// The node's place in the group (start order), from 0.
+    pub index: usize,
+    /// How many members the group has.
+    pub size: usize,
+}
+
+impl GroupInfo {
+    pub(crate) fn new(strategy: Strategy, index: usize, size: usize) -> GroupInfo {
+        GroupInfo {
+            strategy,
+            index,
+            size,
+        }
+    }
+}
+
+/// A summary of the tree, from [`Supervisor::counts`](crate::Supervisor::counts).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Counts {
+    /// How many nodes the tree has.
+    pub nodes: usize,
+    /// Nodes by (reported) state: NEW, HEALTHY, DEAD, DONE, CANCELED.
+    pub new: usize,
+    /// HEALTHY nodes.
+    pub healthy: usize,
+    /// DEAD nodes (including those waiting out a backoff).
+    pub dead: usize,
+    /// DONE nodes.
+    pub done: usize,
+    /// CANCELED nodes.
+    pub canceled: usize,
+    /// Nodes waiting out a backoff before a restart.
+    pub waiting: usize,
+    /// Nodes the stall watch has flagged.
+    pub stalled: usize,
+    /// Restarts in the last 60 seconds.
+    pub restarts_last_minute: u64,
 }
 
 /// Why a supervisor ended, as [`Supervisor::join`](crate::Supervisor::join)

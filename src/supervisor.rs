@@ -10,9 +10,9 @@ use crate::logtree::LogTree;
 use crate::metrics::Metrics;
 use crate::policy::{Backoff, Intensity, Restart, Shutdown};
 use crate::processor::{Config, Processor};
-use crate::protocol::{Join, LiveRunnables, Snapshot, Stop, WaitSettled};
+use crate::protocol::{CountsMsg, Join, LiveRunnables, Snapshot, Stop, WaitSettled};
 use crate::runnable::Runnable;
-use crate::state::{Ended, NodeInfo};
+use crate::state::{Counts, Ended, NodeInfo};
 use crate::tree::Defaults;
 use crate::workers::Workers;
 
@@ -109,11 +109,29 @@ impl Supervisor {
         live
     }
 
-    /// Every node of the tree, sorted by DN.
+    /// Every node of the tree, sorted by DN. One message to the processor:
+    /// it never holds up repairs for longer than building the list.
     pub async fn snapshot(&self) -> Vec<NodeInfo> {
-        let nodes = self.processor.send(Snapshot).await.unwrap_or_default();
+        let nodes = self.processor.send(Snapshot { of: None }).await;
         self.raise_panic();
-        nodes
+        nodes.ok().flatten().unwrap_or_default()
+    }
+
+    /// Every node of the subtree at `dn` (that node included), sorted by DN;
+    /// `None` when no node has that DN.
+    pub async fn snapshot_of(&self, dn: &str) -> Option<Vec<NodeInfo>> {
+        let of = Some(dn.to_string());
+        let nodes = self.processor.send(Snapshot { of }).await;
+        self.raise_panic();
+        nodes.ok().flatten()
+    }
+
+    /// A summary: nodes by state, how many wait out a backoff or are
+    /// stalled, restarts in the last minute.
+    pub async fn counts(&self) -> Counts {
+        let counts = self.processor.send(CountsMsg).await.unwrap_or_default();
+        self.raise_panic();
+        counts
     }
 
     /// Cancels the whole tree and resolves once nothing is live. Nothing is

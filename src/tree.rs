@@ -30,7 +30,7 @@ use crate::error::RunError;
 use crate::name::is_valid_name;
 use crate::policy::{Intensity, Restart, Shutdown, Strategy};
 use crate::runnable::{GroupOptions, Spec};
-use crate::state::NodeState;
+use crate::state::{ExitKind, NodeState};
 
 new_key_type! {
     /// A node of the tree.
@@ -79,11 +79,40 @@ pub(crate) struct Node {
     /// The records of the children this node had before its last restart, so
     /// that a re-created child keeps counting restarts under its DN.
     retired: BTreeMap<Box<str>, Retired>,
+    /// When it entered its reported state, in ms since the tree's epoch
+    /// (4 bytes instead of 16: 49 days of range, saturating).
+    pub since_ms: u32,
+    /// When the current incarnation's runnable started, in ms since the epoch.
+    pub started_ms: Option<u32>,
+    /// What runs in it.
+    pub kind: Kind,
+    /// How its last incarnation ended, of whatever kind.
+    pub last_exit: Option<Box<Exit>>,
+    /// The log tree's sequence number when this incarnation started: a death
+    /// report marks where earlier incarnations' lines begin.
+    pub log_mark: u64,
     /// Set while a restarted node waits out its backoff. Internally it is
     /// NEW (its start is pending: live, so that nothing plans it twice and a
     /// parent's failure cancels the start), but until its host starts the
     /// runnable it is reported in the state it exited in.
     pub waiting: Option<Waiting>,
+}
+
+/// What runs in a node (the pid of a process is the processor's to know).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Kind {
+    #[default]
+    Runnable,
+    Actor,
+    Process,
+}
+
+/// A node's last exit, as recorded.
+#[derive(Clone, Debug)]
+pub(crate) struct Exit {
+    pub kind: ExitKind,
+    pub reason: String,
+    pub at_ms: u32,
 }
 
 /// A restart decided but not started yet: see [`Node::waiting`].
@@ -159,6 +188,8 @@ pub(crate) struct Tree {
     pub top_window: std::collections::VecDeque<Instant>,
     /// Groups with an ordered stop under way.
     stopping: Vec<GroupKey>,
+    /// Where the nodes' millisecond times count from.
+    epoch: Instant,
 }
 
 /// What a child gets when its [`Spec`] says nothing. The intensity also
@@ -200,7 +231,18 @@ impl Tree {
             defaults,
             top_window: std::collections::VecDeque::new(),
             stopping: Vec::new(),
+            epoch: Instant::now(),
         }
+    }
+
+    /// `t` in ms since the tree's epoch (saturating).
+    pub fn ms(&self, t: Instant) -> u32 {
+        u32::try_from(t.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u32::MAX)
+    }
+
+    /// The instant `ms` after the tree's epoch.
+    pub fn at(&self, ms: u32) -> Instant {
+        self.epoch + std::time::Duration::from_millis(u64::from(ms))
     }
 
     /// When `k` is restarted.
@@ -383,8 +425,10 @@ impl Tree {
     /// the root up to date. Returns the previous state. A pending start is
     /// over with any transition: it began, or it was cancelled.
     pub fn set_state(&mut self, k: NodeKey, state: NodeState) -> NodeState {
+        let now = self.ms(Instant::now());
         let node = &mut self.nodes[k];
         node.waiting = None;
+        node.since_ms = now;
         let before = std::mem::replace(&mut node.state, state);
         match (before.is_live(), state.is_live()) {
             (true, false) => self.adjust_live(k, -1),
@@ -528,8 +572,15 @@ impl Tree {
         for g in groups {
             self.groups.remove(g);
         }
+        let since = self.nodes[k].since_ms;
         self.set_state(k, NodeState::New);
-        self.nodes[k].waiting = until.map(|until| Waiting { was, until });
+        let node = &mut self.nodes[k];
+        node.started_ms = None;
+        if let Some(until) = until {
+            // Still reported as it exited, since it exited.
+            node.waiting = Some(Waiting { was, until });
+            node.since_ms = since;
+        }
         removed
     }
 
@@ -639,6 +690,11 @@ impl Node {
             doom: None,
             retired: BTreeMap::new(),
             waiting: None,
+            since_ms: 0,
+            started_ms: None,
+            kind: Kind::Runnable,
+            last_exit: None,
+            log_mark: 0,
         }
     }
 }

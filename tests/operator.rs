@@ -1,0 +1,227 @@
+//! The operator's view: the snapshot's records, subtrees, counts, and the
+//! lead-up of death reports.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_supervisor::process::Command;
+use actix_supervisor::{
+    node_info, Context, ExitKind, Group, LogQuery, NodeKind, NodeState, Signal, Strategy,
+    Supervisor,
+};
+use common::*;
+
+struct Pinger;
+impl actix::Actor for Pinger {
+    type Context = actix::Context<Self>;
+}
+
+#[actix_rt::test]
+async fn the_snapshot_tells_kinds_groups_children_and_times() {
+    tokio::time::pause();
+    init_log();
+    let board = Switchboard::default();
+    let b = board.clone();
+    let (sink, mut feed) = transitions();
+    let sup = Supervisor::builder()
+        .current_arbiter()
+        .metrics(sink)
+        .backoff(backoff_ms(1000))
+        .start(move |ctx: Context| {
+            let b = b.clone();
+            async move {
+                ctx.run_group(
+                    Group::new()
+                        .with("a", b.runnable())
+                        .with("b", b.runnable())
+                        .strategy(Strategy::OneForOne),
+                )
+                .await?;
+                ctx.run_actor("pinger", || Pinger).await?;
+                serve(&ctx).await
+            }
+        });
+    sup.wait_settled().await;
+    let started = tokio::time::Instant::now();
+    tokio::time::advance(Duration::from_secs(5)).await;
+    let root = info(&sup, "root").await;
+    assert_eq!((root.kind, root.incarnation), (NodeKind::Runnable, 1));
+    assert_eq!((root.children_live, root.children_total), (3, 3));
+    assert!(root.group.is_none());
+    assert!(root.uptime.unwrap() >= Duration::from_secs(5));
+    assert_eq!(info(&sup, "root.pinger").await.kind, NodeKind::Actor);
+    let a = info(&sup, "root.a").await;
+    let g = a.group.unwrap();
+    assert_eq!((g.strategy, g.index, g.size), (Strategy::OneForOne, 0, 2));
+    assert_eq!(info(&sup, "root.b").await.group.unwrap().index, 1);
+    assert!(a.since <= started && a.last_exit.is_none());
+
+    // b dies: DEAD, waiting 1 s, its exit recorded; the root sees one child fewer.
+    assert!(board.kill("root.b"));
+    await_state(&mut feed, "root.b", NodeState::Dead, 1).await;
+    let b_info = info(&sup, "root.b").await;
+    let exit = b_info.last_exit.clone().unwrap();
+    assert_eq!(
+        (exit.kind, exit.reason.as_str()),
+        (ExitKind::Error, "returned error: killed")
+    );
+    assert!(b_info.uptime.is_none() && b_info.restart_at.is_some());
+    assert_eq!(info(&sup, "root").await.children_live, 2);
+    let counts = sup.counts().await;
+    assert_eq!(
+        (counts.nodes, counts.healthy, counts.dead, counts.waiting),
+        (4, 3, 1, 1)
+    );
+    assert_eq!(counts.restarts_last_minute, 1);
+    // The backoff runs out: b is back, in its second incarnation.
+    await_state(&mut feed, "root.b", NodeState::Healthy, 1).await;
+    sup.wait_settled().await;
+    let b_info = info(&sup, "root.b").await;
+    assert_eq!((b_info.state, b_info.incarnation), (NodeState::Healthy, 2));
+    assert_eq!(b_info.last_exit.unwrap().kind, ExitKind::Error);
+
+    // Subtrees.
+    let sub = sup.snapshot_of("root.a").await.unwrap();
+    assert_eq!(
+        sub.iter().map(|n| n.dn.as_str()).collect::<Vec<_>>(),
+        ["root.a"]
+    );
+    assert_eq!(sup.snapshot_of("root").await.unwrap().len(), 4);
+    assert!(sup.snapshot_of("root.nope").await.is_none());
+    assert!(sup.snapshot_of("elsewhere").await.is_none());
+    sup.shutdown().await;
+    let a = info(&sup, "root.a").await;
+    assert_eq!(a.last_exit.unwrap().kind, ExitKind::Cancelled);
+}
+
+#[actix_rt::test]
+async fn exit_kinds_are_told_apart() {
+    tokio::time::pause();
+    init_log();
+    let sup = Supervisor::builder()
+        .current_arbiter()
+        .backoff(backoff_ms(3_600_000))
+        .shutdown_timeout(Duration::from_millis(10))
+        .start(|ctx: Context| async move {
+            ctx.run_group(
+                Group::new()
+                    .with("panics", |_ctx: Context| async move {
+                        panic!("kaput");
+                        #[allow(unreachable_code)]
+                        Ok(())
+                    })
+                    .with("misuses", |ctx: Context| async move {
+                        let _ = ctx.signal(Signal::Done);
+                        ctx.cancelled().await;
+                        Ok(())
+                    })
+                    .with("deaf", |ctx: Context| async move {
+                        ctx.signal(Signal::Healthy)?;
+                        futures::future::pending::<()>().await;
+                        Ok(())
+                    })
+                    .strategy(Strategy::OneForOne),
+            )
+            .await?;
+            serve(&ctx).await
+        });
+    sup.wait_settled().await;
+    let kind = |n: actix_supervisor::NodeInfo| n.last_exit.map(|e| e.kind);
+    assert_eq!(kind(info(&sup, "root.panics").await), Some(ExitKind::Panic));
+    sup.shutdown().await;
+    assert_eq!(
+        kind(info(&sup, "root.misuses").await),
+        Some(ExitKind::Misuse)
+    );
+    assert_eq!(kind(info(&sup, "root.deaf").await), Some(ExitKind::Aborted));
+}
+
+#[actix_rt::test]
+async fn a_process_node_shows_its_pid() {
+    let (sink, mut feed) = transitions();
+    let cmd = Command::new("sleep").arg("300");
+    let signals = cmd.signals();
+    let sup = builder().metrics(sink).start(move |ctx: Context| {
+        let cmd = cmd.clone();
+        async move {
+            ctx.run("p", cmd).await?;
+            serve(&ctx).await
+        }
+    });
+    await_state(&mut feed, "root.p", NodeState::Healthy, 1).await;
+    sup.wait_settled().await;
+    let pid = signals.pid().unwrap();
+    assert_eq!(
+        info(&sup, "root.p").await.kind,
+        NodeKind::Process { pid: Some(pid) }
+    );
+    sup.shutdown().await;
+    assert_eq!(
+        info(&sup, "root.p").await.kind,
+        NodeKind::Process { pid: None }
+    );
+}
+
+/// The death report shows the dying incarnation's lines, its sub-logger's
+/// included, and marks where an earlier incarnation's lines begin.
+#[actix_rt::test]
+async fn a_death_report_marks_the_incarnations_in_its_lead_up() {
+    tokio::time::pause();
+    init_log();
+    let lives = Arc::new(Mutex::new(0));
+    let l = lives.clone();
+    let sup = Supervisor::builder()
+        .current_arbiter()
+        .backoff(backoff_ms(1))
+        .start(move |ctx: Context| {
+            let l = l.clone();
+            async move {
+                ctx.run("w", move |ctx: Context| {
+                    let life = {
+                        let mut n = l.lock().unwrap();
+                        *n += 1;
+                        *n
+                    };
+                    async move {
+                        node_info!(ctx, "life {life} begins");
+                        if life == 2 {
+                            let sub = ctx.sub_logger("db")?;
+                            sub.info(format_args!("life {life}: query failed"));
+                        }
+                        ctx.signal(Signal::Healthy)?;
+                        if life <= 2 {
+                            return Err(format!("life {life} ends").into());
+                        }
+                        ctx.cancelled().await;
+                        Ok(())
+                    }
+                })
+                .await?;
+                serve(&ctx).await
+            }
+        });
+    sup.wait_settled().await;
+    let reports: Vec<String> = sup
+        .logs()
+        .backlog(&LogQuery::dn("supervisor"))
+        .iter()
+        .map(|e| e.message.clone())
+        .filter(|m| m.starts_with("root.w died"))
+        .collect();
+    assert_eq!(reports.len(), 2, "{reports:#?}");
+    assert!(!reports[0].contains("-- from"), "{}", reports[0]);
+    let second = &reports[1];
+    let earlier = second.find("-- from earlier incarnations:").expect(second);
+    let first_life = second.find("life 1 begins").expect(second);
+    let died = second
+        .find("-- from the incarnation that died:")
+        .expect(second);
+    let second_life = second.find("life 2 begins").expect(second);
+    let sub = second
+        .find("root.w.db: life 2: query failed")
+        .expect(second);
+    assert!(earlier < first_life && first_life < died && died < second_life && second_life < sub);
+    sup.shutdown().await;
+}
