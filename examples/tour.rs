@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_supervisor::render::TextTree;
 use actix_supervisor::{node_info, node_warn, Context, Group, RunResult, Signal, Supervisor};
 
 /// Serves until cancelled.
@@ -98,19 +99,17 @@ fn main() {
                     worker(ctx).await
                 }
             });
+        // Colours when a person is watching, plain text when piped.
+        let color = std::io::IsTerminal::is_terminal(&std::io::stdout());
         for second in 1..=10 {
             tokio::time::sleep(Duration::from_secs(1)).await;
-            println!("-- t={second}s");
-            for n in sup.snapshot().await {
-                let err = n
-                    .last_error
-                    .map(|e| format!("  last error: {e}"))
-                    .unwrap_or_default();
-                println!(
-                    "   {:<22} {:<8} restarts {:>2}{}",
-                    n.dn, n.state, n.restarts, err
-                );
-            }
+            let snapshot = sup.snapshot().await;
+            let counts = sup.counts().await;
+            println!(
+                "-- t={second}s: {} healthy, {} waiting to restart, {} restarts in the last minute",
+                counts.healthy, counts.waiting, counts.restarts_last_minute
+            );
+            print!("{}", TextTree::new(&snapshot).color(color));
         }
         sup.shutdown().await;
         println!("-- shut down; live: {:?}", sup.live_runnables().await);

@@ -60,8 +60,11 @@ mod policy;
 pub mod process;
 mod processor;
 mod protocol;
+pub mod render;
 mod restart;
 mod runnable;
+#[cfg(feature = "serde")]
+mod serde_time;
 mod state;
 mod supervisor;
 mod sweep;

@@ -59,6 +59,8 @@ pub enum Restart {
 }
 
 /// Which siblings go down and come back with a dead group member.
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Strategy {
     /// Every member is cancelled, and they all restart together once every

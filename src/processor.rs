@@ -618,7 +618,12 @@ impl Processor {
         let since = tree.at(n.since_ms);
         let group = n.parent.and(tree.group(n.group)).map(|g| {
             let index = g.members.iter().position(|m| *m == key).unwrap_or(0);
-            GroupInfo::new(g.options.strategy, index, g.members.len())
+            let ordinal = n
+                .parent
+                .and_then(|p| tree.node(p))
+                .and_then(|p| p.groups.iter().position(|x| *x == n.group))
+                .unwrap_or(0);
+            GroupInfo::new(ordinal, g.options.strategy, index, g.members.len())
         });
         let owner = tree.group(n.group).and_then(|g| g.owner);
         let restarts_in_window = tree.intensity_of(owner).map(|i| {

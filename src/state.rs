@@ -23,6 +23,8 @@ use crate::policy::Strategy;
 /// DONE, CANCELED and DEAD are *exited*: the runnable is not running. An
 /// exited node whose context is cancelled is restarted by the sweep (back to
 /// NEW) once its whole subtree has exited too.
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "SCREAMING_SNAKE_CASE"))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum NodeState {
     /// Created or restarted; the runnable is scheduled or running and has not
@@ -92,6 +94,7 @@ impl fmt::Display for Signal {
 ///
 /// Times are on tokio's clock (`Instant`), with a wall-clock copy
 /// (`SystemTime`) for display.
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct NodeInfo {
@@ -102,8 +105,13 @@ pub struct NodeInfo {
     /// then is NEW: see [`restart_at`](Self::restart_at).
     pub state: NodeState,
     /// When it entered `state`.
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub since: Instant,
     /// `since` on the wall clock.
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "crate::serde_time::unix_ms")
+    )]
     pub since_wall: SystemTime,
     /// What runs in it.
     pub kind: NodeKind,
@@ -112,6 +120,10 @@ pub struct NodeInfo {
     pub incarnation: u64,
     /// How long the current incarnation's runnable has been running; `None`
     /// when it is not running (exited, or waiting to start).
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "crate::serde_time::opt_secs")
+    )]
     pub uptime: Option<Duration>,
     /// How many times this DN has been started again after its first start.
     pub restarts: u64,
@@ -125,6 +137,7 @@ pub struct NodeInfo {
     pub last_exit: Option<LastExit>,
     /// While the node waits out its backoff: when its runnable is due to
     /// start again (on tokio's clock).
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub restart_at: Option<Instant>,
     /// Its group; `None` for the root.
     pub group: Option<GroupInfo>,
@@ -134,10 +147,13 @@ pub struct NodeInfo {
     pub children_total: u32,
     /// Since when it has kept its worker thread from running anything else,
     /// if the stall watch flagged it.
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub stalled_since: Option<Instant>,
 }
 
 /// What runs in a node.
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case", tag = "type"))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum NodeKind {
@@ -154,6 +170,8 @@ pub enum NodeKind {
 }
 
 /// How an incarnation ended.
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ExitKind {
@@ -196,6 +214,7 @@ impl fmt::Display for ExitKind {
 }
 
 /// The last exit of a node.
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct LastExit {
@@ -204,8 +223,13 @@ pub struct LastExit {
     /// What it returned or why it died, in one line where possible.
     pub reason: String,
     /// When.
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub at: Instant,
     /// `at` on the wall clock.
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "crate::serde_time::unix_ms")
+    )]
     pub at_wall: SystemTime,
 }
 
@@ -226,9 +250,12 @@ impl LastExit {
 }
 
 /// A node's group, as a snapshot shows it.
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct GroupInfo {
+    /// Which of its parent's groups this is, in start order, from 0.
+    pub ordinal: usize,
     /// The group's strategy.
     pub strategy: Strategy,
     /// The node's place in the group (start order), from 0.
@@ -238,8 +265,9 @@ pub struct GroupInfo {
 }
 
 impl GroupInfo {
-    pub(crate) fn new(strategy: Strategy, index: usize, size: usize) -> GroupInfo {
+    pub(crate) fn new(ordinal: usize, strategy: Strategy, index: usize, size: usize) -> GroupInfo {
         GroupInfo {
+            ordinal,
             strategy,
             index,
             size,
@@ -248,6 +276,7 @@ impl GroupInfo {
 }
 
 /// A summary of the tree, from [`Supervisor::counts`](crate::Supervisor::counts).
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Counts {
@@ -273,6 +302,7 @@ pub struct Counts {
 
 /// Why a supervisor ended, as [`Supervisor::join`](crate::Supervisor::join)
 /// tells.
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Ended {

@@ -126,6 +126,12 @@ impl Supervisor {
         nodes.ok().flatten()
     }
 
+    /// The tree as indented text, like `systemctl status`: see
+    /// [`render::TextTree`](crate::render::TextTree).
+    pub async fn render_text(&self) -> String {
+        crate::render::TextTree::new(&self.snapshot().await).to_string()
+    }
+
     /// A summary: nodes by state, how many wait out a backoff or are
     /// stalled, restarts in the last minute.
     pub async fn counts(&self) -> Counts {

@@ -225,3 +225,112 @@ async fn a_death_report_marks_the_incarnations_in_its_lead_up() {
     assert!(earlier < first_life && first_life < died && died < second_life && second_life < sub);
     sup.shutdown().await;
 }
+
+/// root → http {listener, acceptor} (rest-for-one) and db; acceptor killed
+/// and waiting out a one-minute backoff.
+async fn rendered_tree() -> (Supervisor, Switchboard) {
+    tokio::time::pause();
+    init_log();
+    let board = Switchboard::default();
+    let b = board.clone();
+    let (sink, mut feed) = transitions();
+    let sup = Supervisor::builder()
+        .current_arbiter()
+        .metrics(sink)
+        .backoff(backoff_ms(60_000))
+        .start(move |ctx: Context| {
+            let b = b.clone();
+            async move {
+                let http = {
+                    let b = b.clone();
+                    move |ctx: Context| {
+                        let b = b.clone();
+                        async move {
+                            ctx.run_group(
+                                Group::new()
+                                    .with("listener", b.runnable())
+                                    .with("acceptor", b.runnable())
+                                    .strategy(Strategy::RestForOne),
+                            )
+                            .await?;
+                            serve(&ctx).await
+                        }
+                    }
+                };
+                ctx.run("http", http).await?;
+                ctx.run("db", b.runnable()).await?;
+                serve(&ctx).await
+            }
+        });
+    sup.wait_settled().await;
+    tokio::time::advance(Duration::from_secs(90)).await;
+    assert!(board.kill("root.http.acceptor"));
+    await_state(&mut feed, "root.http.acceptor", NodeState::Dead, 1).await;
+    sup.wait_settled().await;
+    (sup, board)
+}
+
+#[actix_rt::test]
+async fn the_tree_renders_as_text() {
+    let (sup, _board) = rendered_tree().await;
+    let text = sup.render_text().await;
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 5, "{text}");
+    assert!(lines[0].starts_with("● root "), "{text}");
+    assert!(
+        lines[0].contains("HEALTHY") && lines[0].contains("up 1m30s"),
+        "{text}"
+    );
+    assert!(lines[1].starts_with("├─● db "), "{text}");
+    assert!(lines[2].starts_with("└─● http "), "{text}");
+    assert!(lines[3].starts_with("  ├─↻ acceptor "), "{text}");
+    assert!(
+        lines[3].contains("DEAD")
+            && lines[3].contains("restart in 60.0s")
+            && lines[3].contains("restarts 1")
+            && lines[3].contains("last: returned error: killed"),
+        "{text}"
+    );
+    assert!(lines[4].starts_with("  └─● listener "), "{text}");
+    let colored = actix_supervisor::render::TextTree::new(&sup.snapshot().await)
+        .color(true)
+        .to_string();
+    assert!(colored.contains("\x1b[31m↻\x1b[0m"), "{colored}");
+    sup.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn the_snapshot_serializes_to_json_and_dot() {
+    let (sup, _board) = rendered_tree().await;
+    let snap = sup.snapshot().await;
+    let json = serde_json::to_value(&snap).unwrap();
+    let acceptor = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["dn"] == "root.http.acceptor")
+        .unwrap();
+    assert_eq!(acceptor["state"], "DEAD");
+    assert_eq!(acceptor["restarts"], 1);
+    assert_eq!(acceptor["last_exit"]["kind"], "error");
+    assert_eq!(acceptor["group"]["strategy"], "rest_for_one");
+    assert_eq!(acceptor["kind"]["type"], "runnable");
+    assert!(acceptor["since_wall"].as_u64().unwrap() > 1_600_000_000_000);
+    let counts = serde_json::to_value(sup.counts().await).unwrap();
+    assert_eq!(counts["waiting"], 1);
+
+    let dot = actix_supervisor::render::dot(&snap);
+    assert!(dot.starts_with("digraph supervisor {"));
+    assert!(
+        dot.contains("\"root.http\" -> \"root.http.acceptor\";"),
+        "{dot}"
+    );
+    assert!(dot.contains("label=\"rest-for-one\""), "{dot}");
+    assert!(
+        dot.contains(
+            "\"root.http.acceptor\" [label=\"acceptor\\nDEAD (1 restarts)\", fillcolor=orange];"
+        ),
+        "{dot}"
+    );
+    sup.shutdown().await;
+}

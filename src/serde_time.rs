@@ -1,0 +1,21 @@
+//! How the snapshot's times look in JSON: wall-clock times as Unix
+//! milliseconds, durations as seconds. (tokio `Instant`s are skipped: they
+//! mean nothing outside the process.)
+
+use std::time::{Duration, SystemTime};
+
+use serde::Serializer;
+
+pub(crate) fn unix_ms<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    let ms = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    s.serialize_u64(ms)
+}
+
+pub(crate) fn opt_secs<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_some(&d.as_secs_f64()),
+        None => s.serialize_none(),
+    }
+}
