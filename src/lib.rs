@@ -59,6 +59,8 @@ mod policy;
 #[cfg(unix)]
 pub mod process;
 mod processor;
+#[cfg(feature = "prometheus")]
+pub mod prometheus;
 mod protocol;
 pub mod render;
 mod restart;
@@ -83,6 +85,8 @@ pub use logtree::{Entry, LogEvent, LogQuery, LogTree, MAX_DNS, MAX_MESSAGE_LEN};
 pub use metrics::{DnState, InMemoryMetrics, Metrics};
 pub use name::{is_valid_name, MAX_NAME_LEN};
 pub use policy::{Backoff, Intensity, Restart, Shutdown, Strategy};
+#[cfg(feature = "prometheus")]
+pub use prometheus_client;
 pub use runnable::{Child, Group, Runnable};
 pub use state::{
     Counts, Ended, ExitKind, GroupInfo, LastExit, NodeInfo, NodeKind, NodeState, Signal,

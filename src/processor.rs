@@ -93,6 +93,10 @@ pub(crate) struct Processor {
     /// Nodes the stall watch flagged, and since when.
     stalled: SecondaryMap<NodeKey, Instant>,
     restart_rate: RestartRate,
+    /// Repairs under way, by group, for the repair-latency metric.
+    repairs: SecondaryMap<GroupKey, Repair>,
+    /// When the safety tick last ran, for the processor's lag.
+    last_tick: Instant,
     /// The closed gates of ordered-start members waiting for their predecessor.
     gates: SecondaryMap<NodeKey, oneshot::Sender<Starting>>,
     /// A propagated panic, for the handles to re-raise.
@@ -131,6 +135,8 @@ impl Processor {
             pids: SecondaryMap::new(),
             stalled: SecondaryMap::new(),
             restart_rate: RestartRate::new(),
+            repairs: SecondaryMap::new(),
+            last_tick: Instant::now(),
             panic,
             changed_since_full_sweep: false,
             safety_timer: None,
@@ -230,6 +236,26 @@ impl Processor {
         }
     }
 
+    /// `k` is healthy (or done): one fewer member for its group's repair;
+    /// the last one tells the sinks how long the repair took.
+    fn repair_progress(&mut self, k: NodeKey) {
+        let Some(g) = self.tree.node(k).map(|n| n.group) else {
+            return;
+        };
+        let Some(r) = self.repairs.get_mut(g) else {
+            return;
+        };
+        if r.pending == 0 {
+            return; // not restarted yet
+        }
+        r.pending -= 1;
+        if r.pending == 0 {
+            let latency = r.since.elapsed().saturating_sub(r.backoff);
+            self.repairs.remove(g);
+            tell(&self.config.metrics, &self.voice, |m| m.repaired(latency));
+        }
+    }
+
     /// `k`'s runnable starts now: for its uptime.
     fn mark_started(&mut self, k: NodeKey) {
         let now = self.tree.ms(Instant::now());
@@ -257,6 +283,12 @@ impl Processor {
         }
         if let Some(n) = self.tree.node(k) {
             notify(&self.config.metrics, &self.voice, &n.dn, state);
+            tell(&self.config.metrics, &self.voice, |m| {
+                m.node_exited(&n.dn, kind)
+            });
+        }
+        if state == NodeState::Done {
+            self.repair_progress(k);
         }
     }
 
@@ -287,6 +319,14 @@ impl Processor {
         }
         self.voice.say(Level::Error, report);
         node.last_error = Some(reason.clone());
+        let group = node.group;
+        self.repairs.entry(group).map(|e| {
+            e.or_insert(Repair {
+                since: Instant::now(),
+                backoff: Duration::ZERO,
+                pending: 0,
+            })
+        });
         self.exit(k, NodeState::Dead, kind, reason);
         self.tree.cancel_for_death(k);
     }
@@ -353,6 +393,7 @@ impl Processor {
                 notify(&self.config.metrics, &self.voice, &n.dn, NodeState::Healthy);
             }
             self.open_next(k);
+            self.repair_progress(k);
         }
     }
 
@@ -435,6 +476,18 @@ impl Processor {
         let owner = self.tree.group(unit.group).and_then(|g| g.owner);
         self.tree.record_restart(owner, now);
         self.restart_rate.add(now, starts.len() as u64);
+        let backoff = starts.iter().map(|s| s.delay).max().unwrap_or_default();
+        if let Some(r) = self.repairs.get_mut(unit.group) {
+            r.backoff = r.backoff.max(backoff);
+            r.pending += starts.len() as u32;
+        }
+        for s in &starts {
+            if let Some(n) = self.tree.node(s.node) {
+                tell(&self.config.metrics, &self.voice, |m| {
+                    m.node_restarted(&n.dn, s.delay)
+                });
+            }
+        }
         // One line per dead member, one for all the siblings that come back
         // with them: a group of 50,000 must not mean 50,000 log lines.
         let mut siblings = Vec::new();
@@ -487,6 +540,10 @@ impl Processor {
     /// children are stopped with it), so that its own parent's policy takes
     /// over. `None`: the supervisor gives up on the root and shuts down.
     fn give_up(&mut self, owner: Option<NodeKey>, reason: String) {
+        let dn = owner.and_then(|p| self.tree.node(p)).map(|n| n.dn.clone());
+        tell(&self.config.metrics, &self.voice, |m| {
+            m.escalated(dn.as_deref())
+        });
         let Some(p) = owner else {
             self.voice.say(
                 Level::Error,
@@ -524,7 +581,18 @@ impl Processor {
         self.check_drained(ctx);
     }
 
+    /// Every second: the sinks' summary, then the full sweep if anything
+    /// changed.
     fn safety_sweep(&mut self, ctx: &mut actix::Context<Self>) {
+        let now = Instant::now();
+        let lag = now
+            .saturating_duration_since(self.last_tick)
+            .saturating_sub(SAFETY_SWEEP_PERIOD);
+        self.last_tick = now;
+        if !self.config.metrics.is_empty() {
+            let counts = self.counts();
+            tell(&self.config.metrics, &self.voice, |m| m.tick(&counts, lag));
+        }
         if !std::mem::take(&mut self.changed_since_full_sweep) {
             return;
         }
@@ -717,6 +785,15 @@ impl Processor {
     }
 }
 
+/// A group's repair: since its first death, the longest backoff its
+/// restarts waited, and how many restarted members are not healthy yet.
+#[derive(Debug)]
+struct Repair {
+    since: Instant,
+    backoff: Duration,
+    pending: u32,
+}
+
 /// Restarts per second over the last minute, in 60 one-second buckets.
 #[derive(Debug)]
 struct RestartRate {
@@ -767,14 +844,16 @@ impl RestartRate {
     }
 }
 
-/// Tells every sink; a panicking sink is logged and skipped.
+/// Tells every sink of a transition.
 fn notify(sinks: &[Box<dyn Metrics>], voice: &Voice, dn: &str, state: NodeState) {
+    tell(sinks, voice, |m| m.node_state(dn, state));
+}
+
+/// Calls every sink; a panicking sink is logged and skipped.
+fn tell(sinks: &[Box<dyn Metrics>], voice: &Voice, call: impl Fn(&dyn Metrics)) {
     for sink in sinks {
-        if std::panic::catch_unwind(AssertUnwindSafe(|| sink.node_state(dn, state))).is_err() {
-            voice.say(
-                Level::Error,
-                format!("a metrics sink panicked on ({dn}, {state}); ignored"),
-            );
+        if std::panic::catch_unwind(AssertUnwindSafe(|| call(&**sink))).is_err() {
+            voice.say(Level::Error, "a metrics sink panicked; ignored".into());
         }
     }
 }
