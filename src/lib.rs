@@ -67,6 +67,7 @@ mod restart;
 mod runnable;
 #[cfg(feature = "serde")]
 mod serde_time;
+mod stall;
 mod state;
 mod supervisor;
 mod sweep;

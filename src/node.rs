@@ -24,6 +24,7 @@ use crate::exit::{panic_message, Outcome};
 use crate::policy::Shutdown;
 use crate::protocol::{Began, Exited, Link, Start, Starting};
 use crate::runnable::Runnable;
+use crate::stall::Watched;
 
 pub(crate) struct NodeHost {
     runnable: Box<dyn Runnable>,
@@ -57,6 +58,7 @@ impl Handler<Start> for NodeHost {
         let token = ctx.token().clone();
         let run_ctx = ctx.clone();
         let logger = ctx.logger();
+        let run_ctx_node = ctx.node();
         let incarnation = wrap_future::<_, Self>(wait_out(delay, gate, token.clone()))
             .then(move |go, host, _| {
                 let Go::Start(opened) = go else {
@@ -72,12 +74,15 @@ impl Handler<Start> for NodeHost {
                 let shutdown = host.runnable.shutdown(shutdown);
                 match std::panic::catch_unwind(AssertUnwindSafe(|| host.runnable.run(run_ctx))) {
                     Ok(fut) => {
-                        let fut = Scoped {
-                            inner: FirstPoll {
-                                inner: fut,
-                                starting: starting.take(),
+                        let fut = Watched {
+                            inner: Scoped {
+                                inner: FirstPoll {
+                                    inner: fut,
+                                    starting: starting.take(),
+                                },
+                                logger,
                             },
-                            logger,
+                            node: run_ctx_node,
                         };
                         Either::Right(wrap_future(guard(Box::pin(fut), token, shutdown)))
                     }

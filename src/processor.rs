@@ -34,6 +34,7 @@ use crate::protocol::{
 };
 use crate::restart::{plan, Jitter, Plan};
 use crate::runnable::{Runnable, Spec};
+use crate::stall::Watch;
 use crate::state::{
     Counts, Ended, ExitKind, GroupInfo, LastExit, NodeInfo, NodeKind, NodeState, Signal,
 };
@@ -55,6 +56,8 @@ pub(crate) struct Config {
     pub logs: LogTree,
     /// How many of a node's last log lines go with its death report.
     pub lead_up: usize,
+    /// The stall watch, when on.
+    pub watch: Option<Arc<Watch>>,
 }
 
 /// Where the supervisor is in its life.
@@ -106,6 +109,10 @@ pub(crate) struct Processor {
     /// spawned future keeps an actix actor alive, and the processor must
     /// stop (and stop its arbiter) once the last handle is dropped.
     safety_timer: Option<SpawnHandle>,
+    /// The stall watch's timer, likewise cancelled when Finished.
+    watch_timer: Option<SpawnHandle>,
+    /// Per worker: the node the stall watch flagged on it.
+    blocked_by: Vec<Option<NodeKey>>,
 }
 
 impl Processor {
@@ -140,6 +147,8 @@ impl Processor {
             panic,
             changed_since_full_sweep: false,
             safety_timer: None,
+            watch_timer: None,
+            blocked_by: Vec::new(),
         }
     }
 
@@ -233,6 +242,45 @@ impl Processor {
         if let Some((n, gate)) = next.and_then(|n| Some((n, self.gates.remove(n)?))) {
             let _ = gate.send(Starting::new(&self.starting));
             self.mark_started(n);
+        }
+    }
+
+    /// Reads every worker's beat: flags a node that has blocked its worker
+    /// past the threshold, and clears the flag once the worker moves.
+    fn watch_stalls(&mut self) {
+        let Some(watch) = self.config.watch.clone() else {
+            return;
+        };
+        let now = watch.tick();
+        for i in 0..self.blocked_by.len() {
+            let stalled = watch
+                .stalled(i, now)
+                .filter(|(k, _)| self.tree.node(*k).is_some());
+            let before = self.blocked_by[i];
+            if before.is_some() && before == stalled.map(|(k, _)| k) {
+                continue; // still the same
+            }
+            if let Some(b) = before {
+                self.stalled.remove(b);
+                self.workers.set_blocked(i, false);
+                if let Some(n) = self.tree.node(b) {
+                    let msg = format!("{} lets worker {i} run again", n.dn);
+                    self.voice.say(Level::Info, msg);
+                }
+            }
+            self.blocked_by[i] = stalled.map(|(k, _)| k);
+            if let Some((k, ran)) = stalled {
+                self.stalled.insert(k, Instant::now() - ran);
+                self.workers.set_blocked(i, true);
+                if let Some(n) = self.tree.node(k) {
+                    let msg = format!(
+                        "{} has blocked worker {i} for {:.1} s (its future does not yield); new nodes go to other workers",
+                        n.dn,
+                        ran.as_secs_f64()
+                    );
+                    self.voice.say(Level::Warn, msg);
+                }
+            }
         }
     }
 
@@ -630,7 +678,10 @@ impl Processor {
         self.hosts.clear();
         self.me = None;
         self.workers.stop_workers();
-        if let Some(timer) = self.safety_timer.take() {
+        for timer in [self.safety_timer.take(), self.watch_timer.take()]
+            .into_iter()
+            .flatten()
+        {
             ctx.cancel_future(timer);
         }
         let ended = self.ending.clone().unwrap_or(Ended::ShutDown);
@@ -871,6 +922,11 @@ impl Actor for Processor {
         }
         self.safety_timer =
             Some(ctx.run_interval(SAFETY_SWEEP_PERIOD, |act, ctx| act.safety_sweep(ctx)));
+        if let Some(watch) = &self.config.watch {
+            self.blocked_by = vec![None; self.workers.len()];
+            let every = (watch.threshold / 4).max(Duration::from_millis(10));
+            self.watch_timer = Some(ctx.run_interval(every, |act, _| act.watch_stalls()));
+        }
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {

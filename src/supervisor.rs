@@ -12,6 +12,7 @@ use crate::policy::{Backoff, Intensity, Restart, Shutdown};
 use crate::processor::{Config, Processor};
 use crate::protocol::{CountsMsg, Join, LiveRunnables, Snapshot, Stop, WaitSettled};
 use crate::runnable::Runnable;
+use crate::stall::Watch;
 use crate::state::{Counts, Ended, NodeInfo};
 use crate::tree::Defaults;
 use crate::workers::Workers;
@@ -207,6 +208,7 @@ pub struct SupervisorBuilder {
     placement: Placement,
     log_capacity: usize,
     lead_up: usize,
+    stall: Option<Duration>,
 }
 
 impl std::fmt::Debug for SupervisorBuilder {
@@ -221,6 +223,7 @@ impl std::fmt::Debug for SupervisorBuilder {
             .field("settle_window", &self.settle_window)
             .field("log_capacity", &self.log_capacity)
             .field("lead_up", &self.lead_up)
+            .field("stall", &self.stall)
             .finish_non_exhaustive()
     }
 }
@@ -245,6 +248,7 @@ impl Default for SupervisorBuilder {
             ),
             log_capacity: 8192,
             lead_up: 10,
+            stall: Some(Duration::from_secs(1)),
         }
     }
 }
@@ -344,14 +348,34 @@ impl SupervisorBuilder {
         self
     }
 
+    /// The stall watch: a runnable whose future runs longer than `threshold`
+    /// without yielding blocks its worker thread and every node on it. The
+    /// supervisor logs a warning naming it ("root.db has blocked worker 1
+    /// for 1.4 s"), marks it in the snapshot (`stalled_since`), counts it,
+    /// places new nodes on other workers meanwhile, and clears all that once
+    /// the worker moves again. Default 1 s; `None` turns it off. (Not with
+    /// [`current_arbiter`](Self::current_arbiter), where the watch would be
+    /// blocked too.)
+    pub fn stall_watch(mut self, threshold: Option<Duration>) -> Self {
+        self.stall = threshold;
+        self
+    }
+
     /// Starts the tree: the root node, named `root`, runs `root`.
     ///
     /// # Panics
     /// When called outside a running actix `System` (as `Actor::start` does).
     pub fn start(self, root: impl Runnable) -> Supervisor {
-        let (arbiter, workers) = match self.placement {
-            Placement::Workers(n) => Workers::spawn(n),
-            Placement::Current => Workers::current(),
+        let (arbiter, workers, watch) = match self.placement {
+            Placement::Workers(n) => {
+                let watch = self.stall.map(|t| Watch::new(t, n.max(1)));
+                let (arbiter, workers) = Workers::spawn(n, watch.as_ref());
+                (arbiter, workers, watch)
+            }
+            Placement::Current => {
+                let (arbiter, workers) = Workers::current();
+                (arbiter, workers, None)
+            }
         };
         let panic = Arc::new(Mutex::new(None));
         let logs = LogTree::new(self.log_capacity);
@@ -367,6 +391,7 @@ impl SupervisorBuilder {
             propagate_panics: self.propagate_panics,
             settle_window: self.settle_window,
             metrics: self.metrics,
+            watch,
         };
         let root: Box<dyn Runnable> = Box::new(root);
         let shared = panic.clone();

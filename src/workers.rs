@@ -5,32 +5,58 @@
 //! thread can delay only the nodes that share that worker, never supervision
 //! itself. Nodes are placed on the workers round-robin.
 
+use std::sync::Arc;
+
 use actix::{Arbiter, ArbiterHandle};
+
+use crate::stall::Watch;
 
 pub(crate) struct Workers {
     handles: Vec<ArbiterHandle>,
     next: usize,
+    /// Workers the stall watch found blocked: new nodes go elsewhere.
+    blocked: Vec<bool>,
     /// Arbiters this supervisor made (and so stops), the processor's first.
     owned: Vec<Arbiter>,
 }
 
 impl Workers {
     /// The processor's arbiter and `count` (at least one) worker arbiters,
-    /// each a new thread.
-    pub fn spawn(count: usize) -> (ArbiterHandle, Workers) {
+    /// each a new thread, registered with the stall watch if there is one.
+    pub fn spawn(count: usize, watch: Option<&Arc<Watch>>) -> (ArbiterHandle, Workers) {
         let processor = Arbiter::new();
         let handle = processor.handle();
         let mut owned = vec![processor];
         owned.extend((0..count.max(1)).map(|_| Arbiter::new()));
-        let handles = owned[1..].iter().map(Arbiter::handle).collect();
+        let handles: Vec<ArbiterHandle> = owned[1..].iter().map(Arbiter::handle).collect();
+        if let Some(watch) = watch {
+            for (i, h) in handles.iter().enumerate() {
+                let watch = watch.clone();
+                // Runs before anything placed on the worker later.
+                h.spawn_fn(move || watch.register(i));
+            }
+        }
         (
             handle,
             Workers {
+                blocked: vec![false; handles.len()],
                 handles,
                 next: 0,
                 owned,
             },
         )
+    }
+
+    /// How many worker arbiters there are.
+    pub fn len(&self) -> usize {
+        self.handles.len()
+    }
+
+    /// Marks worker `i` blocked (or free again).
+    pub fn set_blocked(&mut self, i: usize, blocked: bool) {
+        if let Some(b) = self.blocked.get_mut(i) {
+            *b = blocked;
+        }
     }
 
     /// Everything on the calling thread's arbiter: no isolation, but
@@ -42,15 +68,21 @@ impl Workers {
             Workers {
                 handles: vec![handle],
                 next: 0,
+                blocked: vec![false],
                 owned: Vec::new(),
             },
         )
     }
 
-    /// The arbiter for the next node.
+    /// The arbiter for the next node: round-robin over the workers that
+    /// are not blocked (over all of them when every one is).
     pub fn pick(&mut self) -> &ArbiterHandle {
-        let i = self.next % self.handles.len();
-        self.next = self.next.wrapping_add(1);
+        let n = self.handles.len();
+        let free = (0..n)
+            .map(|k| (self.next + k) % n)
+            .find(|i| !self.blocked[*i]);
+        let i = free.unwrap_or(self.next % n);
+        self.next = (i + 1) % n;
         &self.handles[i]
     }
 
@@ -66,5 +98,37 @@ impl Workers {
         for a in &self.owned {
             a.stop();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_nodes_avoid_blocked_workers() {
+        actix_rt::System::new().block_on(async { avoid_blocked() });
+    }
+
+    fn avoid_blocked() {
+        let (_, mut w) = Workers::current();
+        // Three handles to the same arbiter stand for three workers: only
+        // the index matters here.
+        w.handles = vec![w.handles[0].clone(); 3];
+        w.blocked = vec![false; 3];
+        let picks = |w: &mut Workers, n: usize| -> Vec<usize> {
+            (0..n)
+                .map(|_| {
+                    w.pick();
+                    (w.next + w.handles.len() - 1) % w.handles.len()
+                })
+                .collect()
+        };
+        assert_eq!(picks(&mut w, 4), [0, 1, 2, 0]);
+        w.set_blocked(2, true);
+        assert_eq!(picks(&mut w, 4), [1, 0, 1, 0]);
+        w.set_blocked(0, true);
+        w.set_blocked(1, true);
+        assert_eq!(picks(&mut w, 2).len(), 2, "all blocked: still placed");
     }
 }
