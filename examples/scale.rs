@@ -1,6 +1,7 @@
 //! Scale figures: how long a tree of N nodes (fan-out 10, groups of 10) takes
 //! to come up healthy, how long a death takes to restart its group sibling,
-//! how long shutdown takes, and the resident memory per node.
+//! how long a snapshot of the whole tree and shutdown take, and the memory
+//! per node.
 //!
 //! ```text
 //! cargo run --release --example scale            # N = 1,111 / 11,111 / 111,111
@@ -185,16 +186,24 @@ async fn measure(depth: u32) {
     }
     lat.sort();
 
+    // The operator's view of the whole tree, as one message to the processor.
+    let t = Instant::now();
+    let snapshot = sup.snapshot().await;
+    let snap = t.elapsed();
+    assert_eq!(snapshot.len(), nodes + 2);
+    drop(snapshot);
+
     let t = Instant::now();
     sup.shutdown().await;
     let shutdown = t.elapsed();
     println!(
         "nodes {:>7}  spawn-to-healthy {:>9.1} ms  restart p50 {:>7.1} µs  p99 {:>7.1} µs  \
-         shutdown {:>8.1} ms  heap/node {:>5} B  rss/node {:>5} B",
+         snapshot {:>6.1} ms  shutdown {:>8.1} ms  heap/node {:>5} B  rss/node {:>5} B",
         nodes + 2,
         spawn.as_secs_f64() * 1e3,
         percentile(&lat, 0.5).as_secs_f64() * 1e6,
         percentile(&lat, 0.99).as_secs_f64() * 1e6,
+        snap.as_secs_f64() * 1e3,
         shutdown.as_secs_f64() * 1e3,
         heap / (nodes as isize + 2),
         rss * 1024 / (nodes as u64 + 2),

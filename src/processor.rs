@@ -730,20 +730,19 @@ impl Processor {
         }
     }
 
-    /// The record of one node, for a snapshot.
-    fn info(&self, key: NodeKey, n: &tree::Node, now: Instant, wall: SystemTime) -> NodeInfo {
+    /// The record of one node, for a snapshot; `group` as its parent's walk
+    /// found it.
+    fn info(
+        &self,
+        key: NodeKey,
+        n: &tree::Node,
+        group: Option<GroupInfo>,
+        now: Instant,
+        wall: SystemTime,
+    ) -> NodeInfo {
         let tree = &self.tree;
         let wall_of = |t: Instant| wall - now.saturating_duration_since(t);
         let since = tree.at(n.since_ms);
-        let group = n.parent.and(tree.group(n.group)).map(|g| {
-            let index = g.members.iter().position(|m| *m == key).unwrap_or(0);
-            let ordinal = n
-                .parent
-                .and_then(|p| tree.node(p))
-                .and_then(|p| p.groups.iter().position(|x| *x == n.group))
-                .unwrap_or(0);
-            GroupInfo::new(ordinal, g.options.strategy, index, g.members.len())
-        });
         let owner = tree.group(n.group).and_then(|g| g.owner);
         let restarts_in_window = tree.intensity_of(owner).map(|i| {
             tree.window_of(owner).map_or(0, |w| {
@@ -790,17 +789,43 @@ impl Processor {
     }
 
     /// Every node of the subtree at `top` (the whole tree for the root),
-    /// sorted by DN.
+    /// sorted by DN. A pre-order walk with each node's children in name
+    /// order is DN order (`.` sorts before every name character), so only
+    /// siblings are sorted; the groups give each child's place on the way.
     fn snapshot(&self, top: NodeKey) -> Vec<NodeInfo> {
         let (now, wall) = (Instant::now(), SystemTime::now());
-        let mut out = Vec::new();
-        let mut stack = vec![top];
-        while let Some(k) = stack.pop() {
-            let Some(n) = self.tree.node(k) else { continue };
-            out.push(self.info(k, n, now, wall));
-            stack.extend(n.children.values().copied());
+        let tree = &self.tree;
+        let top_group = tree.node(top).and_then(|n| {
+            let parent = tree.node(n.parent?)?;
+            let ordinal = parent.groups.iter().position(|g| *g == n.group)?;
+            let g = tree.group(n.group)?;
+            let index = g.members.iter().position(|m| *m == top)?;
+            Some(GroupInfo::new(
+                ordinal,
+                g.options.strategy,
+                index,
+                g.members.len(),
+            ))
+        });
+        let mut out = Vec::with_capacity(tree.len());
+        let mut stack = vec![(top, top_group)];
+        let mut kids: Vec<(&str, NodeKey, GroupInfo)> = Vec::new();
+        while let Some((k, group)) = stack.pop() {
+            let Some(n) = tree.node(k) else { continue };
+            out.push(self.info(k, n, group, now, wall));
+            kids.clear();
+            for (ordinal, g) in n.groups.iter().enumerate() {
+                let Some(g) = tree.group(*g) else { continue };
+                for (index, m) in g.members.iter().enumerate() {
+                    let Some(child) = tree.node(*m) else { continue };
+                    let name = child.dn.rsplit('.').next().unwrap_or_default();
+                    let info = GroupInfo::new(ordinal, g.options.strategy, index, g.members.len());
+                    kids.push((name, *m, info));
+                }
+            }
+            kids.sort_unstable_by(|a, b| b.0.cmp(a.0));
+            stack.extend(kids.iter().map(|(_, m, g)| (*m, Some(*g))));
         }
-        out.sort_by(|a, b| a.dn.cmp(&b.dn));
         out
     }
 

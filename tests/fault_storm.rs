@@ -333,6 +333,10 @@ async fn a_fault_storm_leaves_every_node_healthy_and_nothing_behind() {
     let snapshot = loop {
         sup.wait_settled().await;
         let snap = sup.snapshot().await;
+        assert!(
+            snap.windows(2).all(|w| w[0].dn < w[1].dn),
+            "the snapshot is sorted by DN"
+        );
         if snap.len() == NODES && snap.iter().all(|n| n.state == NodeState::Healthy) {
             break snap;
         }
