@@ -73,6 +73,7 @@ mod supervisor;
 mod sweep;
 pub mod testing;
 mod tree;
+mod view;
 mod workers;
 
 pub use actor::{

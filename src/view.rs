@@ -1,0 +1,202 @@
+//! The operator's view, built from the tree: the snapshot's records, the
+//! summary, and the restart rate behind "restarts in the last minute". Read
+//! only; the processor builds a [`View`] over its state to answer a message.
+
+use std::time::SystemTime;
+
+use slotmap::SecondaryMap;
+use tokio::time::Instant;
+
+use crate::state::{Counts, GroupInfo, LastExit, NodeInfo, NodeKind, NodeState};
+use crate::tree::{self, NodeKey, Tree};
+
+/// The processor's state a snapshot reads.
+pub(crate) struct View<'a> {
+    pub tree: &'a Tree,
+    /// The pids of running process nodes.
+    pub pids: &'a SecondaryMap<NodeKey, u32>,
+    /// Nodes the stall watch flagged, and since when.
+    pub stalled: &'a SecondaryMap<NodeKey, Instant>,
+}
+
+impl View<'_> {
+    /// The record of one node, for a snapshot; `group` as its parent's walk
+    /// found it.
+    fn info(
+        &self,
+        key: NodeKey,
+        n: &tree::Node,
+        group: Option<GroupInfo>,
+        now: Instant,
+        wall: SystemTime,
+    ) -> NodeInfo {
+        let tree = self.tree;
+        let wall_of = |t: Instant| wall - now.saturating_duration_since(t);
+        let since = tree.at(n.since_ms);
+        let owner = tree.group(n.group).and_then(|g| g.owner);
+        let restarts_in_window = tree.intensity_of(owner).map(|i| {
+            tree.window_of(owner).map_or(0, |w| {
+                w.iter()
+                    .filter(|t| now.saturating_duration_since(**t) < i.within)
+                    .count() as u32
+            })
+        });
+        let children_live = n
+            .children
+            .values()
+            .filter(|c| tree.node(**c).is_some_and(|c| c.is_running()))
+            .count() as u32;
+        NodeInfo {
+            dn: n.dn.to_string(),
+            state: n.reported_state(),
+            since,
+            since_wall: wall_of(since),
+            kind: match n.kind {
+                tree::Kind::Runnable => NodeKind::Runnable,
+                tree::Kind::Actor => NodeKind::Actor,
+                tree::Kind::Process => NodeKind::Process {
+                    pid: self.pids.get(key).copied(),
+                },
+            },
+            incarnation: n.restarts + 1,
+            uptime: n
+                .started_ms
+                .filter(|_| n.is_running())
+                .map(|ms| now.saturating_duration_since(tree.at(ms))),
+            restarts: n.restarts,
+            restarts_in_window,
+            last_error: n.last_error.clone(),
+            last_exit: n.last_exit.as_ref().map(|e| {
+                let at = tree.at(e.at_ms);
+                LastExit::new(e.kind, e.reason.clone(), at, wall_of(at))
+            }),
+            restart_at: n.waiting.map(|w| w.until),
+            group,
+            children_live,
+            children_total: n.children.len() as u32,
+            stalled_since: self.stalled.get(key).copied(),
+        }
+    }
+
+    /// Every node of the subtree at `top` (the whole tree for the root),
+    /// sorted by DN. A pre-order walk with each node's children in name
+    /// order is DN order (`.` sorts before every name character), so only
+    /// siblings are sorted; the groups give each child's place on the way.
+    pub fn snapshot(&self, top: NodeKey) -> Vec<NodeInfo> {
+        let (now, wall) = (Instant::now(), SystemTime::now());
+        let tree = self.tree;
+        let top_group = tree.node(top).and_then(|n| {
+            let parent = tree.node(n.parent?)?;
+            let ordinal = parent.groups.iter().position(|g| *g == n.group)?;
+            let g = tree.group(n.group)?;
+            let index = g.members.iter().position(|m| *m == top)?;
+            Some(GroupInfo::new(
+                ordinal,
+                g.options.strategy,
+                index,
+                g.members.len(),
+            ))
+        });
+        let mut out = Vec::with_capacity(tree.len());
+        let mut stack = vec![(top, top_group)];
+        let mut kids: Vec<(&str, NodeKey, GroupInfo)> = Vec::new();
+        while let Some((k, group)) = stack.pop() {
+            let Some(n) = tree.node(k) else { continue };
+            out.push(self.info(k, n, group, now, wall));
+            kids.clear();
+            for (ordinal, g) in n.groups.iter().enumerate() {
+                let Some(g) = tree.group(*g) else { continue };
+                for (index, m) in g.members.iter().enumerate() {
+                    let Some(child) = tree.node(*m) else { continue };
+                    let name = child.dn.rsplit('.').next().unwrap_or_default();
+                    let info = GroupInfo::new(ordinal, g.options.strategy, index, g.members.len());
+                    kids.push((name, *m, info));
+                }
+            }
+            kids.sort_unstable_by(|a, b| b.0.cmp(a.0));
+            stack.extend(kids.iter().map(|(_, m, g)| (*m, Some(*g))));
+        }
+        out
+    }
+
+    /// The node whose DN is `dn`, walking down from the root by name.
+    pub fn find(&self, dn: &str) -> Option<NodeKey> {
+        let mut parts = dn.split('.');
+        if parts.next() != Some(tree::ROOT_NAME) {
+            return None;
+        }
+        parts.try_fold(self.tree.root(), |k, name| {
+            self.tree.node(k)?.children.get(name).copied()
+        })
+    }
+
+    pub fn counts(&self, restarts_last_minute: u64) -> Counts {
+        let mut c = Counts {
+            nodes: self.tree.len(),
+            stalled: self.stalled.len(),
+            restarts_last_minute,
+            ..Counts::default()
+        };
+        for (_, n) in self.tree.nodes() {
+            match n.reported_state() {
+                NodeState::New => c.new += 1,
+                NodeState::Healthy => c.healthy += 1,
+                NodeState::Dead => c.dead += 1,
+                NodeState::Done => c.done += 1,
+                NodeState::Canceled => c.canceled += 1,
+            }
+            c.waiting += usize::from(n.waiting.is_some());
+        }
+        c
+    }
+}
+
+/// Restarts per second over the last minute, in 60 one-second buckets.
+#[derive(Debug)]
+pub(crate) struct RestartRate {
+    start: Instant,
+    buckets: [u64; 60],
+    /// The second (since `start`) the newest bucket counts.
+    newest: u64,
+}
+
+impl RestartRate {
+    pub fn new() -> RestartRate {
+        RestartRate {
+            start: Instant::now(),
+            buckets: [0; 60],
+            newest: 0,
+        }
+    }
+
+    fn second(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.start).as_secs()
+    }
+
+    /// Forgets the buckets older than a minute before `now`.
+    fn roll(&mut self, now: Instant) {
+        let sec = self.second(now);
+        for s in (self.newest + 1..=sec).take(60) {
+            self.buckets[(s % 60) as usize] = 0;
+        }
+        self.newest = self.newest.max(sec);
+    }
+
+    pub fn add(&mut self, now: Instant, n: u64) {
+        self.roll(now);
+        self.buckets[(self.second(now) % 60) as usize] += n;
+    }
+
+    pub fn last_minute(&self, now: Instant) -> u64 {
+        let sec = self.second(now);
+        let stale = sec.saturating_sub(self.newest);
+        if stale >= 60 {
+            return 0;
+        }
+        // Buckets newer than `newest` are zero; those older than a minute
+        // before `now` have not been cleared yet: skip them.
+        (0..60 - stale)
+            .map(|back| self.buckets[((self.newest + 60 - back) % 60) as usize])
+            .sum()
+    }
+}
