@@ -703,8 +703,10 @@ impl Node {
 mod tests {
     use super::*;
 
-    fn child(t: &Tree, parent: NodeKey, name: &str) -> NodeKey {
-        t.node(parent).unwrap().children[name]
+    /// Starts `name` alone under `parent`.
+    fn start(t: &mut Tree, parent: NodeKey, name: &str) -> NodeKey {
+        t.add_group(parent, [name].into_iter(), GroupOptions::default())
+            .unwrap()[0]
     }
 
     /// Exits every live node below and including `k` (post-order is not
@@ -733,20 +735,14 @@ mod tests {
     fn a_child_keeps_its_record_when_its_parent_restarts_twice_before_recreating_it() {
         let mut t = Tree::new(CancellationToken::new(), Defaults::default());
         let root = t.root();
-        t.add_group(root, ["p"].into_iter(), GroupOptions::default())
-            .unwrap();
-        let p = child(&t, root, "p");
-        t.add_group(p, ["c"].into_iter(), GroupOptions::default())
-            .unwrap();
-        let c = child(&t, p, "c");
+        let p = start(&mut t, root, "p");
+        let c = start(&mut t, p, "c");
         die_and_reset(&mut t, c, "c broke");
         assert_eq!(t.node(c).unwrap().restarts, 1);
 
         die_and_reset(&mut t, p, "p broke once");
         die_and_reset(&mut t, p, "p broke during set-up");
-        t.add_group(p, ["c"].into_iter(), GroupOptions::default())
-            .unwrap();
-        let c = child(&t, p, "c");
+        let c = start(&mut t, p, "c");
         let n = t.node(c).unwrap();
         assert_eq!(n.restarts, 2, "one restart of its own, one with p");
         assert_eq!(n.last_error.as_deref(), Some("c broke"));
@@ -758,26 +754,16 @@ mod tests {
     fn a_grandchild_keeps_its_record_across_an_incarnation_that_skipped_it() {
         let mut t = Tree::new(CancellationToken::new(), Defaults::default());
         let root = t.root();
-        t.add_group(root, ["p"].into_iter(), GroupOptions::default())
-            .unwrap();
-        let p = child(&t, root, "p");
-        t.add_group(p, ["c"].into_iter(), GroupOptions::default())
-            .unwrap();
-        let c = child(&t, p, "c");
-        t.add_group(c, ["g"].into_iter(), GroupOptions::default())
-            .unwrap();
-        let g = child(&t, c, "g");
+        let p = start(&mut t, root, "p");
+        let c = start(&mut t, p, "c");
+        let g = start(&mut t, c, "g");
         die_and_reset(&mut t, g, "g broke");
         // c restarts and, this time, does not start g.
         die_and_reset(&mut t, c, "c broke");
         // p restarts: c is removed while it holds g's record as retired.
         die_and_reset(&mut t, p, "p broke");
-        t.add_group(p, ["c"].into_iter(), GroupOptions::default())
-            .unwrap();
-        let c = child(&t, p, "c");
-        t.add_group(c, ["g"].into_iter(), GroupOptions::default())
-            .unwrap();
-        let g = child(&t, c, "g");
+        let c = start(&mut t, p, "c");
+        let g = start(&mut t, c, "g");
         let n = t.node(g).unwrap();
         assert_eq!(n.last_error.as_deref(), Some("g broke"));
         assert_eq!(n.restarts, 2);
