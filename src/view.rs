@@ -2,6 +2,8 @@
 //! summary, and the restart rate behind "restarts in the last minute". Read
 //! only; the processor builds a [`View`] over its state to answer a message.
 
+#[cfg(test)]
+use std::time::Duration;
 use std::time::SystemTime;
 
 use slotmap::SecondaryMap;
@@ -198,5 +200,30 @@ impl RestartRate {
         (0..60 - stale)
             .map(|back| self.buckets[((self.newest + 60 - back) % 60) as usize])
             .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_restart_rate_forgets_what_is_older_than_a_minute() {
+        let mut r = RestartRate::new();
+        let t0 = r.start;
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        r.add(at(0), 2);
+        r.add(at(30), 3);
+        assert_eq!(r.last_minute(at(30)), 5);
+        assert_eq!(r.last_minute(at(59)), 5);
+        // At 60 s the first second has left the window.
+        assert_eq!(r.last_minute(at(60)), 3);
+        r.add(at(61), 1);
+        assert_eq!(r.last_minute(at(61)), 4);
+        assert_eq!(r.last_minute(at(90)), 1);
+        // Long quiet: nothing left, and the buckets are reused cleanly.
+        assert_eq!(r.last_minute(at(500)), 0);
+        r.add(at(500), 7);
+        assert_eq!(r.last_minute(at(500)), 7);
     }
 }
