@@ -20,6 +20,7 @@ use crate::name::is_valid_name;
 use crate::protocol::{Link, Pid, SignalMsg, StartGroup};
 use crate::runnable::{Group, Runnable};
 use crate::state::{NodeState, Signal};
+use crate::supervisor::Supervisor;
 use crate::tree::NodeKey;
 
 const NEW: u8 = 0;
@@ -196,6 +197,13 @@ impl Context {
             .names
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A handle on the supervisor that runs this node (a cheap clone), for
+    /// example to serve its status from inside the tree. Like any handle it
+    /// keeps the processor reachable; the tree drops it with the node.
+    pub fn supervisor(&self) -> Supervisor {
+        self.inner.processor.supervisor(self.inner.logs.clone())
     }
 
     /// This node's logger: entries go to the `log` facade (target: the DN)

@@ -74,6 +74,8 @@ mod sweep;
 pub mod testing;
 mod tree;
 mod view;
+#[cfg(feature = "web")]
+pub mod web;
 mod workers;
 
 pub use actor::{

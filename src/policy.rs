@@ -44,6 +44,8 @@ impl Default for Shutdown {
 ///
 /// A temporary child's deaths do not count against its parent's
 /// [restart intensity](Intensity).
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Restart {
     /// Restarted whenever it exits, unless it signalled Done and returned

@@ -772,7 +772,7 @@ impl Actor for Processor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         // Hosts and contexts report back through this address.
-        self.me = Some(Link::new(ctx.address()));
+        self.me = Some(Link::new(ctx.address(), self.panic.clone()));
         let root = self.tree.root();
         if let Some(r) = self.root_runnable.take() {
             self.host(root, r);

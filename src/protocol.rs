@@ -10,7 +10,7 @@
 //! [`Supervisor`]: crate::Supervisor
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::{Addr, MailboxError, Message};
@@ -19,40 +19,51 @@ use futures::channel::oneshot;
 use crate::context::Context;
 use crate::error::RunError;
 use crate::exit::Exit;
+use crate::logtree::LogTree;
 use crate::policy::Shutdown;
 use crate::processor::Processor;
 use crate::runnable::Group;
 use crate::state::{Counts, Ended, NodeInfo, Signal};
+use crate::supervisor::Supervisor;
 use crate::tree::NodeKey;
 
-/// The processor's address as the tree's side sees it. Shared rather than
+/// The processor's address as the tree's side sees it (and the slot of a
+/// propagated panic, to make [`Supervisor`] handles). Shared rather than
 /// cloned: every clone of an actix address allocates.
 #[derive(Clone)]
-pub(crate) struct Link(Arc<Addr<Processor>>);
+pub(crate) struct Link(Arc<(Addr<Processor>, PanicSlot)>);
+
+/// Where a propagated panic waits for a handle to re-raise it.
+pub(crate) type PanicSlot = Arc<Mutex<Option<String>>>;
 
 impl Link {
-    pub fn new(addr: Addr<Processor>) -> Link {
-        Link(Arc::new(addr))
+    pub fn new(addr: Addr<Processor>, panic: PanicSlot) -> Link {
+        Link(Arc::new((addr, panic)))
+    }
+
+    /// A handle on the supervisor, as [`Supervisor::start`] returns.
+    pub fn supervisor(&self, logs: LogTree) -> Supervisor {
+        Supervisor::from_parts(self.0 .0.clone(), self.0 .1.clone(), logs)
     }
 
     /// Reports an incarnation's end.
     pub fn exited(&self, msg: Exited) {
-        self.0.do_send(msg);
+        self.0 .0.do_send(msg);
     }
 
     /// Reports that a delayed start has begun.
     pub fn began(&self, msg: Began) {
-        self.0.do_send(msg);
+        self.0 .0.do_send(msg);
     }
 
     /// Reports an accepted signal.
     pub fn signal(&self, msg: SignalMsg) {
-        self.0.do_send(msg);
+        self.0 .0.do_send(msg);
     }
 
     /// Reports a process node's pid.
     pub fn pid(&self, msg: Pid) {
-        self.0.do_send(msg);
+        self.0 .0.do_send(msg);
     }
 
     /// Asks for children.
@@ -60,7 +71,7 @@ impl Link {
         &self,
         msg: StartGroup,
     ) -> Result<Result<Starting, RunError>, MailboxError> {
-        self.0.send(msg).await
+        self.0 .0.send(msg).await
     }
 }
 

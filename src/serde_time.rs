@@ -19,3 +19,12 @@ pub(crate) fn opt_secs<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::O
         None => s.serialize_none(),
     }
 }
+
+/// An optional tokio `Instant` as whether it is set: the instant itself
+/// means nothing outside the process.
+pub(crate) fn is_some<S: Serializer>(
+    t: &Option<tokio::time::Instant>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.serialize_bool(t.is_some())
+}

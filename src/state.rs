@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use crate::policy::Strategy;
+use crate::policy::{Restart, Strategy};
 
 /// The state of a node, as the processor records it.
 ///
@@ -125,6 +125,8 @@ pub struct NodeInfo {
         serde(serialize_with = "crate::serde_time::opt_secs")
     )]
     pub uptime: Option<Duration>,
+    /// When it is restarted (its [`Restart`] type).
+    pub restart: Restart,
     /// How many times this DN has been started again after its first start.
     pub restarts: u64,
     /// The restarts its parent performed within the parent's intensity
@@ -137,7 +139,10 @@ pub struct NodeInfo {
     pub last_exit: Option<LastExit>,
     /// While the node waits out its backoff: when its runnable is due to
     /// start again (on tokio's clock).
-    #[cfg_attr(feature = "serde", serde(skip))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "waiting", serialize_with = "crate::serde_time::is_some")
+    )]
     pub restart_at: Option<Instant>,
     /// Its group; `None` for the root.
     pub group: Option<GroupInfo>,
@@ -147,7 +152,10 @@ pub struct NodeInfo {
     pub children_total: u32,
     /// Since when it has kept its worker thread from running anything else,
     /// if the stall watch flagged it.
-    #[cfg_attr(feature = "serde", serde(skip))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "stalled", serialize_with = "crate::serde_time::is_some")
+    )]
     pub stalled_since: Option<Instant>,
 }
 

@@ -77,6 +77,18 @@ impl std::fmt::Debug for Supervisor {
 }
 
 impl Supervisor {
+    pub(crate) fn from_parts(
+        processor: Addr<Processor>,
+        panic: Arc<Mutex<Option<String>>>,
+        logs: LogTree,
+    ) -> Supervisor {
+        Supervisor {
+            processor,
+            panic,
+            logs,
+        }
+    }
+
     /// A builder, to change the defaults.
     pub fn builder() -> SupervisorBuilder {
         SupervisorBuilder::default()

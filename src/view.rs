@@ -65,6 +65,7 @@ impl View<'_> {
                 .started_ms
                 .filter(|_| n.is_running())
                 .map(|ms| now.saturating_duration_since(tree.at(ms))),
+            restart: tree.restart_of(key),
             restarts: n.restarts,
             restarts_in_window,
             last_error: n.last_error.clone(),

@@ -1,0 +1,419 @@
+//! An actix-web service inside the tree (the `web` feature): a supervised
+//! HTTP server ([`server`]) and the supervisor's status endpoints and page
+//! ([`Status`]) to mount in an application.
+//!
+//! ```no_run
+//! use actix_supervisor::web::{server, Status};
+//! use actix_supervisor::{Context, RunResult, Signal};
+//! use actix_web::{web, App, HttpResponse};
+//!
+//! async fn root(ctx: Context) -> RunResult {
+//!     let status = Status::new(ctx.supervisor());
+//!     ctx.run("http", server("127.0.0.1:8080", move || {
+//!         App::new()
+//!             .service(web::scope("/status").configure(status.config()))
+//!             .route("/", web::get().to(|| async { HttpResponse::Ok().body("hello") }))
+//!     }))
+//!     .await?;
+//!     ctx.signal(Signal::Healthy)?;
+//!     ctx.cancelled().await;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Do not wire actix-web's own shutdown to the node by hand
+//! (`HttpServer::shutdown_signal(ctx.cancelled())`): actix-server then stops
+//! the whole actix `System` when the node is cancelled, so one sibling's
+//! death ends the process. [`server`] stops only its own server.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use actix_http::body::MessageBody;
+use actix_http::{Request, Response};
+use actix_service::IntoServiceFactory;
+use actix_web::dev::{AppConfig, Service, ServiceFactory};
+use actix_web::{web, HttpResponse, HttpServer};
+use futures::future::LocalBoxFuture;
+use prometheus_client::registry::Registry;
+
+use crate::context::Context;
+use crate::error::RunResult;
+use crate::policy::{Restart, Shutdown};
+use crate::render::{glyph, human, TextTree};
+use crate::runnable::Runnable;
+use crate::state::{NodeInfo, NodeState, Signal};
+use crate::supervisor::Supervisor;
+
+/// How much longer than the server's graceful period its node's stop
+/// deadline is at least.
+const STOP_MARGIN: Duration = Duration::from_secs(1);
+
+/// A runnable that serves `factory`'s application on `addr`. See [`Server`].
+pub fn server<F, I, S, B>(addr: impl Into<String>, factory: F) -> Server<F, I, S, B>
+where
+    F: Fn() -> I + Send + Clone + 'static,
+    I: IntoServiceFactory<S, Request> + 'static,
+    S: ServiceFactory<Request, Config = AppConfig> + 'static,
+    S::Error: Into<actix_web::Error> + 'static,
+    S::InitError: fmt::Debug,
+    S::Response: Into<Response<B>> + 'static,
+    <S::Service as Service<Request>>::Future: 'static,
+    S::Service: 'static,
+    B: MessageBody + 'static,
+{
+    Server {
+        factory,
+        addr: addr.into(),
+        workers: 1,
+        grace: Duration::from_secs(3),
+        bound: Arc::default(),
+        app: PhantomData,
+    }
+}
+
+/// A supervised actix-web server, made by [`server`].
+///
+/// On every (re)start it binds its address and signals Healthy once it
+/// listens; a bind error (address in use, permission) is a death naming the
+/// address and the OS error, retried with backoff. On cancellation it stops
+/// accepting, lets requests in flight finish within its grace period, and
+/// returns. Its HTTP workers are actix-web's own arbiters; a handler's panic
+/// stays actix-web's business (a 500), while the server stopping by itself
+/// is the node's death. actix-web's signal handling is off: the supervisor
+/// owns the process's signals.
+pub struct Server<F, I, S, B> {
+    factory: F,
+    addr: String,
+    workers: usize,
+    grace: Duration,
+    bound: Arc<Mutex<Vec<SocketAddr>>>,
+    app: AppTypes<I, S, B>,
+}
+
+impl<F, I, S, B> Server<F, I, S, B> {
+    /// How many HTTP worker threads actix-web runs. Default 1.
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = n.max(1);
+        self
+    }
+
+    /// How long requests in flight may take to finish once the node is
+    /// cancelled. Default 3 s. The node's stop deadline is widened to fit.
+    pub fn grace(mut self, d: Duration) -> Self {
+        self.grace = d;
+        self
+    }
+
+    /// A handle to the addresses the current incarnation listens on (useful
+    /// with port 0); empty while it does not listen.
+    pub fn addrs(&self) -> BoundAddrs {
+        BoundAddrs(self.bound.clone())
+    }
+}
+
+impl<F, I, S, B> fmt::Debug for Server<F, I, S, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("addr", &self.addr)
+            .field("workers", &self.workers)
+            .field("grace", &self.grace)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The application's types, as `HttpServer` has them (a function pointer:
+/// `Send` and `Sync` whatever they are).
+type AppTypes<I, S, B> = PhantomData<fn() -> (I, S, B)>;
+
+/// The addresses a [`Server`] listens on, whichever incarnation runs.
+#[derive(Clone, Debug)]
+pub struct BoundAddrs(Arc<Mutex<Vec<SocketAddr>>>);
+
+impl BoundAddrs {
+    /// The addresses, empty while the server does not listen.
+    pub fn get(&self) -> Vec<SocketAddr> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// Clears the bound addresses when the incarnation ends, however it ends.
+struct Unbind(Arc<Mutex<Vec<SocketAddr>>>);
+
+impl Drop for Unbind {
+    fn drop(&mut self) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+}
+
+impl<F, I, S, B> Runnable for Server<F, I, S, B>
+where
+    F: Fn() -> I + Send + Clone + 'static,
+    I: IntoServiceFactory<S, Request> + 'static,
+    S: ServiceFactory<Request, Config = AppConfig> + 'static,
+    S::Error: Into<actix_web::Error> + 'static,
+    S::InitError: fmt::Debug,
+    S::Response: Into<Response<B>> + 'static,
+    <S::Service as Service<Request>>::Future: 'static,
+    S::Service: 'static,
+    B: MessageBody + 'static,
+{
+    fn run(&mut self, ctx: Context) -> LocalBoxFuture<'static, RunResult> {
+        let factory = self.factory.clone();
+        let (addr, workers, grace) = (self.addr.clone(), self.workers, self.grace);
+        let bound = self.bound.clone();
+        Box::pin(async move {
+            let server = HttpServer::new(factory)
+                .workers(workers)
+                .disable_signals()
+                .shutdown_timeout(grace.as_secs().max(1))
+                .bind(addr.as_str())
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            *bound.lock().unwrap_or_else(PoisonError::into_inner) = server.addrs();
+            let _unbind = Unbind(bound);
+            let server = server.run();
+            let handle = server.handle();
+            let mut running = actix_rt::spawn(server);
+            ctx.signal(Signal::Healthy)?;
+            tokio::select! {
+                ended = &mut running => {
+                    let why = match ended {
+                        Ok(Ok(())) => "stopped by itself".to_string(),
+                        Ok(Err(e)) => e.to_string(),
+                        Err(e) => e.to_string(),
+                    };
+                    Err(format!("the server on {addr} ended: {why}").into())
+                }
+                _ = ctx.cancelled() => {
+                    handle.stop(true).await;
+                    let _ = running.await;
+                    Ok(())
+                }
+            }
+        })
+    }
+
+    /// Widens a timeout that leaves no room for the graceful stop.
+    fn shutdown(&self, configured: Shutdown) -> Shutdown {
+        match configured {
+            Shutdown::Timeout(d) => Shutdown::Timeout(d.max(self.grace + STOP_MARGIN)),
+            other => other,
+        }
+    }
+}
+
+/// The supervisor's status, to mount in an application: `/healthz`,
+/// `/readyz`, `/metrics`, `/tree`, `/tree.json`, `/logs` and an HTML page at
+/// `/`. Read-only: nothing here changes the tree.
+///
+/// ```no_run
+/// # use actix_supervisor::{web::Status, Supervisor};
+/// # fn f(sup: Supervisor) {
+/// let status = Status::new(sup);
+/// let app = actix_web::App::new().service(actix_web::web::scope("/status").configure(status.config()));
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Status {
+    sup: Supervisor,
+    registry: Option<Arc<Mutex<Registry>>>,
+}
+
+impl fmt::Debug for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Status")
+            .field("metrics", &self.registry.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How long `/healthz` waits for the processor to answer.
+const HEALTH_BOUND: Duration = Duration::from_millis(500);
+
+impl Status {
+    /// The status of `sup`.
+    pub fn new(sup: Supervisor) -> Status {
+        Status {
+            sup,
+            registry: None,
+        }
+    }
+
+    /// Serves `registry` at `/metrics` (for example the one a
+    /// [`PrometheusMetrics`](crate::prometheus::PrometheusMetrics) records in).
+    pub fn metrics(mut self, registry: Arc<Mutex<Registry>>) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// The routes, for `App::configure` or `Scope::configure`.
+    pub fn config(&self) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
+        let status = self.clone();
+        move |cfg: &mut web::ServiceConfig| {
+            let s = status.clone();
+            cfg.app_data(web::Data::new(s))
+                .route("/healthz", web::get().to(healthz))
+                .route("/readyz", web::get().to(readyz))
+                .route("/metrics", web::get().to(metrics))
+                .route("/tree", web::get().to(tree_text))
+                .route("/tree.json", web::get().to(tree_json))
+                .route("/logs", web::get().to(logs))
+                .route("/", web::get().to(page))
+                .route("", web::get().to(page));
+        }
+    }
+}
+
+async fn healthz(s: web::Data<Status>) -> HttpResponse {
+    match tokio::time::timeout(HEALTH_BOUND, s.sup.counts()).await {
+        Ok(_) => HttpResponse::Ok().body("ok\n"),
+        Err(_) => HttpResponse::ServiceUnavailable().body("the supervisor does not answer\n"),
+    }
+}
+
+/// Not ready: the root is not HEALTHY, or a permanent node is neither
+/// HEALTHY nor DONE.
+fn not_ready(nodes: &[NodeInfo]) -> Vec<&NodeInfo> {
+    nodes
+        .iter()
+        .filter(|n| {
+            let root = !n.dn.contains('.');
+            let required = root || n.restart == Restart::Permanent;
+            let fine = n.state == NodeState::Healthy || (!root && n.state == NodeState::Done);
+            required && (!fine || n.restart_at.is_some())
+        })
+        .collect()
+}
+
+async fn readyz(s: web::Data<Status>) -> HttpResponse {
+    let nodes = s.sup.snapshot().await;
+    let missing = not_ready(&nodes);
+    if !nodes.is_empty() && missing.is_empty() {
+        return HttpResponse::Ok().json(serde_json::json!({ "ready": true }));
+    }
+    let list: Vec<_> = missing
+        .iter()
+        .map(|n| {
+            serde_json::json!({
+                "dn": n.dn,
+                "state": n.state,
+                "waiting": n.restart_at.is_some(),
+                "last_error": n.last_error,
+            })
+        })
+        .collect();
+    HttpResponse::ServiceUnavailable()
+        .json(serde_json::json!({ "ready": false, "not_ready": list }))
+}
+
+async fn metrics(s: web::Data<Status>) -> HttpResponse {
+    let Some(registry) = &s.registry else {
+        return HttpResponse::NotFound().body("no metrics registry was given to the status\n");
+    };
+    let mut text = String::new();
+    let encoded = {
+        let r = registry.lock().unwrap_or_else(PoisonError::into_inner);
+        prometheus_client::encoding::text::encode(&mut text, &r)
+    };
+    match encoded {
+        Ok(()) => HttpResponse::Ok()
+            .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+            .body(text),
+        Err(e) => HttpResponse::InternalServerError().body(format!("encoding failed: {e}\n")),
+    }
+}
+
+async fn tree_text(s: web::Data<Status>) -> HttpResponse {
+    let nodes = s.sup.snapshot().await;
+    HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body(TextTree::new(&nodes).to_string())
+}
+
+async fn tree_json(s: web::Data<Status>) -> HttpResponse {
+    HttpResponse::Ok().json(s.sup.snapshot().await)
+}
+
+#[derive(serde::Deserialize)]
+struct LogsQuery {
+    dn: String,
+    #[serde(default)]
+    after: u64,
+}
+
+/// The node's last 200 log lines (its sub-loggers' too), or those after
+/// sequence number `after`, as JSON.
+async fn logs(s: web::Data<Status>, q: web::Query<LogsQuery>) -> HttpResponse {
+    let query = crate::LogQuery::dn(&q.dn);
+    let entries = s.sup.logs().backlog(&query);
+    let fresh: Vec<_> = entries.iter().filter(|e| e.seq > q.after).collect();
+    let lines: Vec<_> = fresh[fresh.len().saturating_sub(200)..]
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "seq": e.seq,
+                "dn": &*e.dn,
+                "level": e.level.map(|l| l.to_string()),
+                "message": e.message,
+            })
+        })
+        .collect();
+    HttpResponse::Ok().json(lines)
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// One row of the page's tree, server-rendered (the script renders the same
+/// from `/tree.json`).
+fn row(n: &NodeInfo, now: tokio::time::Instant) -> String {
+    let depth = n.dn.matches('.').count();
+    let name = n.dn.rsplit('.').next().unwrap_or(&n.dn);
+    let when = match (n.restart_at, n.uptime) {
+        (Some(at), _) => format!("restart in {}", human(at.saturating_duration_since(now))),
+        (None, Some(up)) => format!("up {}", human(up)),
+        _ => String::new(),
+    };
+    let stalled = if n.stalled_since.is_some() {
+        "STALLED"
+    } else {
+        ""
+    };
+    format!(
+        "<tr data-dn=\"{dn}\" class=\"{state}\"><td style=\"padding-left:{pad}em\">{glyph} {name}</td><td class=\"state\">{state}</td><td class=\"restarts\">{restarts}</td><td>{when}</td><td class=\"stalled\">{stalled}</td><td class=\"error\">{error}</td></tr>",
+        dn = escape(&n.dn),
+        state = n.state,
+        pad = depth as f32 * 1.2 + 0.3,
+        glyph = glyph(n),
+        name = escape(name),
+        restarts = n.restarts,
+        error = escape(n.last_error.as_deref().unwrap_or("").lines().next().unwrap_or("")),
+    )
+}
+
+async fn page(s: web::Data<Status>) -> HttpResponse {
+    let nodes = s.sup.snapshot().await;
+    let now = tokio::time::Instant::now();
+    let rows: String = nodes.iter().map(|n| row(n, now)).collect();
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(PAGE.replace("{{rows}}", &rows))
+}
+
+/// The status page: server-rendered, enhanced by a small script that polls
+/// `tree.json` every second and follows a clicked node's log lines. No
+/// external resources.
+const PAGE: &str = include_str!("web_page.html");
