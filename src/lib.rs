@@ -71,6 +71,8 @@ mod stall;
 mod state;
 mod supervisor;
 mod sweep;
+#[cfg(feature = "systemd")]
+pub mod systemd;
 pub mod testing;
 mod tree;
 mod view;
@@ -95,6 +97,8 @@ pub use runnable::{Child, Group, Runnable};
 pub use state::{
     Counts, Ended, ExitKind, GroupInfo, LastExit, NodeInfo, NodeKind, NodeState, Signal,
 };
+#[cfg(unix)]
+pub use supervisor::TerminationSignals;
 pub use supervisor::{default_backoff, Supervisor, SupervisorBuilder};
 
 #[doc(hidden)]

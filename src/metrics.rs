@@ -48,6 +48,9 @@ pub trait Metrics: Send + Sync + 'static {
     fn tick(&self, counts: &Counts, lag: Duration) {
         let _ = (counts, lag);
     }
+
+    /// The supervisor has begun to shut down.
+    fn stopping(&self) {}
 }
 
 impl<M: Metrics> Metrics for Arc<M> {
@@ -68,6 +71,9 @@ impl<M: Metrics> Metrics for Arc<M> {
     }
     fn tick(&self, counts: &Counts, lag: Duration) {
         (**self).tick(counts, lag)
+    }
+    fn stopping(&self) {
+        (**self).stopping()
     }
 }
 

@@ -29,7 +29,7 @@ use crate::metrics::Metrics;
 use crate::node::NodeHost;
 use crate::policy::Backoff;
 use crate::protocol::{
-    Began, CountsMsg, Exited, Join, Link, LiveRunnables, Pid, SignalMsg, Snapshot, Start,
+    Began, CountsMsg, Drain, Exited, Join, Link, LiveRunnables, Pid, SignalMsg, Snapshot, Start,
     StartGroup, Starting, Stop, WaitSettled,
 };
 use crate::restart::{plan, Jitter, Plan};
@@ -112,6 +112,10 @@ pub(crate) struct Processor {
     watch_timer: Option<SpawnHandle>,
     /// Per worker: the node the stall watch flagged on it.
     blocked_by: Vec<Option<NodeKey>>,
+    /// Not ready for traffic any more: a shutdown is coming or under way.
+    draining: bool,
+    /// Nodes aborted at their stop deadline during the shutdown.
+    stragglers: Vec<String>,
 }
 
 impl Processor {
@@ -148,6 +152,8 @@ impl Processor {
             safety_timer: None,
             watch_timer: None,
             blocked_by: Vec::new(),
+            draining: false,
+            stragglers: Vec::new(),
         }
     }
 
@@ -423,6 +429,9 @@ impl Processor {
                     }
                     None => "cancelled".into(),
                 };
+                if kind == ExitKind::Aborted && self.life != Life::Running {
+                    self.stragglers.push(node.dn.to_string());
+                }
                 self.exit(k, NodeState::Canceled, kind, reason);
             }
             Verdict::Dead(reason) => self.die(k, reason, kind, &exit.sub_loggers),
@@ -677,6 +686,8 @@ impl Processor {
             self.voice
                 .say(Level::Info, "shutting down: cancelling the tree".into());
             self.life = Life::Draining;
+            self.draining = true;
+            tell(&self.config.metrics, &self.voice, |m| m.stopping());
             self.tree.top().cancel();
         }
     }
@@ -696,6 +707,11 @@ impl Processor {
             .flatten()
         {
             ctx.cancel_future(timer);
+        }
+        if !self.stragglers.is_empty() && self.ending == Some(Ended::ShutDown) {
+            self.ending = Some(Ended::Stragglers {
+                dns: std::mem::take(&mut self.stragglers),
+            });
         }
         let ended = self.ending.clone().unwrap_or(Ended::ShutDown);
         for w in self.finish_waiters.drain(..) {
@@ -906,6 +922,20 @@ impl Handler<Stop> for Processor {
         self.begin_shutdown(Ended::ShutDown);
         self.check_drained(ctx);
         self.finished()
+    }
+}
+
+impl Handler<Drain> for Processor {
+    type Result = bool;
+    fn handle(&mut self, msg: Drain, _: &mut Self::Context) -> bool {
+        if msg.start && !self.draining {
+            self.draining = true;
+            self.voice.say(
+                Level::Info,
+                "draining: not ready any more, shutting down soon".into(),
+            );
+        }
+        self.draining
     }
 }
 

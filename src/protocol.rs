@@ -160,6 +160,13 @@ pub(crate) struct Snapshot {
     pub of: Option<String>,
 }
 
+/// Whether the supervisor is draining (`start`: begin draining now).
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub(crate) struct Drain {
+    pub start: bool,
+}
+
 /// The tree's summary.
 #[derive(Message)]
 #[rtype(result = "Counts")]

@@ -329,6 +329,31 @@ pub enum Ended {
         /// The DN and the panic message.
         message: String,
     },
+    /// Shut down, but these nodes did not return within their stop deadline
+    /// and were aborted.
+    Stragglers {
+        /// Their DNs.
+        dns: Vec<String>,
+    },
+    /// A second signal forced the process out before the graceful shutdown
+    /// finished ([`Supervisor::run_until_signal`](crate::Supervisor::run_until_signal)).
+    Forced,
+}
+
+impl Ended {
+    /// The process exit code that says how it ended: 0 for a clean
+    /// shutdown, 2 when the supervisor gave up on the root, 3 when the
+    /// shutdown left stragglers, 4 for a propagated panic, 5 when a second
+    /// signal forced it.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Ended::ShutDown => 0,
+            Ended::GaveUp { .. } => 2,
+            Ended::Stragglers { .. } => 3,
+            Ended::Panicked { .. } => 4,
+            Ended::Forced => 5,
+        }
+    }
 }
 
 impl fmt::Display for Ended {
@@ -337,6 +362,13 @@ impl fmt::Display for Ended {
             Ended::ShutDown => f.write_str("shut down"),
             Ended::GaveUp { reason } => write!(f, "gave up: {reason}"),
             Ended::Panicked { message } => write!(f, "propagated a panic: {message}"),
+            Ended::Stragglers { dns } => write!(
+                f,
+                "shut down, aborting {} that did not stop in time: {}",
+                dns.len(),
+                dns.join(", ")
+            ),
+            Ended::Forced => f.write_str("forced out by a second signal"),
         }
     }
 }

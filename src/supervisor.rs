@@ -6,11 +6,12 @@ use std::time::Duration;
 use actix::{Actor, Addr};
 use backoff::ExponentialBackoff;
 
+use crate::logger::Voice;
 use crate::logtree::LogTree;
 use crate::metrics::Metrics;
 use crate::policy::{Backoff, Intensity, Restart, Shutdown};
 use crate::processor::{Config, Processor};
-use crate::protocol::{CountsMsg, Join, LiveRunnables, Snapshot, Stop, WaitSettled};
+use crate::protocol::{CountsMsg, Drain, Join, LiveRunnables, Snapshot, Stop, WaitSettled};
 use crate::runnable::Runnable;
 use crate::stall::Watch;
 use crate::state::{Counts, Ended, NodeInfo};
@@ -171,6 +172,69 @@ impl Supervisor {
         ended
     }
 
+    /// Stops being ready (the status's `/readyz` answers 503) without
+    /// stopping anything yet: the first step of a graceful shutdown, so that
+    /// load balancers stop sending traffic. See
+    /// [`run_until_signal`](Self::run_until_signal).
+    pub async fn drain(&self) {
+        let _ = self.processor.send(Drain { start: true }).await;
+    }
+
+    /// Whether the supervisor is draining or shutting down.
+    pub async fn is_draining(&self) -> bool {
+        self.processor
+            .send(Drain { start: false })
+            .await
+            .unwrap_or(true)
+    }
+
+    /// Serves until SIGTERM or SIGINT (Unix), then shuts down gracefully:
+    /// readiness goes at once ([`drain`](Self::drain)), `drain_delay` passes
+    /// (zero is fine under systemd; under Kubernetes a few seconds let the
+    /// endpoints be removed before connections close), then
+    /// [`shutdown`](Self::shutdown) runs within the stop deadlines. A second
+    /// signal meanwhile returns [`Ended::Forced`] at once, for `main` to exit.
+    /// If the supervisor ends by itself first (it gave up), that is returned.
+    ///
+    /// `main` can end with `std::process::exit(ended.exit_code().into())`.
+    /// Fails only when the signal handlers cannot be installed.
+    #[cfg(unix)]
+    pub async fn run_until_signal(&self, drain_delay: Duration) -> std::io::Result<Ended> {
+        let signals = TerminationSignals::new()?;
+        Ok(self.run_until(signals, drain_delay).await)
+    }
+
+    /// [`run_until_signal`](Self::run_until_signal) with signal handlers
+    /// installed beforehand (so that no signal sent after
+    /// [`TerminationSignals::new`] returns can be missed).
+    #[cfg(unix)]
+    pub async fn run_until(&self, mut signals: TerminationSignals, drain_delay: Duration) -> Ended {
+        let first = tokio::select! {
+            name = signals.recv() => name,
+            ended = self.join() => return ended,
+        };
+        Voice::new(self.logs.clone()).say(
+            log::Level::Info,
+            format!("{first}: draining for {drain_delay:?}, then shutting down"),
+        );
+        self.drain().await;
+        let graceful = async {
+            tokio::time::sleep(drain_delay).await;
+            self.shutdown().await;
+            self.join().await
+        };
+        tokio::select! {
+            ended = graceful => ended,
+            again = signals.recv() => {
+                Voice::new(self.logs.clone()).say(
+                    log::Level::Warn,
+                    format!("{again} again: giving up on the graceful shutdown"),
+                );
+                Ended::Forced
+            }
+        }
+    }
+
     /// With [`SupervisorBuilder::propagate_panics`], re-raises a runnable's
     /// panic here, on the caller's task.
     fn raise_panic(&self) {
@@ -181,6 +245,35 @@ impl Supervisor {
             .take();
         if let Some(msg) = msg {
             panic!("{msg}");
+        }
+    }
+}
+
+/// SIGTERM and SIGINT, listened for from [`new`](Self::new) on (Unix).
+#[cfg(unix)]
+#[derive(Debug)]
+pub struct TerminationSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+impl TerminationSignals {
+    /// Installs the handlers: from now on these signals no longer end the
+    /// process by themselves. Needs a running tokio (actix) runtime.
+    pub fn new() -> std::io::Result<TerminationSignals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(TerminationSignals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// The next signal's name.
+    pub async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
         }
     }
 }

@@ -295,6 +295,10 @@ fn not_ready(nodes: &[NodeInfo]) -> Vec<&NodeInfo> {
 }
 
 async fn readyz(s: web::Data<Status>) -> HttpResponse {
+    if s.sup.is_draining().await {
+        return HttpResponse::ServiceUnavailable()
+            .json(serde_json::json!({ "ready": false, "draining": true }));
+    }
     let nodes = s.sup.snapshot().await;
     let missing = not_ready(&nodes);
     if !nodes.is_empty() && missing.is_empty() {

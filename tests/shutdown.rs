@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use actix_supervisor::{Context, Group, NodeState, RunResult, Signal, Supervisor};
+use actix_supervisor::{Context, Ended, Group, NodeState, RunResult, Signal, Supervisor};
 use common::*;
 
 #[actix_rt::test]
@@ -28,6 +28,14 @@ async fn shutdown_aborts_a_runnable_that_ignores_cancellation() {
     for n in sup.snapshot().await {
         assert_eq!(n.state, NodeState::Canceled, "{}", n.dn);
     }
+    let ended = sup.join().await;
+    assert_eq!(
+        ended,
+        Ended::Stragglers {
+            dns: vec!["root.deaf".into()]
+        }
+    );
+    assert_eq!(ended.exit_code(), 3);
 }
 
 #[actix_rt::test]

@@ -1,0 +1,99 @@
+//! Shutting down on SIGTERM: drain, then a graceful shutdown; a second
+//! signal forces the way out. Signals are process-wide: one test, its own
+//! binary.
+#![cfg(unix)]
+
+mod common;
+
+use std::time::Duration;
+
+use actix_supervisor::{Context, Ended, LogEvent, LogQuery, TerminationSignals};
+use common::*;
+use futures::StreamExt;
+
+fn raise(signal: i32) {
+    // SAFETY: kill(2) on our own pid; a handler is installed for `signal`.
+    let r = unsafe { libc::kill(libc::getpid(), signal) };
+    assert_eq!(r, 0);
+}
+
+/// Waits (10 s hang guard) for a supervisor log line containing `text`.
+async fn said(stream: &mut (impl futures::Stream<Item = LogEvent> + Unpin), text: &str) {
+    loop {
+        let e = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .unwrap_or_else(|_| panic!("no log line with {text:?} within 10 s"))
+            .expect("log stream ended");
+        if matches!(e, LogEvent::Entry(e) if e.message.contains(text)) {
+            return;
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn sigterm_drains_then_shuts_down_and_a_second_one_forces() {
+    init_log();
+    // One SIGTERM: ready no more, then a clean shutdown, exit code 0.
+    let sup = builder().start(|ctx: Context| async move {
+        ctx.run("worker", server()).await?;
+        serve(&ctx).await
+    });
+    sup.wait_settled().await;
+    assert!(!sup.is_draining().await);
+    let signals = TerminationSignals::new().unwrap();
+    let run = actix_rt::spawn({
+        let sup = sup.clone();
+        async move { sup.run_until(signals, Duration::ZERO).await }
+    });
+    raise(libc::SIGTERM);
+    let ended = tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .expect("shut down within 10 s")
+        .unwrap();
+    assert_eq!(ended, Ended::ShutDown);
+    assert_eq!(ended.exit_code(), 0);
+    assert!(sup.live_runnables().await.is_empty());
+    let lines: Vec<String> = sup
+        .logs()
+        .backlog(&LogQuery::dn("supervisor"))
+        .iter()
+        .map(|e| e.message.clone())
+        .collect();
+    let drained = lines
+        .iter()
+        .position(|l| l.starts_with("SIGTERM: draining"))
+        .unwrap();
+    let shut = lines
+        .iter()
+        .position(|l| l.starts_with("shutting down"))
+        .unwrap();
+    assert!(drained < shut, "{lines:#?}");
+
+    // A long drain, cut short by a second signal.
+    let sup = builder().start(|ctx: Context| async move {
+        ctx.run("worker", server()).await?;
+        serve(&ctx).await
+    });
+    sup.wait_settled().await;
+    let mut log = sup.logs().subscribe(LogQuery::dn("supervisor"));
+    let signals = TerminationSignals::new().unwrap();
+    let run = actix_rt::spawn({
+        let sup = sup.clone();
+        async move { sup.run_until(signals, Duration::from_secs(3600)).await }
+    });
+    raise(libc::SIGINT);
+    said(&mut log, "SIGINT: draining").await;
+    assert!(sup.is_draining().await, "not ready any more");
+    assert_eq!(
+        sup.live_runnables().await.len(),
+        2,
+        "still serving while it drains"
+    );
+    raise(libc::SIGTERM);
+    let ended = tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .expect("forced within 10 s")
+        .unwrap();
+    assert_eq!((ended.clone(), ended.exit_code()), (Ended::Forced, 5));
+    sup.shutdown().await;
+}
