@@ -37,7 +37,7 @@ impl Handler<Job> for Worker {
     type Result = u64;
     fn handle(&mut self, job: Job, _: &mut Self::Context) -> u64 {
         self.handled += 1;
-        if self.id == 1 && job.0 % 13 == 0 {
+        if self.id == 1 && job.0.is_multiple_of(13) {
             panic!("worker 1 choked on job {}", job.0);
         }
         job.0 * 2

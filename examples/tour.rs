@@ -1,20 +1,48 @@
-//! A small service under supervision: a group of two HTTP-ish workers, a
-//! database client, a worker that crashes now and then, and a batch job that
-//! finishes. Prints the tree every second for about ten seconds, then shuts
-//! down cleanly. Deaths are reported on stderr with the dying node's last log
-//! lines.
+//! A small service under supervision, served over HTTP: an actix-web server
+//! with the status page and an API, an actor counting the API's calls, a
+//! worker that crashes now and then, a child process, and a batch job that
+//! finishes. Prints the tree every three seconds and stops by itself after
+//! about 15 s (`--forever`: until Ctrl-C or SIGTERM, which drain first).
 //!
 //! ```text
 //! cargo run --example tour
-//! RUST_LOG=actix_supervisor=info cargo run --example tour   # see every restart
+//! cargo run --example tour -- --forever
+//! TOUR_PORT=9000 cargo run --example tour      # default 8080, else a free port
+//! RUST_LOG=actix_supervisor=info cargo run --example tour   # every restart
 //! ```
 
+use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix::{Actor, Handler, Message};
+use actix_supervisor::process::Command;
 use actix_supervisor::render::TextTree;
-use actix_supervisor::{node_info, node_warn, Context, Group, RunResult, Signal, Supervisor};
+use actix_supervisor::web::{server, Status};
+use actix_supervisor::{
+    node_info, node_warn, Context, Group, RunResult, Signal, Supervised, Supervisor,
+};
+use actix_web::{web, App, HttpResponse};
+
+/// Counts the API's calls; a restart starts it from zero.
+struct Counter(u64);
+
+impl Actor for Counter {
+    type Context = actix::Context<Self>;
+}
+
+#[derive(Message)]
+#[rtype(result = "u64")]
+struct Hit;
+
+impl Handler<Hit> for Counter {
+    type Result = u64;
+    fn handle(&mut self, _: Hit, _: &mut Self::Context) -> u64 {
+        self.0 += 1;
+        self.0
+    }
+}
 
 /// Serves until cancelled.
 async fn worker(ctx: Context) -> RunResult {
@@ -23,41 +51,24 @@ async fn worker(ctx: Context) -> RunResult {
     Ok(())
 }
 
-/// Accepts "connections"; crashes on every third incarnation's seventh tick.
-fn listener(
+/// Crashes 4 s into every incarnation. What it logged on the way goes with
+/// the supervisor's report of its death.
+fn flaky(
     starts: Arc<AtomicU32>,
 ) -> impl FnMut(Context) -> futures::future::LocalBoxFuture<'static, RunResult> + Send {
     move |ctx: Context| {
         let n = starts.fetch_add(1, Ordering::Relaxed);
         Box::pin(async move {
+            node_info!(ctx, "connecting to upstream (incarnation {n})");
             ctx.signal(Signal::Healthy)?;
-            let mut tick = tokio::time::interval(Duration::from_millis(350));
-            for i in 0.. {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = ctx.cancelled() => return Ok(()),
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(4)) => {
+                    node_warn!(ctx, "upstream silent for 4 s");
+                    Err("lost its upstream".into())
                 }
-                if n % 3 == 0 && i == 7 {
-                    return Err(format!("connection reset (incarnation {n})").into());
-                }
+                _ = ctx.cancelled() => Ok(()),
             }
-            Ok(())
         })
-    }
-}
-
-/// Crashes after 2.5 s, every time: its backoff grows. What it logged on the
-/// way goes with the supervisor's report of its death.
-async fn flaky(ctx: Context) -> RunResult {
-    node_info!(ctx, "connecting to upstream");
-    ctx.signal(Signal::Healthy)?;
-    node_info!(ctx, "streaming from upstream");
-    tokio::select! {
-        _ = tokio::time::sleep(Duration::from_millis(2500)) => {
-            node_warn!(ctx, "upstream silent for 2.5 s");
-            Err("lost its upstream".into())
-        }
-        _ = ctx.cancelled() => Ok(()),
     }
 }
 
@@ -69,49 +80,118 @@ async fn batch(ctx: Context) -> RunResult {
     Ok(())
 }
 
+/// `TOUR_PORT` or 8080 if free, else a free port.
+fn pick_port() -> u16 {
+    let wanted = std::env::var("TOUR_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(8080);
+    if std::net::TcpListener::bind(("127.0.0.1", wanted)).is_ok() {
+        return wanted;
+    }
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map_or(wanted, |a| a.port())
+}
+
+/// The application: the status page under `/status/`, and the API.
+fn app(
+    status: Status,
+    counter: Supervised<Counter>,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(web::Data::new(counter))
+        .service(web::scope("/status").configure(status.config()))
+        .route(
+            "/api/hello",
+            web::get().to(|counter: web::Data<Supervised<Counter>>| async move {
+                match counter.send(Hit).await {
+                    Ok(n) => HttpResponse::Ok().body(format!("hello #{n}\n")),
+                    Err(e) => HttpResponse::ServiceUnavailable().body(format!("{e}\n")),
+                }
+            }),
+        )
+}
+
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    actix_rt::System::new().block_on(async {
+    let forever = std::env::args().any(|a| a == "--forever");
+    let port = pick_port();
+    actix_rt::System::new().block_on(async move {
         let starts = Arc::new(AtomicU32::new(0));
         let sup = Supervisor::builder()
-            .backoff(backoff::ExponentialBackoff {
-                initial_interval: Duration::from_millis(300),
-                current_interval: Duration::from_millis(300),
-                ..actix_supervisor::default_backoff()
-            })
+            .backoff(actix_supervisor::Backoff::default().initial(Duration::from_millis(300)))
             .start(move |ctx: Context| {
                 let starts = starts.clone();
                 async move {
-                    ctx.run("http", move |ctx: Context| {
-                        let starts = starts.clone();
-                        async move {
-                            let g = Group::new()
-                                .with("listener", listener(starts))
-                                .with("acceptor", worker);
-                            ctx.run_group(g).await?;
-                            worker(ctx).await
-                        }
-                    })
+                    let counter = ctx.run_actor("counter", || Counter(0)).await?;
+                    let status = Status::new(ctx.supervisor());
+                    let addr = format!("127.0.0.1:{port}");
+                    ctx.run(
+                        "http",
+                        server(addr, move || app(status.clone(), counter.clone())),
+                    )
                     .await?;
-                    ctx.run("db", worker).await?;
-                    ctx.run("flaky", flaky).await?;
+                    let clock =
+                        Command::new("sh").args(["-c", "while true; do date; sleep 2; done"]);
+                    ctx.run_group(
+                        Group::new()
+                            .with("db", worker)
+                            .with("flaky", flaky(starts))
+                            .with("clock", clock),
+                    )
+                    .await?;
                     ctx.run("batch", batch).await?;
                     worker(ctx).await
                 }
             });
+        println!("status page: http://127.0.0.1:{port}/status/");
+        println!("try: curl -s http://127.0.0.1:{port}/api/hello");
+        println!("     curl -s http://127.0.0.1:{port}/status/readyz");
         // Colours when a person is watching, plain text when piped.
-        let color = std::io::IsTerminal::is_terminal(&std::io::stdout());
-        for second in 1..=10 {
-            tokio::time::sleep(Duration::from_secs(1)).await;
+        let color = std::io::stdout().is_terminal();
+        let print = |sup: Supervisor| async move {
             let snapshot = sup.snapshot().await;
             let counts = sup.counts().await;
             println!(
-                "-- t={second}s: {} healthy, {} waiting to restart, {} restarts in the last minute",
+                "-- {} healthy, {} waiting to restart, {} restarts in the last minute",
                 counts.healthy, counts.waiting, counts.restarts_last_minute
             );
             print!("{}", TextTree::new(&snapshot).color(color));
+        };
+        let ticker = {
+            let sup = sup.clone();
+            async move {
+                loop {
+                    tokio::time::sleep(Duration::from_secs(3)).await;
+                    print(sup.clone()).await;
+                }
+            }
+        };
+        let ended = if forever {
+            tokio::select! {
+                ended = sup.run_until_signal(Duration::ZERO) => ended.ok(),
+                _ = ticker => None,
+            }
+        } else {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(15)) => {}
+                _ = ticker => {}
+            }
+            sup.shutdown().await;
+            Some(sup.join().await)
+        };
+        match ended {
+            Some(ended) => println!("-- {ended}; live: {:?}", sup.live_runnables().await),
+            None => println!("-- could not listen for signals"),
         }
-        sup.shutdown().await;
-        println!("-- shut down; live: {:?}", sup.live_runnables().await);
     });
 }

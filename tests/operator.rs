@@ -299,6 +299,7 @@ async fn the_tree_renders_as_text() {
     sup.shutdown().await;
 }
 
+#[cfg(feature = "serde")]
 #[actix_rt::test]
 async fn the_snapshot_serializes_to_json_and_dot() {
     let (sup, _board) = rendered_tree().await;
