@@ -55,6 +55,7 @@ mod logtree;
 mod metrics;
 mod name;
 mod node;
+mod panics;
 mod policy;
 #[cfg(unix)]
 pub mod process;
@@ -90,6 +91,7 @@ pub use logger::{AsLogger, Logger, RawWriter};
 pub use logtree::{Entry, LogEvent, LogQuery, LogTree, MAX_DNS, MAX_MESSAGE_LEN};
 pub use metrics::{DnState, InMemoryMetrics, Metrics};
 pub use name::{is_valid_name, MAX_NAME_LEN};
+pub use panics::install_panic_hook;
 pub use policy::{Backoff, Intensity, Restart, Shutdown, Strategy};
 #[cfg(feature = "prometheus")]
 pub use prometheus_client;

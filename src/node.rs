@@ -72,7 +72,11 @@ impl Handler<Start> for NodeHost {
                     });
                 }
                 let shutdown = host.runnable.shutdown(shutdown);
-                match std::panic::catch_unwind(AssertUnwindSafe(|| host.runnable.run(run_ctx))) {
+                let called = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    let _inside = crate::panics::Inside::enter();
+                    host.runnable.run(run_ctx)
+                }));
+                match called {
                     Ok(fut) => {
                         let fut = Watched {
                             inner: Scoped {
@@ -86,9 +90,7 @@ impl Handler<Start> for NodeHost {
                         };
                         Either::Right(wrap_future(guard(Box::pin(fut), token, shutdown)))
                     }
-                    Err(payload) => {
-                        Either::Left(ready(Outcome::Panicked(panic_message(&*payload))))
-                    }
+                    Err(payload) => Either::Left(ready(Outcome::Panicked(panicked(&*payload)))),
                 }
             })
             .map(move |outcome, host, _| {
@@ -162,9 +164,18 @@ async fn guard(
         biased;
         res = AssertUnwindSafe(fut).catch_unwind() => match res {
             Ok(result) => Outcome::Returned(result),
-            Err(payload) => Outcome::Panicked(panic_message(&*payload)),
+            Err(payload) => Outcome::Panicked(panicked(&*payload)),
         },
         _ = deadline => Outcome::Aborted,
+    }
+}
+
+/// A caught panic's message, with the backtrace the panic hook kept, if any.
+fn panicked(payload: &(dyn std::any::Any + Send)) -> String {
+    let message = panic_message(payload);
+    match crate::panics::take_backtrace() {
+        Some(bt) => format!("{message}\nstack backtrace:\n{bt}"),
+        None => message,
     }
 }
 

@@ -118,6 +118,7 @@ impl<F: Future + Unpin> Future for Watched<F> {
             }
         }
         let _idle = Idle(watched);
+        let _inside = crate::panics::Inside::enter();
         Pin::new(&mut self.inner).poll(cx)
     }
 }

@@ -34,8 +34,11 @@ use futures::StreamExt;
 use crate::context::Context;
 use crate::error::RunResult;
 use crate::logtree::LogQuery;
+use crate::metrics::Metrics;
 use crate::runnable::Runnable;
+use crate::state::NodeState;
 use crate::supervisor::{Supervisor, SupervisorBuilder};
+use tokio::sync::mpsc;
 
 /// The DN the harness's own messages are logged at.
 pub const HARNESS_DN: &str = "testing";
@@ -47,6 +50,8 @@ const STRAGGLER_REPORT: Duration = Duration::from_secs(3);
 pub struct TestHarness {
     sup: Supervisor,
     printer: tokio::task::JoinHandle<()>,
+    /// Deaths seen, with [`start_expecting_deaths`](Self::start_expecting_deaths).
+    deaths: Option<tokio::sync::Mutex<mpsc::UnboundedReceiver<String>>>,
 }
 
 impl std::fmt::Debug for TestHarness {
@@ -72,13 +77,63 @@ impl TestHarness {
         let sup = builder
             .propagate_panics(true)
             .start(FailOnError(Box::new(r)));
+        Self::around(sup, None)
+    }
+
+    /// For a runnable meant to fail: errors and panics anywhere in the tree
+    /// are deaths, restarted as usual, not test failures. The test checks
+    /// them with [`await_death`](Self::await_death).
+    pub fn start_expecting_deaths(builder: SupervisorBuilder, r: impl Runnable) -> TestHarness {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let sup = builder.metrics(Deaths(tx)).start(r);
+        Self::around(sup, Some(tokio::sync::Mutex::new(rx)))
+    }
+
+    fn around(
+        sup: Supervisor,
+        deaths: Option<tokio::sync::Mutex<mpsc::UnboundedReceiver<String>>>,
+    ) -> TestHarness {
         let mut stream = sup.logs().subscribe(LogQuery::everything());
         let printer = actix_rt::spawn(async move {
             while let Some(event) = stream.next().await {
                 eprintln!("{event}");
             }
         });
-        TestHarness { sup, printer }
+        TestHarness {
+            sup,
+            printer,
+            deaths,
+        }
+    }
+
+    /// Waits for the next death of `dn` (other deaths are passed over) and
+    /// returns its reason.
+    ///
+    /// # Panics
+    /// When the harness was not started with
+    /// [`start_expecting_deaths`](Self::start_expecting_deaths), or after
+    /// 10 s without that death: both fail the test.
+    pub async fn await_death(&self, dn: &str) -> String {
+        let Some(deaths) = &self.deaths else {
+            panic!("await_death needs TestHarness::start_expecting_deaths");
+        };
+        let mut deaths = deaths.lock().await;
+        let wait = async {
+            while let Some(died) = deaths.recv().await {
+                if died == dn {
+                    return self
+                        .sup
+                        .snapshot_of(dn)
+                        .await
+                        .and_then(|n| n.into_iter().next().and_then(|n| n.last_error));
+                }
+            }
+            None
+        };
+        match tokio::time::timeout(DEATH_WAIT, wait).await {
+            Ok(Some(reason)) => reason,
+            _ => panic!("{dn} did not die within {DEATH_WAIT:?}"),
+        }
     }
 
     /// The supervisor running the test.
@@ -113,6 +168,20 @@ impl TestHarness {
             }
         }
         self.printer.abort();
+    }
+}
+
+/// How long [`TestHarness::await_death`] waits.
+const DEATH_WAIT: Duration = Duration::from_secs(10);
+
+/// Tells the harness of every death.
+struct Deaths(mpsc::UnboundedSender<String>);
+
+impl Metrics for Deaths {
+    fn node_state(&self, dn: &str, state: NodeState) {
+        if state == NodeState::Dead {
+            let _ = self.0.send(dn.to_string());
+        }
     }
 }
 

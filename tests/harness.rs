@@ -130,3 +130,34 @@ async fn finish_names_the_stragglers() {
         "{reports:?}"
     );
 }
+
+/// A runnable meant to fail: its deaths are awaited, and fail nothing.
+#[actix_rt::test]
+async fn a_harness_can_expect_deaths() {
+    let backoff = actix_supervisor::Backoff::default()
+        .initial(Duration::from_millis(1))
+        .jitter(0.0);
+    let h = TestHarness::start_expecting_deaths(
+        actix_supervisor::Supervisor::builder().backoff(backoff),
+        |ctx: Context| async move {
+            ctx.run("fragile", |ctx: Context| async move {
+                ctx.signal(Signal::Healthy)?;
+                Err::<(), _>("meant to fail".into())
+            })
+            .await?;
+            ctx.signal(Signal::Healthy)?;
+            ctx.cancelled().await;
+            Ok(())
+        },
+    );
+    assert_eq!(
+        h.await_death("root.fragile").await,
+        "returned error: meant to fail"
+    );
+    // Restarted, and dies again.
+    assert_eq!(
+        h.await_death("root.fragile").await,
+        "returned error: meant to fail"
+    );
+    h.finish().await;
+}
