@@ -99,6 +99,8 @@ pub(crate) struct Processor {
     repairs: SecondaryMap<GroupKey, Repair>,
     /// When the safety tick last ran, for the processor's lag.
     last_tick: Instant,
+    /// The clock as read for the message being handled (see `tick`).
+    clock: Instant,
     /// The closed gates of ordered-start members waiting for their predecessor.
     gates: SecondaryMap<NodeKey, oneshot::Sender<Starting>>,
     /// A propagated panic, for the handles to re-raise.
@@ -147,6 +149,7 @@ impl Processor {
             restart_rate: RestartRate::new(),
             repairs: SecondaryMap::new(),
             last_tick: Instant::now(),
+            clock: Instant::now(),
             panic,
             changed_since_full_sweep: false,
             safety_timer: None,
@@ -323,9 +326,17 @@ impl Processor {
         }
     }
 
+    /// Reads the clock once for the message being handled: every change it
+    /// makes happens at that instant.
+    fn tick(&mut self) -> Instant {
+        self.clock = Instant::now();
+        self.tree.set_now(self.clock);
+        self.clock
+    }
+
     /// `k`'s runnable starts now: for its uptime.
     fn mark_started(&mut self, k: NodeKey) {
-        let now = self.tree.ms(Instant::now());
+        let now = self.tree.now_ms();
         if let Some(n) = self.tree.node_mut(k) {
             n.started_ms = Some(now);
         }
@@ -336,7 +347,7 @@ impl Processor {
         self.tree.set_state(k, state);
         self.gates.remove(k);
         self.pids.remove(k);
-        let at_ms = self.tree.ms(Instant::now());
+        let at_ms = self.tree.now_ms();
         if let Some(n) = self.tree.node_mut(k) {
             n.started_ms = None;
             n.last_exit = Some(Box::new(tree::Exit {
@@ -389,7 +400,7 @@ impl Processor {
         let group = node.group;
         self.repairs.entry(group).map(|e| {
             e.or_insert(Repair {
-                since: Instant::now(),
+                since: self.clock,
                 backoff: Duration::ZERO,
                 pending: 0,
             })
@@ -450,7 +461,7 @@ impl Processor {
         }
         match signal {
             Signal::Healthy => {
-                node.healthy_since = Some(Instant::now());
+                node.healthy_since = Some(self.clock);
                 if self.config.backoff.reset_after_healthy().is_none() {
                     node.backoff = None;
                 }
@@ -535,7 +546,7 @@ impl Processor {
     /// backoff, the others at once; or gives up when the owner's restart
     /// intensity is exceeded.
     fn restart_unit(&mut self, unit: Unit) {
-        let now = Instant::now();
+        let now = self.clock;
         let jitter = &mut self.jitter;
         let starts = match plan(&self.tree, &unit, &self.config.backoff, now, &mut || {
             jitter.next()
@@ -636,7 +647,7 @@ impl Processor {
     /// Runs the sweep over what changed, restarts what it finds, and checks
     /// whether a shutdown has drained.
     fn after_change(&mut self, ctx: &mut actix::Context<Self>) {
-        self.last_change = Instant::now();
+        self.last_change = self.clock;
         self.changed_since_full_sweep = true;
         loop {
             self.tree.advance_stops();
@@ -654,7 +665,7 @@ impl Processor {
     /// Every second: the sinks' summary, then the full sweep if anything
     /// changed.
     fn safety_sweep(&mut self, ctx: &mut actix::Context<Self>) {
-        let now = Instant::now();
+        let now = self.tick();
         let lag = now
             .saturating_duration_since(self.last_tick)
             .saturating_sub(SAFETY_SWEEP_PERIOD);
@@ -789,6 +800,7 @@ impl Actor for Processor {
     fn started(&mut self, ctx: &mut Self::Context) {
         // Hosts and contexts report back through this address.
         self.me = Some(Link::new(ctx.address(), self.panic.clone()));
+        self.tick();
         let root = self.tree.root();
         if let Some(r) = self.root_runnable.take() {
             self.host(root, r);
@@ -811,6 +823,7 @@ impl Actor for Processor {
 impl Handler<Exited> for Processor {
     type Result = ();
     fn handle(&mut self, msg: Exited, ctx: &mut Self::Context) {
+        self.tick();
         self.on_exit(msg.node, msg.incarnation, msg.exit);
         self.after_change(ctx);
     }
@@ -826,8 +839,8 @@ impl Handler<Began> for Processor {
             return; // a late message, or the start was cancelled meanwhile
         }
         notify(&self.config.metrics, &self.voice, &node.dn, NodeState::New);
-        self.last_change = Instant::now();
-        let now = self.tree.ms(self.last_change);
+        self.last_change = self.tick();
+        let now = self.tree.now_ms();
         if let Some(node) = self.tree.node_mut(msg.node) {
             node.since_ms = now;
         }
@@ -838,14 +851,15 @@ impl Handler<Began> for Processor {
 impl Handler<SignalMsg> for Processor {
     type Result = ();
     fn handle(&mut self, msg: SignalMsg, _: &mut Self::Context) {
+        self.last_change = self.tick();
         self.on_signal(msg.node, msg.incarnation, msg.signal);
-        self.last_change = Instant::now();
     }
 }
 
 impl Handler<StartGroup> for Processor {
     type Result = Result<Starting, RunError>;
     fn handle(&mut self, msg: StartGroup, ctx: &mut Self::Context) -> Self::Result {
+        self.tick();
         let res = self.on_start_group(msg, ctx);
         self.after_change(ctx);
         // The caller resumes after this reply, usually to signal Healthy:
@@ -919,6 +933,7 @@ impl Handler<LiveRunnables> for Processor {
 impl Handler<Stop> for Processor {
     type Result = ResponseFuture<Ended>;
     fn handle(&mut self, _: Stop, ctx: &mut Self::Context) -> Self::Result {
+        self.tick();
         self.begin_shutdown(Ended::ShutDown);
         self.check_drained(ctx);
         self.finished()

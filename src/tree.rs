@@ -190,6 +190,10 @@ pub(crate) struct Tree {
     stopping: Vec<GroupKey>,
     /// Where the nodes' millisecond times count from.
     epoch: Instant,
+    /// "Now" for the change being applied, in ms since the epoch: the
+    /// processor reads the clock once per message (clock reads are not free
+    /// on every machine, and a message's changes happen at one instant).
+    now_ms: u32,
 }
 
 /// What a child gets when its [`Spec`] says nothing. The intensity also
@@ -232,12 +236,23 @@ impl Tree {
             top_window: std::collections::VecDeque::new(),
             stopping: Vec::new(),
             epoch: Instant::now(),
+            now_ms: 0,
         }
     }
 
     /// `t` in ms since the tree's epoch (saturating).
     pub fn ms(&self, t: Instant) -> u32 {
         u32::try_from(t.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u32::MAX)
+    }
+
+    /// Sets "now" for the changes that follow.
+    pub fn set_now(&mut self, now: Instant) {
+        self.now_ms = self.ms(now);
+    }
+
+    /// "Now", as last set, in ms since the epoch.
+    pub fn now_ms(&self) -> u32 {
+        self.now_ms
     }
 
     /// The instant `ms` after the tree's epoch.
@@ -425,7 +440,7 @@ impl Tree {
     /// the root up to date. Returns the previous state. A pending start is
     /// over with any transition: it began, or it was cancelled.
     pub fn set_state(&mut self, k: NodeKey, state: NodeState) -> NodeState {
-        let now = self.ms(Instant::now());
+        let now = self.now_ms;
         let node = &mut self.nodes[k];
         node.waiting = None;
         node.since_ms = now;
