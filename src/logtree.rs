@@ -14,6 +14,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
@@ -176,6 +177,8 @@ struct Inner {
     capacity: usize,
     state: Mutex<State>,
     live: broadcast::Sender<Arc<Entry>>,
+    /// `State::seq`, readable without the lock (written under it).
+    seq: AtomicU64,
 }
 
 #[derive(Default)]
@@ -201,6 +204,7 @@ impl LogTree {
                 capacity: capacity.max(1),
                 state: Mutex::new(State::default()),
                 live,
+                seq: AtomicU64::new(0),
             }),
         }
     }
@@ -220,6 +224,7 @@ impl LogTree {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         state.seq += 1;
+        self.inner.seq.store(state.seq, Ordering::Release);
         let entry = Arc::new(Entry {
             seq: state.seq,
             time: SystemTime::now(),
@@ -298,13 +303,10 @@ impl LogTree {
         out.split_off(skip)
     }
 
-    /// The sequence number of the newest entry (0 before any).
+    /// The sequence number of the newest entry (0 before any), without
+    /// taking the lock: the processor reads it on every start.
     pub fn seq(&self) -> u64 {
-        self.inner
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .seq
+        self.inner.seq.load(Ordering::Acquire)
     }
 
     /// A live stream of the entries `query` selects, from now on. It never
