@@ -92,8 +92,6 @@ pub(crate) struct Processor {
     jitter: Jitter,
     /// The pids of running process nodes.
     pids: SecondaryMap<NodeKey, u32>,
-    /// Nodes the stall watch flagged, and since when.
-    stalled: SecondaryMap<NodeKey, Instant>,
     restart_rate: RestartRate,
     /// Repairs under way, by group, for the repair-latency metric.
     repairs: SecondaryMap<GroupKey, Repair>,
@@ -112,9 +110,11 @@ pub(crate) struct Processor {
     safety_timer: Option<SpawnHandle>,
     /// The stall watch's timer, likewise cancelled when Finished.
     watch_timer: Option<SpawnHandle>,
-    /// Per worker: the node the stall watch flagged on it.
-    blocked_by: Vec<Option<NodeKey>>,
-    /// Not ready for traffic any more: a shutdown is coming or under way.
+    /// Per worker: the node the stall watch flagged on it, and since when.
+    /// The one record of stalls: a snapshot reads it too.
+    blocked_by: Vec<Option<(NodeKey, Instant)>>,
+    /// Not ready for traffic any more because a shutdown is coming (once it
+    /// is under way, `life` says so).
     draining: bool,
     /// Nodes aborted at their stop deadline during the shutdown.
     stragglers: Vec<String>,
@@ -145,7 +145,6 @@ impl Processor {
             jitter: Jitter::seeded(),
             gates: SecondaryMap::new(),
             pids: SecondaryMap::new(),
-            stalled: SecondaryMap::new(),
             restart_rate: RestartRate::new(),
             repairs: SecondaryMap::new(),
             last_tick: Instant::now(),
@@ -258,7 +257,7 @@ impl Processor {
         View {
             tree: &self.tree,
             pids: &self.pids,
-            stalled: &self.stalled,
+            blocked_by: &self.blocked_by,
         }
     }
 
@@ -278,21 +277,19 @@ impl Processor {
             let stalled = watch
                 .stalled(i, now)
                 .filter(|(k, _)| self.tree.node(*k).is_some());
-            let before = self.blocked_by[i];
+            let before = self.blocked_by[i].map(|(k, _)| k);
             if before.is_some() && before == stalled.map(|(k, _)| k) {
                 continue; // still the same
             }
+            self.blocked_by[i] = stalled.map(|(k, ran)| (k, Instant::now() - ran));
             if let Some(b) = before {
-                self.stalled.remove(b);
                 self.workers.set_blocked(i, false);
                 if let Some(n) = self.tree.node(b) {
                     let msg = format!("{} lets worker {i} run again", n.dn);
                     self.voice.say(Level::Info, msg);
                 }
             }
-            self.blocked_by[i] = stalled.map(|(k, _)| k);
             if let Some((k, ran)) = stalled {
-                self.stalled.insert(k, Instant::now() - ran);
                 self.workers.set_blocked(i, true);
                 if let Some(n) = self.tree.node(k) {
                     let msg = format!(
@@ -562,20 +559,18 @@ impl Processor {
             r.backoff = r.backoff.max(backoff);
             r.pending += starts.len() as u32;
         }
-        for s in &starts {
-            if let Some(n) = self.tree.node(s.node) {
-                tell(&self.config.metrics, &self.voice, |m| {
-                    m.node_restarted(&n.dn, s.delay)
-                });
-            }
-        }
         // One line per dead member, one for all the siblings that come back
-        // with them: a group of 50,000 must not mean 50,000 log lines.
-        let mut siblings = Vec::new();
+        // with them: a group of 50,000 must not mean 50,000 log lines (nor
+        // 50,000 names copied to show five).
+        let mut shown: Vec<&str> = Vec::new();
+        let mut siblings = 0usize;
         for s in &starts {
             let Some(n) = self.tree.node(s.node) else {
                 continue;
             };
+            tell(&self.config.metrics, &self.voice, |m| {
+                m.node_restarted(&n.dn, s.delay)
+            });
             if n.state() == NodeState::Dead {
                 let msg = format!(
                     "restarting {} (restart {}) in {:?}",
@@ -585,12 +580,14 @@ impl Processor {
                 );
                 self.voice.say(Level::Info, msg);
             } else {
-                siblings.push(n.dn.clone());
+                siblings += 1;
+                if shown.len() < 5 {
+                    shown.push(&n.dn);
+                }
             }
         }
-        if !siblings.is_empty() {
-            let shown: Vec<&str> = siblings.iter().take(5).map(|d| &**d).collect();
-            let more = siblings.len().saturating_sub(shown.len());
+        if siblings > 0 {
+            let more = siblings - shown.len();
             let more = if more > 0 {
                 format!(" and {more} more")
             } else {
@@ -697,7 +694,6 @@ impl Processor {
             self.voice
                 .say(Level::Info, "shutting down: cancelling the tree".into());
             self.life = Life::Draining;
-            self.draining = true;
             tell(&self.config.metrics, &self.voice, |m| m.stopping());
             self.tree.top().cancel();
         }
@@ -943,14 +939,14 @@ impl Handler<Stop> for Processor {
 impl Handler<Drain> for Processor {
     type Result = bool;
     fn handle(&mut self, msg: Drain, _: &mut Self::Context) -> bool {
-        if msg.start && !self.draining {
+        if msg.start && !self.draining && self.life == Life::Running {
             self.draining = true;
             self.voice.say(
                 Level::Info,
                 "draining: not ready any more, shutting down soon".into(),
             );
         }
-        self.draining
+        self.draining || self.life != Life::Running
     }
 }
 

@@ -17,8 +17,8 @@ pub(crate) struct View<'a> {
     pub tree: &'a Tree,
     /// The pids of running process nodes.
     pub pids: &'a SecondaryMap<NodeKey, u32>,
-    /// Nodes the stall watch flagged, and since when.
-    pub stalled: &'a SecondaryMap<NodeKey, Instant>,
+    /// Per worker: the node the stall watch flagged on it, and since when.
+    pub blocked_by: &'a [Option<(NodeKey, Instant)>],
 }
 
 impl View<'_> {
@@ -77,7 +77,12 @@ impl View<'_> {
             group,
             children_live,
             children_total: n.children.len() as u32,
-            stalled_since: self.stalled.get(key).copied(),
+            stalled_since: self
+                .blocked_by
+                .iter()
+                .flatten()
+                .find(|(k, _)| *k == key)
+                .map(|(_, since)| *since),
         }
     }
 
@@ -136,7 +141,7 @@ impl View<'_> {
     pub fn counts(&self, restarts_last_minute: u64) -> Counts {
         let mut c = Counts {
             nodes: self.tree.len(),
-            stalled: self.stalled.len(),
+            stalled: self.blocked_by.iter().flatten().count(),
             restarts_last_minute,
             ..Counts::default()
         };
