@@ -14,7 +14,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use actix::fut::ActorFutureExt;
-use actix::{Actor, Addr, AsyncContext, Handler, MessageResult, ResponseFuture, SpawnHandle};
+use actix::{
+    Actor, Addr, AsyncContext, Handler, MessageResult, ResponseFuture, SpawnHandle, StreamHandler,
+};
 use futures::channel::oneshot;
 use log::Level;
 use slotmap::SecondaryMap;
@@ -23,14 +25,15 @@ use tokio::time::Instant;
 use crate::context::Context;
 use crate::error::RunError;
 use crate::exit::{classify, kind_of, Exit, Outcome, Verdict};
+use crate::inbox::{Inbox, Report};
 use crate::logger::Voice;
 use crate::logtree::LogTree;
 use crate::metrics::Metrics;
 use crate::node::NodeHost;
 use crate::policy::Backoff;
 use crate::protocol::{
-    Began, CountsMsg, Drain, Exited, Join, Link, LiveRunnables, Pid, SignalMsg, Snapshot, Start,
-    StartGroup, Starting, Stop, WaitSettled,
+    Began, CountsMsg, Drain, Join, Link, LiveRunnables, Pid, Snapshot, Start, StartGroup, Starting,
+    Stop, WaitSettled,
 };
 use crate::restart::{plan, Jitter, Plan};
 use crate::runnable::{Runnable, Spec};
@@ -118,6 +121,12 @@ pub(crate) struct Processor {
     draining: bool,
     /// Nodes aborted at their stop deadline during the shutdown.
     stragglers: Vec<String>,
+    /// Where the tree's reports wait (see [`Inbox`]).
+    inbox: Arc<Inbox>,
+    /// The batch being handled; kept for its capacity.
+    batch: Vec<Report>,
+    /// The inbox's doorbell, like the timers cancelled when Finished.
+    doorbell: Option<SpawnHandle>,
 }
 
 impl Processor {
@@ -156,6 +165,63 @@ impl Processor {
             blocked_by: Vec::new(),
             draining: false,
             stragglers: Vec::new(),
+            inbox: Arc::new(Inbox::default()),
+            batch: Vec::new(),
+            doorbell: None,
+        }
+    }
+
+    /// Handles every pending report, in order, at one instant, then runs the
+    /// sweep once for all of them. Called when the doorbell rings and before
+    /// every request, so that a request sees the reports sent before it.
+    fn take_reports(&mut self, ctx: &mut actix::Context<Self>) {
+        let mut batch = std::mem::take(&mut self.batch);
+        loop {
+            self.inbox.take(&mut batch);
+            if batch.is_empty() {
+                break;
+            }
+            self.tick();
+            for report in batch.drain(..) {
+                match report {
+                    Report::Exited(m) => self.on_exit(m.node, m.incarnation, m.exit),
+                    Report::Began(m) => self.on_began(m),
+                    Report::Signal(m) => self.on_signal(m.node, m.incarnation, m.signal),
+                    Report::Pid(m) => self.on_pid(m),
+                }
+            }
+            self.after_change(ctx);
+        }
+        self.batch = batch;
+    }
+
+    fn on_began(&mut self, msg: Began) {
+        let Some(node) = self.tree.node_mut(msg.node) else {
+            return;
+        };
+        if node.incarnation != msg.incarnation || node.waiting.take().is_none() {
+            return; // a late message, or the start was cancelled meanwhile
+        }
+        notify(&self.config.metrics, &self.voice, &node.dn, NodeState::New);
+        let now = self.tree.now_ms();
+        if let Some(node) = self.tree.node_mut(msg.node) {
+            node.since_ms = now;
+        }
+        self.mark_started(msg.node);
+    }
+
+    fn on_pid(&mut self, msg: Pid) {
+        let current = self
+            .tree
+            .node(msg.node)
+            .is_some_and(|n| n.incarnation == msg.incarnation && n.state().is_live());
+        match msg.pid {
+            Some(pid) if current => {
+                self.pids.insert(msg.node, pid);
+            }
+            _ => {
+                self.pids.remove(msg.node);
+            }
         }
     }
 
@@ -709,10 +775,13 @@ impl Processor {
         self.hosts.clear();
         self.me = None;
         self.workers.stop_workers();
-        for timer in [self.safety_timer.take(), self.watch_timer.take()]
-            .into_iter()
-            .flatten()
-        {
+        self.inbox.close();
+        let spawned = [
+            self.safety_timer.take(),
+            self.watch_timer.take(),
+            self.doorbell.take(),
+        ];
+        for timer in spawned.into_iter().flatten() {
             ctx.cancel_future(timer);
         }
         if !self.stragglers.is_empty() && self.ending == Some(Ended::ShutDown) {
@@ -795,7 +864,12 @@ impl Actor for Processor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         // Hosts and contexts report back through this address.
-        self.me = Some(Link::new(ctx.address(), self.panic.clone()));
+        self.me = Some(Link::new(
+            ctx.address(),
+            self.panic.clone(),
+            self.inbox.clone(),
+        ));
+        self.doorbell = Some(ctx.add_stream(self.inbox.doorbell()));
         self.tick();
         let root = self.tree.root();
         if let Some(r) = self.root_runnable.take() {
@@ -816,45 +890,19 @@ impl Actor for Processor {
     }
 }
 
-impl Handler<Exited> for Processor {
-    type Result = ();
-    fn handle(&mut self, msg: Exited, ctx: &mut Self::Context) {
-        self.tick();
-        self.on_exit(msg.node, msg.incarnation, msg.exit);
-        self.after_change(ctx);
+impl StreamHandler<()> for Processor {
+    fn handle(&mut self, (): (), ctx: &mut Self::Context) {
+        self.take_reports(ctx);
     }
-}
 
-impl Handler<Began> for Processor {
-    type Result = ();
-    fn handle(&mut self, msg: Began, _: &mut Self::Context) {
-        let Some(node) = self.tree.node_mut(msg.node) else {
-            return;
-        };
-        if node.incarnation != msg.incarnation || node.waiting.take().is_none() {
-            return; // a late message, or the start was cancelled meanwhile
-        }
-        notify(&self.config.metrics, &self.voice, &node.dn, NodeState::New);
-        self.last_change = self.tick();
-        let now = self.tree.now_ms();
-        if let Some(node) = self.tree.node_mut(msg.node) {
-            node.since_ms = now;
-        }
-        self.mark_started(msg.node);
-    }
-}
-
-impl Handler<SignalMsg> for Processor {
-    type Result = ();
-    fn handle(&mut self, msg: SignalMsg, _: &mut Self::Context) {
-        self.last_change = self.tick();
-        self.on_signal(msg.node, msg.incarnation, msg.signal);
-    }
+    /// The inbox closes when the processor finishes; nothing to do then.
+    fn finished(&mut self, _: &mut Self::Context) {}
 }
 
 impl Handler<StartGroup> for Processor {
     type Result = Result<Starting, RunError>;
     fn handle(&mut self, msg: StartGroup, ctx: &mut Self::Context) -> Self::Result {
+        self.take_reports(ctx);
         self.tick();
         let res = self.on_start_group(msg, ctx);
         self.after_change(ctx);
@@ -867,6 +915,7 @@ impl Handler<StartGroup> for Processor {
 impl Handler<WaitSettled> for Processor {
     type Result = ResponseFuture<()>;
     fn handle(&mut self, _: WaitSettled, ctx: &mut Self::Context) -> Self::Result {
+        self.take_reports(ctx);
         let (tx, rx) = oneshot::channel();
         self.settle_waiters.push(tx);
         self.poll_settled(ctx);
@@ -878,7 +927,8 @@ impl Handler<WaitSettled> for Processor {
 
 impl Handler<Snapshot> for Processor {
     type Result = Option<Vec<NodeInfo>>;
-    fn handle(&mut self, msg: Snapshot, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: Snapshot, ctx: &mut Self::Context) -> Self::Result {
+        self.take_reports(ctx);
         let top = match &msg.of {
             Some(dn) => self.view().find(dn)?,
             None => self.tree.root(),
@@ -889,32 +939,16 @@ impl Handler<Snapshot> for Processor {
 
 impl Handler<CountsMsg> for Processor {
     type Result = MessageResult<CountsMsg>;
-    fn handle(&mut self, _: CountsMsg, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, _: CountsMsg, ctx: &mut Self::Context) -> Self::Result {
+        self.take_reports(ctx);
         MessageResult(self.counts())
-    }
-}
-
-impl Handler<Pid> for Processor {
-    type Result = ();
-    fn handle(&mut self, msg: Pid, _: &mut Self::Context) {
-        let current = self
-            .tree
-            .node(msg.node)
-            .is_some_and(|n| n.incarnation == msg.incarnation && n.state().is_live());
-        match msg.pid {
-            Some(pid) if current => {
-                self.pids.insert(msg.node, pid);
-            }
-            _ => {
-                self.pids.remove(msg.node);
-            }
-        }
     }
 }
 
 impl Handler<LiveRunnables> for Processor {
     type Result = Vec<String>;
-    fn handle(&mut self, _: LiveRunnables, _: &mut Self::Context) -> Vec<String> {
+    fn handle(&mut self, _: LiveRunnables, ctx: &mut Self::Context) -> Vec<String> {
+        self.take_reports(ctx);
         let mut out: Vec<String> = self
             .tree
             .nodes()
@@ -929,6 +963,7 @@ impl Handler<LiveRunnables> for Processor {
 impl Handler<Stop> for Processor {
     type Result = ResponseFuture<Ended>;
     fn handle(&mut self, _: Stop, ctx: &mut Self::Context) -> Self::Result {
+        self.take_reports(ctx);
         self.tick();
         self.begin_shutdown(Ended::ShutDown);
         self.check_drained(ctx);
@@ -938,7 +973,8 @@ impl Handler<Stop> for Processor {
 
 impl Handler<Drain> for Processor {
     type Result = bool;
-    fn handle(&mut self, msg: Drain, _: &mut Self::Context) -> bool {
+    fn handle(&mut self, msg: Drain, ctx: &mut Self::Context) -> bool {
+        self.take_reports(ctx);
         if msg.start && !self.draining && self.life == Life::Running {
             self.draining = true;
             self.voice.say(
@@ -952,7 +988,8 @@ impl Handler<Drain> for Processor {
 
 impl Handler<Join> for Processor {
     type Result = ResponseFuture<Ended>;
-    fn handle(&mut self, _: Join, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, _: Join, ctx: &mut Self::Context) -> Self::Result {
+        self.take_reports(ctx);
         self.finished()
     }
 }

@@ -2,10 +2,11 @@
 //! handle through which node hosts and contexts reach the processor without
 //! naming it.
 //!
-//! Into the processor: [`Exited`], [`Began`], [`SignalMsg`] and
-//! [`StartGroup`] from the tree's side; [`WaitSettled`], [`Snapshot`],
-//! [`LiveRunnables`], [`Stop`] and [`Join`] from the [`Supervisor`] handle.
-//! Into a node host: [`Start`].
+//! Into the processor: the reports [`Exited`], [`Began`], [`SignalMsg`] and
+//! [`Pid`] from the tree's side, through its [`Inbox`]; the requests
+//! [`StartGroup`] from the tree's side and [`WaitSettled`], [`Snapshot`],
+//! [`LiveRunnables`], [`Stop`] and [`Join`] from the [`Supervisor`] handle,
+//! through its mailbox. Into a node host: [`Start`].
 //!
 //! [`Supervisor`]: crate::Supervisor
 
@@ -19,6 +20,7 @@ use futures::channel::oneshot;
 use crate::context::Context;
 use crate::error::RunError;
 use crate::exit::Exit;
+use crate::inbox::{Inbox, Report};
 use crate::logtree::LogTree;
 use crate::policy::Shutdown;
 use crate::processor::Processor;
@@ -27,43 +29,50 @@ use crate::state::{Counts, Ended, NodeInfo, Signal};
 use crate::supervisor::Supervisor;
 use crate::tree::NodeKey;
 
-/// The processor's address as the tree's side sees it (and the slot of a
-/// propagated panic, to make [`Supervisor`] handles). Shared rather than
-/// cloned: every clone of an actix address allocates.
+/// The processor as the tree's side sees it: its address for requests, its
+/// inbox for reports (and the slot of a propagated panic, to make
+/// [`Supervisor`] handles). Shared rather than cloned: every clone of an
+/// actix address allocates.
 #[derive(Clone)]
-pub(crate) struct Link(Arc<(Addr<Processor>, PanicSlot)>);
+pub(crate) struct Link(Arc<Shared>);
+
+struct Shared {
+    addr: Addr<Processor>,
+    panic: PanicSlot,
+    inbox: Arc<Inbox>,
+}
 
 /// Where a propagated panic waits for a handle to re-raise it.
 pub(crate) type PanicSlot = Arc<Mutex<Option<String>>>;
 
 impl Link {
-    pub fn new(addr: Addr<Processor>, panic: PanicSlot) -> Link {
-        Link(Arc::new((addr, panic)))
+    pub fn new(addr: Addr<Processor>, panic: PanicSlot, inbox: Arc<Inbox>) -> Link {
+        Link(Arc::new(Shared { addr, panic, inbox }))
     }
 
     /// A handle on the supervisor, as [`Supervisor::start`] returns.
     pub fn supervisor(&self, logs: LogTree) -> Supervisor {
-        Supervisor::from_parts(self.0 .0.clone(), self.0 .1.clone(), logs)
+        Supervisor::from_parts(self.0.addr.clone(), self.0.panic.clone(), logs)
     }
 
     /// Reports an incarnation's end.
     pub fn exited(&self, msg: Exited) {
-        self.0 .0.do_send(msg);
+        self.0.inbox.push(Report::Exited(msg));
     }
 
     /// Reports that a delayed start has begun.
     pub fn began(&self, msg: Began) {
-        self.0 .0.do_send(msg);
+        self.0.inbox.push(Report::Began(msg));
     }
 
     /// Reports an accepted signal.
     pub fn signal(&self, msg: SignalMsg) {
-        self.0 .0.do_send(msg);
+        self.0.inbox.push(Report::Signal(msg));
     }
 
     /// Reports a process node's pid.
     pub fn pid(&self, msg: Pid) {
-        self.0 .0.do_send(msg);
+        self.0.inbox.push(Report::Pid(msg));
     }
 
     /// Asks for children.
@@ -71,7 +80,7 @@ impl Link {
         &self,
         msg: StartGroup,
     ) -> Result<Result<Starting, RunError>, MailboxError> {
-        self.0 .0.send(msg).await
+        self.0.addr.send(msg).await
     }
 }
 
@@ -112,8 +121,6 @@ impl Drop for Starting {
 }
 
 /// A node's incarnation ended. From its host.
-#[derive(Message)]
-#[rtype(result = "()")]
 pub(crate) struct Exited {
     pub node: NodeKey,
     pub incarnation: u64,
@@ -121,16 +128,12 @@ pub(crate) struct Exited {
 }
 
 /// A delayed start's backoff is over and its host is starting the runnable.
-#[derive(Message)]
-#[rtype(result = "()")]
 pub(crate) struct Began {
     pub node: NodeKey,
     pub incarnation: u64,
 }
 
 /// A signal the context accepted.
-#[derive(Message)]
-#[rtype(result = "()")]
 pub(crate) struct SignalMsg {
     pub node: NodeKey,
     pub incarnation: u64,
@@ -173,8 +176,6 @@ pub(crate) struct Drain {
 pub(crate) struct CountsMsg;
 
 /// A process node's pid (`None`: its process ended).
-#[derive(Message)]
-#[rtype(result = "()")]
 pub(crate) struct Pid {
     pub node: NodeKey,
     pub incarnation: u64,
