@@ -312,8 +312,10 @@ impl Context {
 
     /// Ends the incarnation: later signals and `run` calls are refused as
     /// stale. Returns the exit report for `outcome`: whether Done was
-    /// signalled, the first misuse, and the sub-loggers it made.
+    /// signalled, the first misuse, the sub-loggers it made, and whether its
+    /// token was cancelled at this moment.
     pub(crate) fn finish(&self, outcome: Outcome) -> Exit {
+        let cancelled = self.inner.token.is_cancelled();
         let done = self.inner.phase.swap(EXITED, Ordering::AcqRel) == DONE;
         let dn = || self.inner.dn.to_string();
         let misuse = match self.inner.misuse.load(Ordering::Acquire) {
@@ -336,6 +338,7 @@ impl Context {
             done,
             misuse,
             sub_loggers,
+            cancelled,
         }
     }
 }

@@ -30,6 +30,10 @@ pub(crate) struct Exit {
     /// The DNs of the sub-loggers the incarnation made (for the lead-up of
     /// its death report).
     pub sub_loggers: Vec<String>,
+    /// The node's token was cancelled when the incarnation ended. Read by
+    /// the host at that moment: the host itself cancels the token right
+    /// after a death (see [`is_death`]), before the processor hears of it.
+    pub cancelled: bool,
 }
 
 /// The state an exit leads to.
@@ -96,6 +100,20 @@ pub(crate) fn classify(
     }
 }
 
+/// Whether [`classify`] will call this exit of a node that was not
+/// cancelled and is not doomed a death, without building its reason: the
+/// host asks, to take down at once what the death takes down.
+pub(crate) fn is_death(exit: &Exit, restart: Restart) -> bool {
+    if exit.misuse.is_some() {
+        return true;
+    }
+    match &exit.outcome {
+        Outcome::Returned(Ok(())) => !(exit.done || restart != Restart::Permanent),
+        Outcome::Returned(Err(_)) | Outcome::Panicked(_) => true,
+        Outcome::Aborted | Outcome::CancelledBeforeStart => false,
+    }
+}
+
 /// `error: source: source…`, so that wrapped causes are not lost.
 fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut s = e.to_string();
@@ -130,6 +148,7 @@ mod tests {
             done,
             misuse: None,
             sub_loggers: Vec::new(),
+            cancelled: false,
         }
     }
 
@@ -216,6 +235,7 @@ mod tests {
                 dn: "root.x".into(),
             }),
             sub_loggers: Vec::new(),
+            cancelled: true,
         };
         assert!(
             matches!(classify(&e, true, None, Restart::Permanent), Verdict::Dead(r) if r.contains("root.x"))
@@ -257,5 +277,32 @@ mod tests {
             classify(&exit(Outcome::Returned(Err(e)), false), false, None, Restart::Permanent),
             Verdict::Dead(r) if r == "returned error: outer: inner"
         ));
+    }
+
+    /// The host's cheap test and the processor's verdict agree on every
+    /// outcome, Done flag, misuse and restart type.
+    #[test]
+    fn is_death_agrees_with_classify() {
+        for restart in [Restart::Permanent, Restart::Transient, Restart::Temporary] {
+            for done in [false, true] {
+                for misuse in [false, true] {
+                    let outcomes = [
+                        Outcome::Returned(Ok(())),
+                        Outcome::Returned(err("e")),
+                        Outcome::Panicked("p".into()),
+                        Outcome::Aborted,
+                        Outcome::CancelledBeforeStart,
+                    ];
+                    for outcome in outcomes {
+                        let mut e = exit(outcome, done);
+                        if misuse {
+                            e.misuse = Some(SignalError::DoneTwice { dn: "root".into() });
+                        }
+                        let dead = matches!(classify(&e, false, None, restart), Verdict::Dead(_));
+                        assert_eq!(is_death(&e, restart), dead, "{e:?} {restart:?}");
+                    }
+                }
+            }
+        }
     }
 }

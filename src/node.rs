@@ -3,7 +3,12 @@
 //!
 //! The host decides nothing: it waits out the start delay, calls the
 //! runnable, catches panics, enforces the shutdown timeout, and reports how
-//! the incarnation ended. Stopping the host (the processor drops its address
+//! the incarnation ended. It carries out one consequence itself: when the
+//! incarnation dies, it cancels the node's token and, in a one-for-all group,
+//! the group's shared token, exactly what the processor will cancel for that
+//! death. Done on this thread, the siblings placed with it stop in the same
+//! turn and their exits reach the processor with the death, instead of two
+//! thread crossings later. Stopping the host (the processor drops its address
 //! when the node leaves the tree) drops the runnable.
 
 use std::future::Future;
@@ -20,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::capture::Scoped;
 use crate::error::RunResult;
-use crate::exit::{panic_message, Outcome};
+use crate::exit::{is_death, panic_message, Outcome};
 use crate::policy::Shutdown;
 use crate::protocol::{Began, Exited, Link, Start, Starting};
 use crate::runnable::Runnable;
@@ -53,6 +58,8 @@ impl Handler<Start> for NodeHost {
             delay,
             gate,
             shutdown,
+            restart,
+            takes_down,
             mut starting,
         } = msg;
         let token = ctx.token().clone();
@@ -94,10 +101,21 @@ impl Handler<Start> for NodeHost {
                 }
             })
             .map(move |outcome, host, _| {
+                let exit = ctx.finish(outcome);
+                if !exit.cancelled && is_death(&exit, restart) {
+                    // What the processor will cancel for this death anyway:
+                    // done here, the siblings on this worker stop in this
+                    // very turn, and their exits reach the processor in
+                    // the same batch as this one.
+                    ctx.token().cancel();
+                    if let Some(group) = takes_down {
+                        group.cancel();
+                    }
+                }
                 host.processor.exited(Exited {
                     node: ctx.node(),
                     incarnation: ctx.incarnation(),
-                    exit: ctx.finish(outcome),
+                    exit,
                 });
             });
         actx.spawn(incarnation);

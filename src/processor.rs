@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use actix::fut::ActorFutureExt;
 use actix::{
-    Actor, Addr, AsyncContext, Handler, MessageResult, ResponseFuture, SpawnHandle, StreamHandler,
+    Actor, Addr, ArbiterHandle, AsyncContext, Handler, MessageResult, ResponseFuture, SpawnHandle,
+    StreamHandler,
 };
 use futures::channel::oneshot;
 use log::Level;
@@ -43,6 +44,12 @@ use crate::sweep::{full_sweep, sweep, Unit};
 use crate::tree::{self, Defaults, GroupKey, NodeKey, Tree};
 use crate::view::{RestartRate, View};
 use crate::workers::Workers;
+
+/// How many consecutive members of a group share a worker. Siblings on one
+/// worker stop and restart together without a thread crossing between them
+/// (a death cancels them on the dying member's thread); a wide group is
+/// still spread over the workers in runs of this many.
+const PLACEMENT_RUN: usize = 64;
 
 /// How often the full sweep double-checks the incremental one.
 const SAFETY_SWEEP_PERIOD: Duration = Duration::from_secs(1);
@@ -225,8 +232,8 @@ impl Processor {
         }
     }
 
-    /// Starts a host for `node` on the next worker.
-    fn host(&mut self, node: NodeKey, runnable: Box<dyn Runnable>) {
+    /// Starts a host for `node` on `worker`.
+    fn host(&mut self, node: NodeKey, runnable: Box<dyn Runnable>, worker: &ArbiterHandle) {
         let Some(me) = self.me.clone() else { return };
         if let Some(n) = self.tree.node_mut(node) {
             n.kind = match runnable.kind() {
@@ -235,8 +242,7 @@ impl Processor {
                 _ => tree::Kind::Runnable,
             };
         }
-        let host =
-            NodeHost::start_in_arbiter(self.workers.pick(), move |_| NodeHost::new(runnable, me));
+        let host = NodeHost::start_in_arbiter(worker, move |_| NodeHost::new(runnable, me));
         self.hosts.insert(node, host);
     }
 
@@ -271,6 +277,8 @@ impl Processor {
             delay,
             gate,
             shutdown: self.tree.shutdown_of(k),
+            restart: self.tree.restart_of(k),
+            takes_down: self.tree.takes_down(k),
             // Pending backoff timers and closed gates must not hold
             // `wait_settled`; an opened gate brings its own guard.
             starting: (delay.is_zero() && !gated).then(|| Starting::new(&self.starting)),
@@ -490,7 +498,7 @@ impl Processor {
         };
         let restart = self.tree.restart_of(k);
         let doom = node.doom.as_deref();
-        let verdict = classify(&exit, node.token.is_cancelled(), doom, restart);
+        let verdict = classify(&exit, exit.cancelled, doom, restart);
         let kind = kind_of(&exit, &verdict, doom.is_some());
         match verdict {
             Verdict::Done => self.exit(k, NodeState::Done, kind, "done".into()),
@@ -581,13 +589,19 @@ impl Processor {
         else {
             return Ok(());
         };
-        for (key, child) in keys.iter().zip(group.members) {
+        let mut worker = None;
+        for (i, (key, child)) in keys.iter().zip(group.members).enumerate() {
             if child.spec != Spec::default() {
                 if let Some(n) = self.tree.node_mut(*key) {
                     n.spec = Some(Box::new(child.spec));
                 }
             }
-            self.host(*key, child.runnable);
+            if i % PLACEMENT_RUN == 0 {
+                worker = Some(self.workers.pick().clone());
+            }
+            if let Some(w) = &worker {
+                self.host(*key, child.runnable, w);
+            }
         }
         self.launch(g, keys.into_iter().map(|k| (k, Duration::ZERO)));
         if group.options.ordered_stop {
@@ -873,7 +887,8 @@ impl Actor for Processor {
         self.tick();
         let root = self.tree.root();
         if let Some(r) = self.root_runnable.take() {
-            self.host(root, r);
+            let worker = self.workers.pick().clone();
+            self.host(root, r, &worker);
             self.schedule(root, Duration::ZERO, false);
         }
         self.safety_timer =

@@ -16,13 +16,14 @@ use std::time::Duration;
 
 use actix::{Addr, MailboxError, Message};
 use futures::channel::oneshot;
+use tokio_util::sync::CancellationToken;
 
 use crate::context::Context;
 use crate::error::RunError;
 use crate::exit::Exit;
 use crate::inbox::{Inbox, Report};
 use crate::logtree::LogTree;
-use crate::policy::Shutdown;
+use crate::policy::{Restart, Shutdown};
 use crate::processor::Processor;
 use crate::runnable::Group;
 use crate::state::{Counts, Ended, NodeInfo, Signal};
@@ -96,6 +97,13 @@ pub(crate) struct Start {
     pub gate: Option<oneshot::Receiver<Starting>>,
     /// How the node is stopped, before the runnable's own say.
     pub shutdown: Shutdown,
+    /// Its restart type, for the host to tell a death (see [`is_death`]).
+    ///
+    /// [`is_death`]: crate::exit::is_death
+    pub restart: Restart,
+    /// What a death takes down besides the node's own subtree: its
+    /// one-for-all group's shared token. The host cancels both at once.
+    pub takes_down: Option<CancellationToken>,
     /// Held until the runnable has been polled once (see [`Starting`]).
     pub starting: Option<Starting>,
 }

@@ -164,6 +164,13 @@ pub(crate) struct Group {
     /// With ordered stop: the members still to stop, in group order; the
     /// last is cancelled first, the next only once its subtree has exited.
     pub stopping: Vec<NodeKey>,
+    /// For a one-for-all group of several members without ordered stop: the
+    /// parent of the members' tokens, itself derived from the owner's. A
+    /// member's host cancels it when the member dies, which takes the
+    /// siblings down at once, on the member's thread, before the processor
+    /// has heard of the death (see `node.rs`). Replaced once cancelled, when
+    /// the group restarts.
+    token: Option<CancellationToken>,
 }
 
 impl Group {
@@ -216,6 +223,7 @@ impl Tree {
             options: GroupOptions::default(),
             unready: 1,
             stopping: Vec::new(),
+            token: None,
         });
         let root = nodes.insert(Node::new(
             ROOT_NAME.into(),
@@ -360,6 +368,16 @@ impl Tree {
         self.nodes[self.root].live_below
     }
 
+    /// What `k`'s host cancels when `k` dies, besides `k`'s own token: its
+    /// group's shared token, unless `k` is temporary (it takes nobody down).
+    pub fn takes_down(&self, k: NodeKey) -> Option<CancellationToken> {
+        let group = self.groups.get(self.nodes.get(k)?.group)?;
+        if self.restart_of(k) == Restart::Temporary {
+            return None;
+        }
+        group.token.clone()
+    }
+
     /// The token a node's parent hands down: the parent's, or the top one for the root.
     pub fn parent_token(&self, k: NodeKey) -> Option<&CancellationToken> {
         let node = self.nodes.get(k)?;
@@ -407,18 +425,23 @@ impl Tree {
             });
         }
         let count = seen.len() as u32;
+        let shared = options.strategy == Strategy::OneForAll && !options.ordered_stop && count > 1;
         let group = self.groups.insert(Group {
             owner: Some(parent),
             members: Vec::with_capacity(seen.len()),
             options,
             unready: count,
             stopping: Vec::new(),
+            token: shared.then(|| p.token.child_token()),
         });
         let mut keys = Vec::with_capacity(seen.len());
         for name in names {
             let p = &self.nodes[parent];
             let dn: Arc<str> = format!("{}.{}", p.dn, name).into();
-            let token = member_token(&p.token, options);
+            let token = match &self.groups[group].token {
+                Some(t) => t.child_token(),
+                None => member_token(&p.token, options),
+            };
             let incarnation = self.take_incarnation();
             let mut node = Node::new(dn, Some(parent), group, token, incarnation);
             if let Some(old) = self.nodes[parent].retired.remove(name) {
@@ -566,10 +589,18 @@ impl Tree {
                 parent.retired.insert(name, record);
             }
         }
-        let options = self.groups[self.nodes[k].group].options;
-        let token = match self.parent_token(k) {
-            Some(t) => member_token(t, options),
-            None => return removed,
+        let Some(owner_token) = self.parent_token(k).cloned() else {
+            return removed;
+        };
+        let group = &mut self.groups[self.nodes[k].group];
+        let token = match &mut group.token {
+            Some(t) => {
+                if t.is_cancelled() {
+                    *t = owner_token.child_token();
+                }
+                t.child_token()
+            }
+            None => member_token(&owner_token, group.options),
         };
         let incarnation = self.take_incarnation();
         let node = &mut self.nodes[k];
