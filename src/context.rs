@@ -131,6 +131,13 @@ impl Context {
     /// while this node is NEW, i.e. before it signals Healthy. The group
     /// starts whole or not at all.
     pub async fn run_group(&self, group: Group) -> Result<(), RunError> {
+        // Boxed for the call: a runnable's future is as large as the largest
+        // future it awaits, for as long as the node lives, and the request
+        // to the processor takes about 400 bytes while it is under way.
+        Box::pin(self.start_group(group)).await
+    }
+
+    async fn start_group(&self, group: Group) -> Result<(), RunError> {
         let dn = || self.inner.dn.to_string();
         match self.inner.phase.load(Ordering::Acquire) {
             NEW => {}

@@ -467,7 +467,7 @@ impl Processor {
             }
         }
         self.voice.say(Level::Error, report);
-        node.last_error = Some(reason.clone());
+        node.last_error = Some(reason.as_str().into());
         let group = node.group;
         self.repairs.entry(group).map(|e| {
             e.or_insert(Repair {
@@ -524,6 +524,7 @@ impl Processor {
     }
 
     fn on_signal(&mut self, k: NodeKey, incarnation: u64, signal: Signal) {
+        let now_ms = self.tree.now_ms();
         let Some(node) = self.tree.node_mut(k) else {
             return;
         };
@@ -532,7 +533,7 @@ impl Processor {
         }
         match signal {
             Signal::Healthy => {
-                node.healthy_since = Some(self.clock);
+                node.healthy_ms = Some(now_ms);
                 if self.config.backoff.reset_after_healthy().is_none() {
                     node.backoff = None;
                 }
@@ -714,7 +715,7 @@ impl Processor {
         };
         if parent.state().is_live() {
             // Its exit, whatever it returns, will be this death.
-            parent.doom = Some(reason);
+            parent.doom = Some(reason.into());
             self.tree.cancel_for_death(p);
         } else {
             self.die(p, reason, ExitKind::GaveUp, &[]);

@@ -97,8 +97,8 @@ pub(crate) fn plan(
                 };
             }
             let healthy_long_enough = backoff.reset_after_healthy().is_some_and(|d| {
-                n.healthy_since
-                    .is_some_and(|since| now.duration_since(since) >= d)
+                n.healthy_ms
+                    .is_some_and(|ms| now.saturating_duration_since(tree.at(ms)) >= d)
             });
             let current = if healthy_long_enough { None } else { n.backoff };
             let (delay, next) = backoff.delay(current, random());
@@ -242,7 +242,8 @@ mod tests {
         apply(&mut t, &unit, &plan1, now);
         // Healthy for 1 s only: keeps backing off (200 ms).
         t.set_state(a, NodeState::Healthy);
-        t.node_mut(a).unwrap().healthy_since = Some(now);
+        let ms = t.ms(now);
+        t.node_mut(a).unwrap().healthy_ms = Some(ms);
         t.set_state(b, NodeState::Healthy);
         let unit = kill(&mut t, a, b, "boom");
         let Plan::Restart(s) = plan(&t, &unit, &slow, now + Duration::from_secs(1), &mut half())

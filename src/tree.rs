@@ -60,12 +60,12 @@ pub(crate) struct Node {
     /// late report from a previous incarnation is recognised and dropped.
     pub incarnation: u64,
     pub restarts: u64,
-    pub last_error: Option<String>,
+    pub last_error: Option<Box<str>>,
     /// The backoff interval kept after the last death; `None` after a reset
     /// (Healthy or Done, or long enough healthy with `reset_after`).
     pub backoff: Option<std::time::Duration>,
-    /// When this incarnation signalled Healthy.
-    pub healthy_since: Option<Instant>,
+    /// When this incarnation signalled Healthy, in ms since the epoch.
+    pub healthy_ms: Option<u32>,
     /// Its policy where it differs from the defaults (most nodes: none).
     pub spec: Option<Box<Spec>>,
     /// When it restarted its children lately: only while it has an
@@ -75,10 +75,11 @@ pub(crate) struct Node {
     pub window: Option<Box<std::collections::VecDeque<Instant>>>,
     /// A death decided for this node while its runnable still runs (a child
     /// exhausted its restart budget): the exit will be DEAD with this reason.
-    pub doom: Option<String>,
+    pub doom: Option<Box<str>>,
     /// The records of the children this node had before its last restart, so
-    /// that a re-created child keeps counting restarts under its DN.
-    retired: BTreeMap<Box<str>, Retired>,
+    /// that a re-created child keeps counting restarts under its DN. Boxed:
+    /// only nodes whose children were removed have any.
+    retired: Option<Box<Retirees>>,
     /// When it entered its reported state, in ms since the tree's epoch
     /// (4 bytes instead of 16: 49 days of range, saturating).
     pub since_ms: u32,
@@ -120,16 +121,19 @@ pub(crate) struct Exit {
 pub(crate) struct Waiting {
     /// The state the node exited in, which is what it reports meanwhile.
     pub was: NodeState,
-    /// When its runnable is due to start.
-    pub until: Instant,
+    /// When its runnable is due to start, in ms since the epoch.
+    pub until_ms: u32,
 }
+
+/// The records of removed children, by name.
+type Retirees = BTreeMap<Box<str>, Retired>;
 
 /// What survives of a removed node: its record, and its children's.
 #[derive(Debug, Default)]
 struct Retired {
     restarts: u64,
-    last_error: Option<String>,
-    children: BTreeMap<Box<str>, Retired>,
+    last_error: Option<Box<str>>,
+    children: Option<Box<Retirees>>,
 }
 
 impl Node {
@@ -444,7 +448,8 @@ impl Tree {
             };
             let incarnation = self.take_incarnation();
             let mut node = Node::new(dn, Some(parent), group, token, incarnation);
-            if let Some(old) = self.nodes[parent].retired.remove(name) {
+            let retired = self.nodes[parent].retired.as_mut();
+            if let Some(old) = retired.and_then(|r| r.remove(name)) {
                 node.restarts = old.restarts + 1;
                 node.last_error = old.last_error;
                 node.retired = old.children;
@@ -586,7 +591,7 @@ impl Tree {
             };
             let name = child.dn.rsplit('.').next().unwrap_or_default().into();
             if let Some(parent) = child.parent.and_then(|p| self.nodes.get_mut(p)) {
-                parent.retired.insert(name, record);
+                parent.retired.get_or_insert_default().insert(name, record);
             }
         }
         let Some(owner_token) = self.parent_token(k).cloned() else {
@@ -613,18 +618,19 @@ impl Tree {
         // A new incarnation is a new supervisor of its children: OTP starts
         // it with an empty restart history.
         node.window = None;
-        node.healthy_since = None;
+        node.healthy_ms = None;
         let was = node.state;
         for g in groups {
             self.groups.remove(g);
         }
         let since = self.nodes[k].since_ms;
+        let until_ms = until.map(|t| self.ms(t));
         self.set_state(k, NodeState::New);
         let node = &mut self.nodes[k];
         node.started_ms = None;
-        if let Some(until) = until {
+        if let Some(until_ms) = until_ms {
             // Still reported as it exited, since it exited.
-            node.waiting = Some(Waiting { was, until });
+            node.waiting = Some(Waiting { was, until_ms });
             node.since_ms = since;
         }
         removed
@@ -730,11 +736,11 @@ impl Node {
             restarts: 0,
             last_error: None,
             backoff: None,
-            healthy_since: None,
+            healthy_ms: None,
             spec: None,
             window: None,
             doom: None,
-            retired: BTreeMap::new(),
+            retired: None,
             waiting: None,
             since_ms: 0,
             started_ms: None,

@@ -68,12 +68,12 @@ impl View<'_> {
             restart: tree.restart_of(key),
             restarts: n.restarts,
             restarts_in_window,
-            last_error: n.last_error.clone(),
+            last_error: n.last_error.as_deref().map(str::to_string),
             last_exit: n.last_exit.as_ref().map(|e| {
                 let at = tree.at(e.at_ms);
                 LastExit::new(e.kind, e.reason.clone(), at, wall_of(at))
             }),
-            restart_at: n.waiting.map(|w| w.until),
+            restart_at: n.waiting.map(|w| tree.at(w.until_ms)),
             group,
             children_live,
             children_total: n.children.len() as u32,
