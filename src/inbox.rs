@@ -8,12 +8,22 @@
 //! once for it and runs the restart sweep once after it. Steady state, a
 //! report costs no allocation (the two vectors are swapped, not freed).
 //!
-//! Ordering: reports from one sender are handled in the order sent. The
+//! On a worker arbiter, reports are held on the thread until the tasks the
+//! worker had queued when the first was held have run (or [`HOLD_LIMIT`]
+//! are held), then delivered together: a wide group's members exit and
+//! signal one after the other on the same thread, and each delivery that
+//! finds the processor idle costs a system call to wake it. A death and the
+//! exits of the siblings it took down on that worker also arrive as one
+//! batch. A worker that never idles still delivers every round.
+//!
+//! Ordering: reports from one thread are handled in the order sent. The
 //! processor drains the inbox before it handles any request from its mailbox,
-//! so a request sees every report its sender made before it.
+//! so a request sees every report its sender made before it (the requests
+//! deliver what their thread holds first).
 
+use std::cell::RefCell;
 use std::pin::Pin;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use futures::task::AtomicWaker;
@@ -47,6 +57,36 @@ impl Inbox {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Delivers a report: held if this thread holds reports (a worker),
+    /// otherwise at once.
+    pub fn send(self: &Arc<Self>, report: Report) {
+        let kept = HELD.with(|held| {
+            // Busy only if a release re-entered us: deliver directly then.
+            let Ok(mut held) = held.try_borrow_mut() else {
+                return Err(report);
+            };
+            let Some(held) = held.as_mut() else {
+                return Err(report);
+            };
+            // The first report held schedules the release, behind the
+            // tasks this worker has queued already.
+            if held.count == 0 && !schedule_release() {
+                return Err(report);
+            }
+            match held.batches.iter_mut().find(|(i, _)| Arc::ptr_eq(i, self)) {
+                Some((_, batch)) => batch.push(report),
+                None => held.batches.push((self.clone(), vec![report])),
+            }
+            held.count += 1;
+            Ok(held.count >= HOLD_LIMIT)
+        });
+        match kept {
+            Err(report) => self.push(report),
+            Ok(true) => release_held(),
+            Ok(false) => {}
+        }
+    }
+
     /// Appends a report; wakes the processor if the inbox was empty.
     pub fn push(&self, report: Report) {
         let was_empty = {
@@ -56,6 +96,24 @@ impl Inbox {
             }
             q.reports.push(report);
             q.reports.len() == 1
+        };
+        if was_empty {
+            self.waker.wake();
+        }
+    }
+
+    /// Appends held reports, in order; wakes the processor if the inbox was
+    /// empty.
+    fn push_all(&self, reports: &mut Vec<Report>) {
+        let was_empty = {
+            let mut q = self.queue();
+            if q.closed {
+                reports.clear();
+                return;
+            }
+            let was_empty = q.reports.is_empty();
+            q.reports.append(reports);
+            was_empty
         };
         if was_empty {
             self.waker.wake();
@@ -80,12 +138,53 @@ impl Inbox {
 
     /// A stream that yields once whenever reports are pending (the
     /// processor then [`take`](Self::take)s them), and ends once closed.
-    pub fn doorbell(self: &std::sync::Arc<Self>) -> Doorbell {
+    pub fn doorbell(self: &Arc<Self>) -> Doorbell {
         Doorbell(self.clone())
     }
 }
 
-pub(crate) struct Doorbell(std::sync::Arc<Inbox>);
+pub(crate) struct Doorbell(Arc<Inbox>);
+
+/// How many reports a worker holds at most before it delivers them.
+pub(crate) const HOLD_LIMIT: usize = 256;
+
+/// Reports a worker holds, by inbox (one per supervisor using the thread).
+#[derive(Default)]
+struct Held {
+    batches: Vec<(Arc<Inbox>, Vec<Report>)>,
+    count: usize,
+}
+
+thread_local! {
+    /// `Some` on a worker arbiter's thread: see the module docs.
+    static HELD: RefCell<Option<Held>> = const { RefCell::new(None) };
+}
+
+/// Makes the calling thread, a worker arbiter's, hold reports: see the
+/// module docs.
+pub(crate) fn hold_on_this_thread() {
+    HELD.with(|h| *h.borrow_mut() = Some(Held::default()));
+}
+
+/// Spawns [`release_held`] on this thread's arbiter: it runs once the tasks
+/// queued before it have run. `false` if there is no arbiter to run it.
+fn schedule_release() -> bool {
+    actix_rt::Arbiter::try_current().is_some_and(|a| a.spawn(async { release_held() }))
+}
+
+/// Delivers every report this thread holds, in order.
+pub(crate) fn release_held() {
+    let batches = HELD.with(|h| match h.borrow_mut().as_mut() {
+        Some(held) if held.count > 0 => {
+            held.count = 0;
+            std::mem::take(&mut held.batches)
+        }
+        _ => Vec::new(),
+    });
+    for (inbox, mut reports) in batches {
+        inbox.push_all(&mut reports);
+    }
+}
 
 impl Stream for Doorbell {
     type Item = ();

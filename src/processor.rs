@@ -15,8 +15,7 @@ use std::time::Duration;
 
 use actix::fut::ActorFutureExt;
 use actix::{
-    Actor, Addr, ArbiterHandle, AsyncContext, Handler, MessageResult, ResponseFuture, SpawnHandle,
-    StreamHandler,
+    Actor, Addr, AsyncContext, Handler, MessageResult, ResponseFuture, SpawnHandle, StreamHandler,
 };
 use futures::channel::oneshot;
 use log::Level;
@@ -47,8 +46,9 @@ use crate::workers::Workers;
 
 /// How many consecutive members of a group share a worker. Siblings on one
 /// worker stop and restart together without a thread crossing between them
-/// (a death cancels them on the dying member's thread); a wide group is
-/// still spread over the workers in runs of this many.
+/// (a death cancels them on the dying member's thread, and the processor
+/// starts them with one message); a wide group is still spread over the
+/// workers, in runs of this many, so that its runnables use every core.
 const PLACEMENT_RUN: usize = 64;
 
 /// How often the full sweep double-checks the incremental one.
@@ -81,7 +81,10 @@ enum Life {
 
 pub(crate) struct Processor {
     tree: Tree,
-    hosts: SecondaryMap<NodeKey, Addr<NodeHost>>,
+    hosts: SecondaryMap<NodeKey, Host>,
+    /// Per worker: the starts decided while handling the current message,
+    /// sent as one batch when it is handled (see [`flush_starts`](Self::flush_starts)).
+    outbox: Vec<Vec<(Addr<NodeHost>, Start)>>,
     config: Config,
     voice: Voice,
     workers: Workers,
@@ -146,6 +149,7 @@ impl Processor {
         Processor {
             tree: Tree::new(Default::default(), config.defaults),
             hosts: SecondaryMap::new(),
+            outbox: Vec::new(),
             voice: Voice::new(config.logs.clone()),
             config,
             workers,
@@ -232,8 +236,8 @@ impl Processor {
         }
     }
 
-    /// Starts a host for `node` on `worker`.
-    fn host(&mut self, node: NodeKey, runnable: Box<dyn Runnable>, worker: &ArbiterHandle) {
+    /// Starts a host for `node` on worker `worker`.
+    fn host(&mut self, node: NodeKey, runnable: Box<dyn Runnable>, worker: usize) {
         let Some(me) = self.me.clone() else { return };
         if let Some(n) = self.tree.node_mut(node) {
             n.kind = match runnable.kind() {
@@ -242,8 +246,11 @@ impl Processor {
                 _ => tree::Kind::Runnable,
             };
         }
-        let host = NodeHost::start_in_arbiter(worker, move |_| NodeHost::new(runnable, me));
-        self.hosts.insert(node, host);
+        let Some(arbiter) = self.workers.handle(worker) else {
+            return;
+        };
+        let addr = NodeHost::start_in_arbiter(arbiter, move |_| NodeHost::new(runnable, me));
+        self.hosts.insert(node, Host { addr, worker });
     }
 
     /// Sends the node's current incarnation to its host, to start after
@@ -272,7 +279,8 @@ impl Processor {
             self.gates.insert(k, tx);
             rx
         });
-        host.do_send(Start {
+        let (addr, worker) = (host.addr.clone(), host.worker);
+        let start = Start {
             ctx,
             delay,
             gate,
@@ -282,7 +290,11 @@ impl Processor {
             // Pending backoff timers and closed gates must not hold
             // `wait_settled`; an opened gate brings its own guard.
             starting: (delay.is_zero() && !gated).then(|| Starting::new(&self.starting)),
-        });
+        };
+        if self.outbox.len() <= worker {
+            self.outbox.resize_with(worker + 1, Vec::new);
+        }
+        self.outbox[worker].push((addr, start));
         // The previous incarnation has exited and this one has not run yet:
         // the log lines after this mark are the new incarnation's.
         let mark = self.config.logs.seq();
@@ -590,7 +602,7 @@ impl Processor {
         else {
             return Ok(());
         };
-        let mut worker = None;
+        let mut worker = 0;
         for (i, (key, child)) in keys.iter().zip(group.members).enumerate() {
             if child.spec != Spec::default() {
                 if let Some(n) = self.tree.node_mut(*key) {
@@ -598,11 +610,9 @@ impl Processor {
                 }
             }
             if i % PLACEMENT_RUN == 0 {
-                worker = Some(self.workers.pick().clone());
+                worker = self.workers.pick().0;
             }
-            if let Some(w) = &worker {
-                self.host(*key, child.runnable, w);
-            }
+            self.host(*key, child.runnable, worker);
         }
         self.launch(g, keys.into_iter().map(|k| (k, Duration::ZERO)));
         if group.options.ordered_stop {
@@ -737,7 +747,33 @@ impl Processor {
                 self.restart_unit(unit);
             }
         }
+        self.flush_starts();
         self.check_drained(ctx);
+    }
+
+    /// Sends the starts decided so far, one message per worker: a worker
+    /// on a thread of its own gets the batch as one task, which hands each
+    /// start to its host there. One wake-up of the worker's thread instead
+    /// of one per start (each costs a system call), which is what makes a
+    /// wide group's restart cheap. A single start, or starts on the
+    /// processor's own arbiter, go straight to their hosts.
+    fn flush_starts(&mut self) {
+        let separate = self.workers.separate();
+        for (i, out) in self.outbox.iter_mut().enumerate() {
+            if out.len() > 1 && separate {
+                if let Some(worker) = self.workers.handle(i) {
+                    let batch = std::mem::take(out);
+                    worker.spawn_fn(move || {
+                        for (host, start) in batch {
+                            host.do_send(start);
+                        }
+                    });
+                }
+            }
+            for (host, start) in out.drain(..) {
+                host.do_send(start);
+            }
+        }
     }
 
     /// Every second: the sinks' summary, then the full sweep if anything
@@ -851,6 +887,12 @@ impl Processor {
     }
 }
 
+/// A node's host, and the worker it runs on.
+struct Host {
+    addr: Addr<NodeHost>,
+    worker: usize,
+}
+
 /// A group's repair: since its first death, the longest backoff its
 /// restarts waited, and how many restarted members are not healthy yet.
 #[derive(Debug)]
@@ -888,9 +930,10 @@ impl Actor for Processor {
         self.tick();
         let root = self.tree.root();
         if let Some(r) = self.root_runnable.take() {
-            let worker = self.workers.pick().clone();
-            self.host(root, r, &worker);
+            let worker = self.workers.pick().0;
+            self.host(root, r, worker);
             self.schedule(root, Duration::ZERO, false);
+            self.flush_starts();
         }
         self.safety_timer =
             Some(ctx.run_interval(SAFETY_SWEEP_PERIOD, |act, ctx| act.safety_sweep(ctx)));

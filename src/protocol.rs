@@ -58,22 +58,22 @@ impl Link {
 
     /// Reports an incarnation's end.
     pub fn exited(&self, msg: Exited) {
-        self.0.inbox.push(Report::Exited(msg));
+        self.0.inbox.send(Report::Exited(msg));
     }
 
     /// Reports that a delayed start has begun.
     pub fn began(&self, msg: Began) {
-        self.0.inbox.push(Report::Began(msg));
+        self.0.inbox.send(Report::Began(msg));
     }
 
     /// Reports an accepted signal.
     pub fn signal(&self, msg: SignalMsg) {
-        self.0.inbox.push(Report::Signal(msg));
+        self.0.inbox.send(Report::Signal(msg));
     }
 
     /// Reports a process node's pid.
     pub fn pid(&self, msg: Pid) {
-        self.0.inbox.push(Report::Pid(msg));
+        self.0.inbox.send(Report::Pid(msg));
     }
 
     /// Asks for children.
@@ -81,6 +81,9 @@ impl Link {
         &self,
         msg: StartGroup,
     ) -> Result<Result<Starting, RunError>, MailboxError> {
+        // After what this thread holds: the processor must see a delayed
+        // start's `Began` before the children it starts.
+        crate::inbox::release_held();
         self.0.addr.send(msg).await
     }
 }

@@ -101,6 +101,18 @@ impl Supervisor {
         Self::builder().start(root)
     }
 
+    /// A request to the processor, after delivering what this thread holds
+    /// (see `inbox.rs`): the answer reflects every report made before it.
+    fn ask<M>(&self, msg: M) -> actix::dev::Request<Processor, M>
+    where
+        M: actix::Message + Send + 'static,
+        M::Result: Send,
+        Processor: actix::Handler<M>,
+    {
+        crate::inbox::release_held();
+        self.processor.send(msg)
+    }
+
     /// The tree's logs: every node's entries by DN, and the supervisor's own
     /// at `supervisor`.
     pub fn logs(&self) -> &LogTree {
@@ -112,13 +124,13 @@ impl Supervisor {
     /// every `run_group` caller has resumed after its answer. Pending backoff
     /// timers do not hold it. Meant for tests.
     pub async fn wait_settled(&self) {
-        let _ = self.processor.send(WaitSettled).await;
+        let _ = self.ask(WaitSettled).await;
         self.raise_panic();
     }
 
     /// The DNs of every NEW or HEALTHY node, sorted.
     pub async fn live_runnables(&self) -> Vec<String> {
-        let live = self.processor.send(LiveRunnables).await.unwrap_or_default();
+        let live = self.ask(LiveRunnables).await.unwrap_or_default();
         self.raise_panic();
         live
     }
@@ -126,7 +138,7 @@ impl Supervisor {
     /// Every node of the tree, sorted by DN. One message to the processor:
     /// it never holds up repairs for longer than building the list.
     pub async fn snapshot(&self) -> Vec<NodeInfo> {
-        let nodes = self.processor.send(Snapshot { of: None }).await;
+        let nodes = self.ask(Snapshot { of: None }).await;
         self.raise_panic();
         nodes.ok().flatten().unwrap_or_default()
     }
@@ -135,7 +147,7 @@ impl Supervisor {
     /// `None` when no node has that DN.
     pub async fn snapshot_of(&self, dn: &str) -> Option<Vec<NodeInfo>> {
         let of = Some(dn.to_string());
-        let nodes = self.processor.send(Snapshot { of }).await;
+        let nodes = self.ask(Snapshot { of }).await;
         self.raise_panic();
         nodes.ok().flatten()
     }
@@ -149,7 +161,7 @@ impl Supervisor {
     /// A summary: nodes by state, how many wait out a backoff or are
     /// stalled, restarts in the last minute.
     pub async fn counts(&self) -> Counts {
-        let counts = self.processor.send(CountsMsg).await.unwrap_or_default();
+        let counts = self.ask(CountsMsg).await.unwrap_or_default();
         self.raise_panic();
         counts
     }
@@ -158,7 +170,7 @@ impl Supervisor {
     /// restarted any more. A runnable still running `shutdown_timeout` after
     /// its cancellation is aborted. Calling it again is harmless.
     pub async fn shutdown(&self) {
-        let _ = self.processor.send(Stop).await;
+        let _ = self.ask(Stop).await;
         self.raise_panic();
     }
 
@@ -167,7 +179,7 @@ impl Supervisor {
     /// intensity exceeded), or because a panic was propagated. A service's
     /// `main` can await it to exit when supervision has failed for good.
     pub async fn join(&self) -> Ended {
-        let ended = self.processor.send(Join).await.unwrap_or(Ended::ShutDown);
+        let ended = self.ask(Join).await.unwrap_or(Ended::ShutDown);
         self.raise_panic();
         ended
     }
@@ -177,15 +189,12 @@ impl Supervisor {
     /// load balancers stop sending traffic. See
     /// [`run_until_signal`](Self::run_until_signal).
     pub async fn drain(&self) {
-        let _ = self.processor.send(Drain { start: true }).await;
+        let _ = self.ask(Drain { start: true }).await;
     }
 
     /// Whether the supervisor is draining or shutting down.
     pub async fn is_draining(&self) -> bool {
-        self.processor
-            .send(Drain { start: false })
-            .await
-            .unwrap_or(true)
+        self.ask(Drain { start: false }).await.unwrap_or(true)
     }
 
     /// Serves until SIGTERM or SIGINT (Unix), then shuts down gracefully:

@@ -3,7 +3,10 @@
 //!
 //! The processor gets an arbiter of its own so that a runnable hogging its
 //! thread can delay only the nodes that share that worker, never supervision
-//! itself. Nodes are placed on the workers round-robin.
+//! itself. Groups are placed on the workers round-robin, consecutive members
+//! together (see `PLACEMENT_RUN` in `processor.rs`): siblings stop and
+//! restart together without a thread crossing between them, and the
+//! processor starts them with one message per worker.
 
 use std::sync::Arc;
 
@@ -29,12 +32,15 @@ impl Workers {
         let mut owned = vec![processor];
         owned.extend((0..count.max(1)).map(|_| Arbiter::new()));
         let handles: Vec<ArbiterHandle> = owned[1..].iter().map(Arbiter::handle).collect();
-        if let Some(watch) = watch {
-            for (i, h) in handles.iter().enumerate() {
-                let watch = watch.clone();
-                // Runs before anything placed on the worker later.
-                h.spawn_fn(move || watch.register(i));
-            }
+        for (i, h) in handles.iter().enumerate() {
+            let watch = watch.cloned();
+            // Runs before anything placed on the worker later.
+            h.spawn_fn(move || {
+                crate::inbox::hold_on_this_thread();
+                if let Some(watch) = watch {
+                    watch.register(i);
+                }
+            });
         }
         (
             handle,
@@ -50,6 +56,17 @@ impl Workers {
     /// How many worker arbiters there are.
     pub fn len(&self) -> usize {
         self.handles.len()
+    }
+
+    /// Worker `i`'s arbiter.
+    pub fn handle(&self, i: usize) -> Option<&ArbiterHandle> {
+        self.handles.get(i)
+    }
+
+    /// The workers are threads of their own (not the processor's arbiter):
+    /// a message to one crosses threads.
+    pub fn separate(&self) -> bool {
+        !self.owned.is_empty()
     }
 
     /// Marks worker `i` blocked (or free again).
@@ -74,16 +91,17 @@ impl Workers {
         )
     }
 
-    /// The arbiter for the next node: round-robin over the workers that
-    /// are not blocked (over all of them when every one is).
-    pub fn pick(&mut self) -> &ArbiterHandle {
+    /// The worker for the next group (or run of members): round-robin
+    /// over the workers that are not blocked (over all of them when every
+    /// one is).
+    pub fn pick(&mut self) -> (usize, &ArbiterHandle) {
         let n = self.handles.len();
         let free = (0..n)
             .map(|k| (self.next + k) % n)
             .find(|i| !self.blocked[*i]);
         let i = free.unwrap_or(self.next % n);
         self.next = (i + 1) % n;
-        &self.handles[i]
+        (i, &self.handles[i])
     }
 
     /// Stops the worker arbiters this supervisor made.
@@ -116,14 +134,8 @@ mod tests {
         // the index matters here.
         w.handles = vec![w.handles[0].clone(); 3];
         w.blocked = vec![false; 3];
-        let picks = |w: &mut Workers, n: usize| -> Vec<usize> {
-            (0..n)
-                .map(|_| {
-                    w.pick();
-                    (w.next + w.handles.len() - 1) % w.handles.len()
-                })
-                .collect()
-        };
+        let picks =
+            |w: &mut Workers, n: usize| -> Vec<usize> { (0..n).map(|_| w.pick().0).collect() };
         assert_eq!(picks(&mut w, 4), [0, 1, 2, 0]);
         w.set_blocked(2, true);
         assert_eq!(picks(&mut w, 4), [1, 0, 1, 0]);
