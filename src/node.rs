@@ -95,7 +95,7 @@ impl Handler<Start> for NodeHost {
                             },
                             node: run_ctx_node,
                         };
-                        Either::Right(wrap_future(guard(Box::pin(fut), token, shutdown)))
+                        Either::Right(wrap_future(guard(fut, token, shutdown)))
                     }
                     Err(payload) => Either::Left(ready(Outcome::Panicked(panicked(&*payload)))),
                 }
@@ -165,7 +165,7 @@ async fn wait_out(
 /// Runs the runnable's future, catching its panics, and drops it if it is
 /// still running when its stop mode says so after the token was cancelled.
 async fn guard(
-    fut: LocalBoxFuture<'static, RunResult>,
+    fut: impl Future<Output = RunResult>,
     token: CancellationToken,
     shutdown: Shutdown,
 ) -> Outcome {

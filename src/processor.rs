@@ -8,6 +8,7 @@
 //! sweep as a safety net. Node hosts run the runnables; the processor only
 //! decides and sends them [`Start`].
 
+use std::borrow::Cow;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -84,7 +85,7 @@ pub(crate) struct Processor {
     hosts: SecondaryMap<NodeKey, Host>,
     /// Per worker: the starts decided while handling the current message,
     /// sent as one batch when it is handled (see [`flush_starts`](Self::flush_starts)).
-    outbox: Vec<Vec<(Addr<NodeHost>, Start)>>,
+    outbox: Vec<Vec<(Arc<Addr<NodeHost>>, Start)>>,
     config: Config,
     voice: Voice,
     workers: Workers,
@@ -250,7 +251,13 @@ impl Processor {
             return;
         };
         let addr = NodeHost::start_in_arbiter(arbiter, move |_| NodeHost::new(runnable, me));
-        self.hosts.insert(node, Host { addr, worker });
+        self.hosts.insert(
+            node,
+            Host {
+                addr: Arc::new(addr),
+                worker,
+            },
+        );
     }
 
     /// Sends the node's current incarnation to its host, to start after
@@ -426,18 +433,24 @@ impl Processor {
     }
 
     /// Moves `k` to an exited state, records how, and tells the sinks.
-    fn exit(&mut self, k: NodeKey, state: NodeState, kind: ExitKind, reason: String) {
+    fn exit(&mut self, k: NodeKey, state: NodeState, kind: ExitKind, reason: Cow<'static, str>) {
         self.tree.set_state(k, state);
         self.gates.remove(k);
         self.pids.remove(k);
         let at_ms = self.tree.now_ms();
         if let Some(n) = self.tree.node_mut(k) {
             n.started_ms = None;
-            n.last_exit = Some(Box::new(tree::Exit {
+            let record = tree::Exit {
                 kind,
                 reason,
                 at_ms,
-            }));
+            };
+            // In place when there is one: a wide group's restart would
+            // otherwise free and allocate one record per member.
+            match &mut n.last_exit {
+                Some(last) => **last = record,
+                None => n.last_exit = Some(Box::new(record)),
+            }
         }
         if state == NodeState::Done {
             self.open_next(k);
@@ -488,7 +501,7 @@ impl Processor {
                 pending: 0,
             })
         });
-        self.exit(k, NodeState::Dead, kind, reason);
+        self.exit(k, NodeState::Dead, kind, reason.into());
         self.tree.cancel_for_death(k);
     }
 
@@ -513,15 +526,15 @@ impl Processor {
         let verdict = classify(&exit, exit.cancelled, doom, restart);
         let kind = kind_of(&exit, &verdict, doom.is_some());
         match verdict {
-            Verdict::Done => self.exit(k, NodeState::Done, kind, "done".into()),
+            Verdict::Done => self.exit(k, NodeState::Done, kind, Cow::Borrowed("done")),
             Verdict::Canceled(note) => {
                 let reason = match note {
                     Some(note) => {
                         self.voice
                             .say(Level::Warn, format!("{}: {}", node.dn, note));
-                        note
+                        Cow::Owned(note)
                     }
-                    None => "cancelled".into(),
+                    None => Cow::Borrowed("cancelled"),
                 };
                 if kind == ExitKind::Aborted && self.life != Life::Running {
                     self.stragglers.push(node.dn.to_string());
@@ -887,9 +900,11 @@ impl Processor {
     }
 }
 
-/// A node's host, and the worker it runs on.
+/// A node's host, and the worker it runs on. The address is shared, not
+/// cloned, into the batches of starts: every clone of an actix address
+/// allocates twice.
 struct Host {
-    addr: Addr<NodeHost>,
+    addr: Arc<Addr<NodeHost>>,
     worker: usize,
 }
 

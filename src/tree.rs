@@ -112,7 +112,7 @@ pub(crate) enum Kind {
 #[derive(Clone, Debug)]
 pub(crate) struct Exit {
     pub kind: ExitKind,
-    pub reason: String,
+    pub reason: std::borrow::Cow<'static, str>,
     pub at_ms: u32,
 }
 

@@ -71,7 +71,7 @@ impl View<'_> {
             last_error: n.last_error.as_deref().map(str::to_string),
             last_exit: n.last_exit.as_ref().map(|e| {
                 let at = tree.at(e.at_ms);
-                LastExit::new(e.kind, e.reason.clone(), at, wall_of(at))
+                LastExit::new(e.kind, e.reason.to_string(), at, wall_of(at))
             }),
             restart_at: n.waiting.map(|w| tree.at(w.until_ms)),
             group,
