@@ -20,11 +20,12 @@
 #[path = "common/mod.rs"]
 mod common;
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use criterion::{criterion_group, BenchmarkId, Criterion};
 
 use tokio::sync::mpsc;
 
@@ -369,6 +370,98 @@ mod ractor_peer {
     }
 }
 
+// ------------------------------------------------------------------ ratios
+
+/// What this run measured, by name: restart percentiles, and every spawn
+/// timing criterion took (total, iterations), for the ratios at the end.
+#[derive(Default)]
+struct Results {
+    restart: BTreeMap<&'static str, (Duration, Duration)>,
+    spawn: BTreeMap<(&'static str, usize), (Duration, u64)>,
+}
+
+static RESULTS: Mutex<Option<Results>> = Mutex::new(None);
+
+fn record_restart(name: &'static str, p50_p99: (Duration, Duration)) {
+    let mut r = RESULTS.lock().unwrap();
+    r.get_or_insert_with(Results::default)
+        .restart
+        .insert(name, p50_p99);
+}
+
+/// Adds criterion's timing of `iters` spawns of `n` nodes and passes it on.
+fn record_spawn(name: &'static str, n: usize, iters: u64, total: Duration) -> Duration {
+    let mut r = RESULTS.lock().unwrap();
+    let e = r
+        .get_or_insert_with(Results::default)
+        .spawn
+        .entry((name, n))
+        .or_default();
+    e.0 += total;
+    e.1 += iters;
+    total
+}
+
+/// Prints our figures over kameo's, measured in this run, beside the
+/// targets of docs/performance.md.
+fn print_ratios() {
+    let r = RESULTS.lock().unwrap();
+    let Some(r) = r.as_ref() else { return };
+    println!("\nratios, this run (actix-supervisor / kameo; lower is better):");
+    let line = |what: &str, ours: Option<Duration>, theirs: Option<Duration>, target: &str| {
+        if let (Some(a), Some(b)) = (ours, theirs) {
+            let ratio = a.as_secs_f64() / b.as_secs_f64();
+            let ok = target
+                .parse::<f64>()
+                .map_or("", |t| if ratio <= t { "met" } else { "NOT met" });
+            println!(
+                "  {what:<44} {:>9.1} µs / {:>9.1} µs = {ratio:>5.2}x  (target <= {target}x: {ok})",
+                a.as_secs_f64() * 1e6,
+                b.as_secs_f64() * 1e6,
+            );
+        }
+    };
+    let restart = |name: &str, p99: bool| {
+        r.restart
+            .get(name)
+            .map(|(p50, p_99)| if p99 { *p_99 } else { *p50 })
+    };
+    let kameo = "peers_restart/kameo";
+    for (name, label) in [
+        (
+            "peers_restart/actix_supervisor",
+            "restart p50, default placement",
+        ),
+        (
+            "peers_restart/actix_supervisor_one_arbiter",
+            "restart p50, one arbiter",
+        ),
+    ] {
+        let target = if label.ends_with("arbiter") { "1" } else { "2" };
+        line(label, restart(name, false), restart(kameo, false), target);
+    }
+    line(
+        "restart p99, default placement",
+        restart("peers_restart/actix_supervisor", true),
+        restart(kameo, true),
+        "3",
+    );
+    let mean = |name: &'static str, n: usize| {
+        r.spawn
+            .get(&(name, n))
+            .filter(|(_, iters)| *iters > 0)
+            .map(|(t, iters)| *t / *iters as u32)
+    };
+    for n in [tree_size(3), tree_size(4)] {
+        line(
+            &format!("spawn {n} nodes (mean)"),
+            mean("actix_supervisor", n),
+            mean("kameo", n),
+            "1",
+        );
+    }
+}
+
 // ------------------------------------------------------------------ benches
 
 const ROUNDS: u64 = 300;
@@ -415,10 +508,11 @@ fn restart(c: &mut Criterion) {
         g.bench_function(name, |b| {
             b.iter_custom(|iters| sys.block_on(killer.kills(iters)).iter().sum())
         });
-        report(
-            &format!("peers_restart/{name}"),
-            sys.block_on(killer.kills(ROUNDS)),
-        );
+        let full: &'static str = match one_thread {
+            false => "peers_restart/actix_supervisor",
+            true => "peers_restart/actix_supervisor_one_arbiter",
+        };
+        record_restart(full, report(full, sys.block_on(killer.kills(ROUNDS))));
         sys.block_on(sup.shutdown());
     }
 
@@ -463,7 +557,10 @@ fn restart(c: &mut Criterion) {
             }))
         };
         g.bench_function("kameo", |b| b.iter_custom(|iters| run(iters).iter().sum()));
-        report("peers_restart/kameo", run(ROUNDS));
+        record_restart(
+            "peers_restart/kameo",
+            report("peers_restart/kameo", run(ROUNDS)),
+        );
         rt.block_on(async {
             sup.kill();
             sup.wait_for_shutdown().await;
@@ -506,13 +603,14 @@ fn spawn(c: &mut Criterion) {
             |b, &depth| {
                 let sys = actix_rt::System::new();
                 b.iter_custom(|iters| {
-                    sys.block_on(async {
+                    let t = sys.block_on(async {
                         let mut t = Duration::ZERO;
                         for _ in 0..iters {
                             t += spawn_once(depth).await;
                         }
                         t
-                    })
+                    });
+                    record_spawn("actix_supervisor", tree_size(depth), iters, t)
                 })
             },
         );
@@ -554,7 +652,7 @@ fn spawn(c: &mut Criterion) {
             use kameo::actor::Spawn;
             let rt = tokio_rt();
             b.iter_custom(|iters| {
-                rt.block_on(async {
+                let t = rt.block_on(async {
                     let mut t = Duration::ZERO;
                     for _ in 0..iters {
                         let (probe, _) = Probe::new();
@@ -570,7 +668,8 @@ fn spawn(c: &mut Criterion) {
                         root.wait_for_shutdown().await;
                     }
                     t
-                })
+                });
+                record_spawn("kameo", tree_size(depth), iters, t)
             })
         });
 
@@ -607,4 +706,9 @@ fn spawn(c: &mut Criterion) {
 }
 
 criterion_group!(benches, restart, spawn);
-criterion_main!(benches);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    print_ratios();
+}

@@ -211,8 +211,8 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-/// Prints p50/p99 (and the spread) of latency samples.
-pub fn report(name: &str, mut samples: Vec<Duration>) {
+/// Prints p50/p99 (and the spread) of latency samples; returns p50 and p99.
+pub fn report(name: &str, mut samples: Vec<Duration>) -> (Duration, Duration) {
     samples.sort();
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     println!(
@@ -223,6 +223,7 @@ pub fn report(name: &str, mut samples: Vec<Duration>) {
         us(samples[0]),
         us(samples[samples.len() - 1]),
     );
+    (percentile(&samples, 0.5), percentile(&samples, 0.99))
 }
 
 /// Kills the victim and measures until its peer's next incarnation runs.
