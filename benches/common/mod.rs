@@ -48,6 +48,8 @@ pub struct Shared {
     pub victim_up: mpsc::UnboundedSender<()>,
     /// Bumped to make every storm leaf die at once.
     pub storm: watch::Sender<u64>,
+    /// The thread the peer's last incarnation ran on.
+    pub peer_thread: Mutex<Option<std::thread::ThreadId>>,
 }
 
 impl Shared {
@@ -65,6 +67,7 @@ impl Shared {
             samples,
             victim_up,
             storm: watch::channel(0).0,
+            peer_thread: Mutex::new(None),
         });
         (shared, s_rx, v_rx)
     }
@@ -189,6 +192,7 @@ pub fn peer(s: Arc<Shared>) -> impl FnMut(Context) -> Boxed + Send {
             if let Some(t0) = s.died_at.lock().unwrap().take() {
                 let _ = s.samples.send(t0.elapsed());
             }
+            *s.peer_thread.lock().unwrap() = Some(std::thread::current().id());
             ctx.signal(Signal::Healthy)?;
             s.healthy.tick();
             ctx.cancelled().await;
