@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! cargo run --release --example scale            # N = 1,111 / 11,111 / 111,111
-//! cargo run --release --example scale -- 1111    # one size
+//! cargo run --release --example scale -- 1111    # one size (up to 1111111)
+//! cargo run --release --example scale -- linear  # 111,111 then 1,111,111 in one run
 //! ```
 //!
 //! The restart latency is measured from the moment the dying member returns
@@ -213,13 +214,19 @@ async fn measure(depth: u32) {
 fn main() {
     // Deaths are the point of this benchmark: do not print them unless asked.
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("off")).init();
-    let sizes: Vec<u32> = match std::env::args().nth(1) {
-        Some(n) => vec![match n.as_str() {
-            "1111" => 3,
-            "11111" => 4,
-            _ => 5,
-        }],
+    let sizes: Vec<u32> = match std::env::args().nth(1).as_deref() {
         None => vec![3, 4, 5],
+        Some("1111") => vec![3],
+        Some("11111") => vec![4],
+        Some("111111") => vec![5],
+        Some("1111111") => vec![6],
+        Some("linear") => vec![5, 6],
+        Some(other) => {
+            eprintln!(
+                "unknown size {other:?}: 1111, 11111, 111111, 1111111, or linear (both large ones)"
+            );
+            std::process::exit(2);
+        }
     };
     actix_rt::System::new().block_on(async {
         for depth in sizes {

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use actix::dev::channel::AddressReceiver;
 use actix::fut::ActorFutureExt;
 use actix::{
     Actor, Addr, AsyncContext, Handler, MessageResult, ResponseFuture, SpawnHandle, StreamHandler,
@@ -52,6 +53,9 @@ use crate::workers::Workers;
 /// workers, in runs of this many, so that its runnables use every core.
 const PLACEMENT_RUN: usize = 64;
 
+/// The full sweep runs at most once per this many times its own duration.
+const FULL_SWEEP_SHARE: u32 = 50;
+
 /// How often the full sweep double-checks the incremental one.
 const SAFETY_SWEEP_PERIOD: Duration = Duration::from_secs(1);
 
@@ -83,9 +87,10 @@ enum Life {
 pub(crate) struct Processor {
     tree: Tree,
     hosts: SecondaryMap<NodeKey, Host>,
-    /// Per worker: the starts decided while handling the current message,
-    /// sent as one batch when it is handled (see [`flush_starts`](Self::flush_starts)).
-    outbox: Vec<Vec<(Arc<Addr<NodeHost>>, Start)>>,
+    /// Per worker: the hosts to create and the starts decided while
+    /// handling the current message, sent as one batch when it is handled
+    /// (see [`flush_starts`](Self::flush_starts)).
+    outbox: Vec<Outbox>,
     config: Config,
     voice: Voice,
     workers: Workers,
@@ -118,6 +123,10 @@ pub(crate) struct Processor {
     /// A propagated panic, for the handles to re-raise.
     panic: Arc<Mutex<Option<String>>>,
     changed_since_full_sweep: bool,
+    /// The full sweep is O(nodes): it waits until then, so that it takes at
+    /// most 1/[`FULL_SWEEP_SHARE`] of the processor's time however large
+    /// the tree (a million nodes take tens of milliseconds to sweep).
+    full_sweep_due: Instant,
     /// The safety sweep's timer. Cancelled when the life is Finished: a
     /// spawned future keeps an actix actor alive, and the processor must
     /// stop (and stop its arbiter) once the last handle is dropped.
@@ -172,6 +181,7 @@ impl Processor {
             clock: Instant::now(),
             panic,
             changed_since_full_sweep: false,
+            full_sweep_due: Instant::now(),
             safety_timer: None,
             watch_timer: None,
             blocked_by: Vec::new(),
@@ -247,10 +257,16 @@ impl Processor {
                 _ => tree::Kind::Runnable,
             };
         }
-        let Some(arbiter) = self.workers.handle(worker) else {
+        if worker >= self.workers.len() {
             return;
-        };
-        let addr = NodeHost::start_in_arbiter(arbiter, move |_| NodeHost::new(runnable, me));
+        }
+        // The address now, the actor when the worker gets the batch: like
+        // `start_in_arbiter`, without a message per host.
+        let (tx, rx) = actix::dev::channel::channel(MAILBOX);
+        let addr = Addr::new(tx);
+        self.outbox(worker)
+            .births
+            .push((rx, NodeHost::new(runnable, me)));
         self.hosts.insert(
             node,
             Host {
@@ -298,10 +314,7 @@ impl Processor {
             // `wait_settled`; an opened gate brings its own guard.
             starting: (delay.is_zero() && !gated).then(|| Starting::new(&self.starting)),
         };
-        if self.outbox.len() <= worker {
-            self.outbox.resize_with(worker + 1, Vec::new);
-        }
-        self.outbox[worker].push((addr, start));
+        self.outbox(worker).starts.push((addr, start));
         // The previous incarnation has exited and this one has not run yet:
         // the log lines after this mark are the new incarnation's.
         let mark = self.config.logs.seq();
@@ -773,24 +786,28 @@ impl Processor {
     fn flush_starts(&mut self) {
         let separate = self.workers.separate();
         for (i, out) in self.outbox.iter_mut().enumerate() {
-            if out.len() > 1 && separate {
+            let single = out.births.is_empty() && out.starts.len() == 1;
+            if separate && !single && !out.is_empty() {
                 if let Some(worker) = self.workers.handle(i) {
                     let batch = std::mem::take(out);
-                    worker.spawn_fn(move || {
-                        for (host, start) in batch {
-                            host.do_send(start);
-                        }
-                    });
+                    worker.spawn_fn(move || batch.deliver());
                 }
             }
-            for (host, start) in out.drain(..) {
-                host.do_send(start);
-            }
+            // On the processor's own arbiter, or a lone start: at once.
+            std::mem::take(out).deliver();
         }
     }
 
+    /// Worker `i`'s outbox.
+    fn outbox(&mut self, i: usize) -> &mut Outbox {
+        if self.outbox.len() <= i {
+            self.outbox.resize_with(i + 1, Outbox::default);
+        }
+        &mut self.outbox[i]
+    }
+
     /// Every second: the sinks' summary, then the full sweep if anything
-    /// changed.
+    /// changed (and its share of the time allows).
     fn safety_sweep(&mut self, ctx: &mut actix::Context<Self>) {
         let now = self.tick();
         let lag = now
@@ -801,10 +818,13 @@ impl Processor {
             let counts = self.counts();
             tell(&self.config.metrics, &self.voice, |m| m.tick(&counts, lag));
         }
-        if !std::mem::take(&mut self.changed_since_full_sweep) {
+        if !self.changed_since_full_sweep || now < self.full_sweep_due {
             return;
         }
+        self.changed_since_full_sweep = false;
+        let took = std::time::Instant::now();
         let missed = full_sweep(&self.tree);
+        self.full_sweep_due = now + took.elapsed() * FULL_SWEEP_SHARE;
         if !missed.is_empty() {
             let msg = format!(
                 "the full sweep found {} restartable groups the incremental sweep missed",
@@ -899,6 +919,35 @@ impl Processor {
         }
     }
 }
+
+/// A worker's share of what handling one message decided.
+#[derive(Default)]
+struct Outbox {
+    /// New hosts: the receiving end of the address already handed out.
+    births: Vec<(AddressReceiver<NodeHost>, NodeHost)>,
+    starts: Vec<(Arc<Addr<NodeHost>>, Start)>,
+}
+
+impl Outbox {
+    fn is_empty(&self) -> bool {
+        self.births.is_empty() && self.starts.is_empty()
+    }
+
+    /// Creates the hosts on the calling thread's arbiter, then sends the
+    /// starts: a host created in this batch gets its start after it exists.
+    fn deliver(self) {
+        for (rx, host) in self.births {
+            actix_rt::spawn(actix::Context::with_receiver(rx).into_future(host));
+        }
+        for (host, start) in self.starts {
+            host.do_send(start);
+        }
+    }
+}
+
+/// The mailbox capacity of a host (actix's default; the processor's sends
+/// do not wait for room).
+const MAILBOX: usize = 16;
 
 /// A node's host, and the worker it runs on. The address is shared, not
 /// cloned, into the batches of starts: every clone of an actix address
