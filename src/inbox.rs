@@ -245,4 +245,30 @@ mod tests {
             assert!(batch.is_empty(), "a closed inbox keeps nothing");
         });
     }
+
+    /// On a worker, a report waits until the tasks queued before it have
+    /// run (or until a request releases it), then arrives in order.
+    #[test]
+    fn a_worker_holds_reports_until_released() {
+        actix_rt::System::new().block_on(async {
+            let inbox = Arc::new(Inbox::default());
+            hold_on_this_thread();
+            inbox.send(pid(1));
+            inbox.send(pid(2));
+            let mut batch = Vec::new();
+            inbox.take(&mut batch);
+            assert!(batch.is_empty(), "held on the worker");
+            release_held();
+            inbox.take(&mut batch);
+            assert_eq!(batch.len(), 2, "released together");
+            batch.clear();
+            // Held again, and released by the task scheduled with the first.
+            inbox.send(pid(3));
+            tokio::task::yield_now().await;
+            tokio::task::yield_now().await;
+            inbox.take(&mut batch);
+            assert_eq!(batch.len(), 1, "the scheduled release ran");
+            HELD.with(|h| *h.borrow_mut() = None);
+        });
+    }
 }
