@@ -27,20 +27,24 @@ use crate::capture::Scoped;
 use crate::error::RunResult;
 use crate::exit::{is_death, panic_message, Outcome};
 use crate::policy::Shutdown;
-use crate::protocol::{Began, Exited, Link, Start, Starting};
+use crate::context::Context;
+use crate::logtree::LogTree;
+use crate::protocol::{Began, Exited, Incarnation, Link, Start, Starting};
 use crate::runnable::Runnable;
 use crate::stall::Watched;
 
 pub(crate) struct NodeHost {
     runnable: Box<dyn Runnable>,
     processor: Link,
+    logs: LogTree,
 }
 
 impl NodeHost {
-    pub fn new(runnable: Box<dyn Runnable>, processor: Link) -> NodeHost {
+    pub fn new(runnable: Box<dyn Runnable>, processor: Link, logs: LogTree) -> NodeHost {
         NodeHost {
             runnable,
             processor,
+            logs,
         }
     }
 }
@@ -54,7 +58,12 @@ impl Handler<Start> for NodeHost {
 
     fn handle(&mut self, msg: Start, actx: &mut Self::Context) {
         let Start {
-            ctx,
+            ctx: Incarnation {
+                dn,
+                node,
+                incarnation,
+                token,
+            },
             delay,
             gate,
             shutdown,
@@ -62,7 +71,16 @@ impl Handler<Start> for NodeHost {
             takes_down,
             mut starting,
         } = msg;
-        let token = ctx.token().clone();
+        // Made here rather than by the processor: the context is used and
+        // dropped on this thread, and so are the shared handles it clones.
+        let ctx = Context::new(
+            self.logs.clone(),
+            dn,
+            node,
+            incarnation,
+            token.clone(),
+            self.processor.clone(),
+        );
         let run_ctx = ctx.clone();
         let logger = ctx.logger();
         let run_ctx_node = ctx.node();

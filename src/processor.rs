@@ -24,7 +24,6 @@ use log::Level;
 use slotmap::SecondaryMap;
 use tokio::time::Instant;
 
-use crate::context::Context;
 use crate::error::RunError;
 use crate::exit::{classify, kind_of, Exit, Outcome, Verdict};
 use crate::inbox::{Inbox, Report};
@@ -34,7 +33,7 @@ use crate::metrics::Metrics;
 use crate::node::NodeHost;
 use crate::policy::Backoff;
 use crate::protocol::{
-    Began, CountsMsg, Drain, Join, Link, LiveRunnables, Pid, Snapshot, Start, StartGroup, Starting,
+    Began, CountsMsg, Drain, Incarnation, Join, Link, LiveRunnables, Pid, Snapshot, Start, StartGroup, Starting,
     Stop, WaitSettled,
 };
 use crate::restart::{plan, Jitter, Plan};
@@ -264,9 +263,8 @@ impl Processor {
         // `start_in_arbiter`, without a message per host.
         let (tx, rx) = actix::dev::channel::channel(MAILBOX);
         let addr = Addr::new(tx);
-        self.outbox(worker)
-            .births
-            .push((rx, NodeHost::new(runnable, me)));
+        let host = NodeHost::new(runnable, me, self.config.logs.clone());
+        self.outbox(worker).births.push((rx, host));
         self.hosts.insert(
             node,
             Host {
@@ -280,18 +278,17 @@ impl Processor {
     /// `delay`; `gated`: only once its predecessor in an ordered-start group
     /// has signalled Healthy (see [`open_next`](Self::open_next)).
     fn schedule(&mut self, k: NodeKey, delay: Duration, gated: bool) {
-        let (Some(me), Some(node), Some(host)) = (&self.me, self.tree.node(k), self.hosts.get(k))
+        // Finished: nothing is started any more.
+        let (Some(_), Some(node), Some(host)) = (&self.me, self.tree.node(k), self.hosts.get(k))
         else {
             return;
         };
-        let ctx = Context::new(
-            self.config.logs.clone(),
-            node.dn.clone(),
-            k,
-            node.incarnation,
-            node.token.clone(),
-            me.clone(),
-        );
+        let ctx = Incarnation {
+            dn: node.dn.clone(),
+            node: k,
+            incarnation: node.incarnation,
+            token: node.token.clone(),
+        };
         // A delayed start is reported NEW when the host begins it (`Began`).
         if delay.is_zero() {
             notify(&self.config.metrics, &self.voice, &node.dn, NodeState::New);

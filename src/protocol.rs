@@ -18,7 +18,6 @@ use actix::{Addr, MailboxError, Message};
 use futures::channel::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use crate::context::Context;
 use crate::error::RunError;
 use crate::exit::Exit;
 use crate::inbox::{Inbox, Report};
@@ -92,7 +91,9 @@ impl Link {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub(crate) struct Start {
-    pub ctx: Context,
+    /// Which incarnation; the host makes its `Context` (on the worker,
+    /// where the context is used and dropped).
+    pub ctx: Incarnation,
     /// The backoff to wait out first; cancelled waits end the incarnation.
     pub delay: Duration,
     /// With ordered start: opened (with a settle guard) once the member
@@ -109,6 +110,14 @@ pub(crate) struct Start {
     pub takes_down: Option<CancellationToken>,
     /// Held until the runnable has been polled once (see [`Starting`]).
     pub starting: Option<Starting>,
+}
+
+/// One incarnation of one node, as the processor hands it to the host.
+pub(crate) struct Incarnation {
+    pub dn: Arc<str>,
+    pub node: NodeKey,
+    pub incarnation: u64,
+    pub token: CancellationToken,
 }
 
 /// Counts starts whose runnable has not been polled yet, and `run_group`
