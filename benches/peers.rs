@@ -128,6 +128,22 @@ mod actix_peer {
     #[rtype(result = "()")]
     pub struct Die;
 
+    /// Answers at once: for the round trip between two arbiters.
+    pub struct Echo;
+
+    impl Actor for Echo {
+        type Context = Context<Self>;
+    }
+
+    #[derive(Message)]
+    #[rtype(result = "()")]
+    pub struct Ping;
+
+    impl Handler<Ping> for Echo {
+        type Result = ();
+        fn handle(&mut self, _: Ping, _: &mut Context<Self>) {}
+    }
+
     impl Handler<Die> for Worker {
         type Result = ();
         fn handle(&mut self, _: Die, ctx: &mut Context<Self>) {
@@ -446,6 +462,12 @@ fn print_ratios() {
         restart(kameo, true),
         "3",
     );
+    if let Some(hop) = restart("thread_round_trip", false) {
+        println!(
+            "  (one round trip between two arbiters in this run: p50 {:.1} µs; a default-placement restart needs one)",
+            hop.as_secs_f64() * 1e6
+        );
+    }
     let mean = |name: &'static str, n: usize| {
         r.spawn
             .get(&(name, n))
@@ -514,6 +536,28 @@ fn restart(c: &mut Criterion) {
         };
         record_restart(full, report(full, sys.block_on(killer.kills(ROUNDS))));
         sys.block_on(sup.shutdown());
+    }
+
+    // The floor of a default-placement restart: one round trip between two
+    // arbiters (the dying member's worker to the processor and back).
+    {
+        use actix::prelude::*;
+        let sys = actix_rt::System::new();
+        let rounds = sys.block_on(async {
+            let echo =
+                actix_peer::Echo::start_in_arbiter(&Arbiter::new().handle(), |_| actix_peer::Echo);
+            let mut out = Vec::with_capacity(ROUNDS as usize);
+            for _ in 0..ROUNDS {
+                let t = Instant::now();
+                let _ = echo.send(actix_peer::Ping).await;
+                out.push(t.elapsed());
+            }
+            out
+        });
+        record_restart(
+            "thread_round_trip",
+            report("peers_restart/thread_round_trip (reference)", rounds),
+        );
     }
 
     // actix's Supervisor: one actor.

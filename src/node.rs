@@ -24,11 +24,11 @@ use futures::future::{Either, FutureExt, LocalBoxFuture};
 use tokio_util::sync::CancellationToken;
 
 use crate::capture::Scoped;
+use crate::context::Context;
 use crate::error::RunResult;
 use crate::exit::{is_death, panic_message, Outcome};
-use crate::policy::Shutdown;
-use crate::context::Context;
 use crate::logtree::LogTree;
+use crate::policy::Shutdown;
 use crate::protocol::{Began, Exited, Incarnation, Link, Start, Starting};
 use crate::runnable::Runnable;
 use crate::stall::Watched;
@@ -58,12 +58,13 @@ impl Handler<Start> for NodeHost {
 
     fn handle(&mut self, msg: Start, actx: &mut Self::Context) {
         let Start {
-            ctx: Incarnation {
-                dn,
-                node,
-                incarnation,
-                token,
-            },
+            ctx:
+                Incarnation {
+                    dn,
+                    node,
+                    incarnation,
+                    token,
+                },
             delay,
             gate,
             shutdown,

@@ -33,8 +33,8 @@ use crate::metrics::Metrics;
 use crate::node::NodeHost;
 use crate::policy::Backoff;
 use crate::protocol::{
-    Began, CountsMsg, Drain, Incarnation, Join, Link, LiveRunnables, Pid, Snapshot, Start, StartGroup, Starting,
-    Stop, WaitSettled,
+    Began, CountsMsg, Drain, Incarnation, Join, Link, LiveRunnables, Pid, Snapshot, Start,
+    StartGroup, Starting, Stop, WaitSettled,
 };
 use crate::restart::{plan, Jitter, Plan};
 use crate::runnable::{Runnable, Spec};
