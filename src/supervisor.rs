@@ -433,6 +433,11 @@ impl SupervisorBuilder {
 
     /// Hosts the nodes on `n` worker arbiters (threads), at least one. The
     /// default is one per core. The processor always has an arbiter of its own.
+    ///
+    /// Groups are placed round-robin, a group's members together in runs of
+    /// 64: siblings stop and restart without crossing threads, and a wide
+    /// group still uses every worker. Work that should run in parallel goes
+    /// in separate groups (or a group wider than 64).
     pub fn workers(mut self, n: usize) -> Self {
         self.placement = Placement::Workers(n.max(1));
         self
