@@ -50,6 +50,7 @@ mod capture;
 mod context;
 mod error;
 mod exit;
+mod hosts;
 mod inbox;
 mod logger;
 mod logtree;

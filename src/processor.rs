@@ -14,10 +14,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use actix::dev::channel::AddressReceiver;
 use actix::fut::ActorFutureExt;
 use actix::{
-    Actor, Addr, AsyncContext, Handler, MessageResult, ResponseFuture, SpawnHandle, StreamHandler,
+    Actor, AsyncContext, Handler, MessageResult, ResponseFuture, SpawnHandle, StreamHandler,
 };
 use futures::channel::oneshot;
 use log::Level;
@@ -26,6 +25,7 @@ use tokio::time::Instant;
 
 use crate::error::RunError;
 use crate::exit::{classify, kind_of, Exit, Outcome, Verdict};
+use crate::hosts::Hosts;
 use crate::inbox::{Inbox, Report};
 use crate::logger::Voice;
 use crate::logtree::LogTree;
@@ -85,11 +85,9 @@ enum Life {
 
 pub(crate) struct Processor {
     tree: Tree,
-    hosts: SecondaryMap<NodeKey, Host>,
-    /// Per worker: the hosts to create and the starts decided while
-    /// handling the current message, sent as one batch when it is handled
-    /// (see [`flush_starts`](Self::flush_starts)).
-    outbox: Vec<Outbox>,
+    /// The hosts, and what goes to the workers once the current message
+    /// is handled (see [`flush_starts`](Self::flush_starts)).
+    hosts: Hosts,
     config: Config,
     voice: Voice,
     workers: Workers,
@@ -157,8 +155,7 @@ impl Processor {
     ) -> Processor {
         Processor {
             tree: Tree::new(Default::default(), config.defaults),
-            hosts: SecondaryMap::new(),
-            outbox: Vec::new(),
+            hosts: Hosts::default(),
             voice: Voice::new(config.logs.clone()),
             config,
             workers,
@@ -259,19 +256,8 @@ impl Processor {
         if worker >= self.workers.len() {
             return;
         }
-        // The address now, the actor when the worker gets the batch: like
-        // `start_in_arbiter`, without a message per host.
-        let (tx, rx) = actix::dev::channel::channel(MAILBOX);
-        let addr = Addr::new(tx);
         let host = NodeHost::new(runnable, me, self.config.logs.clone());
-        self.outbox(worker).births.push((rx, host));
-        self.hosts.insert(
-            node,
-            Host {
-                addr: Arc::new(addr),
-                worker,
-            },
-        );
+        self.hosts.create(node, host, worker);
     }
 
     /// Sends the node's current incarnation to its host, to start after
@@ -279,10 +265,12 @@ impl Processor {
     /// has signalled Healthy (see [`open_next`](Self::open_next)).
     fn schedule(&mut self, k: NodeKey, delay: Duration, gated: bool) {
         // Finished: nothing is started any more.
-        let (Some(_), Some(node), Some(host)) = (&self.me, self.tree.node(k), self.hosts.get(k))
-        else {
+        let (Some(_), Some(node)) = (&self.me, self.tree.node(k)) else {
             return;
         };
+        if !self.hosts.contains(k) {
+            return;
+        }
         let ctx = Incarnation {
             dn: node.dn.clone(),
             node: k,
@@ -299,7 +287,6 @@ impl Processor {
             self.gates.insert(k, tx);
             rx
         });
-        let (addr, worker) = (host.addr.clone(), host.worker);
         let start = Start {
             ctx,
             delay,
@@ -311,7 +298,7 @@ impl Processor {
             // `wait_settled`; an opened gate brings its own guard.
             starting: (delay.is_zero() && !gated).then(|| Starting::new(&self.starting)),
         };
-        self.outbox(worker).starts.push((addr, start));
+        self.hosts.start(k, start);
         // The previous incarnation has exited and this one has not run yet:
         // the log lines after this mark are the new incarnation's.
         let mark = self.config.logs.seq();
@@ -774,33 +761,9 @@ impl Processor {
         self.check_drained(ctx);
     }
 
-    /// Sends the starts decided so far, one message per worker: a worker
-    /// on a thread of its own gets the batch as one task, which hands each
-    /// start to its host there. One wake-up of the worker's thread instead
-    /// of one per start (each costs a system call), which is what makes a
-    /// wide group's restart cheap. A single start, or starts on the
-    /// processor's own arbiter, go straight to their hosts.
+    /// Sends what handling this message decided: see [`Hosts::flush`].
     fn flush_starts(&mut self) {
-        let separate = self.workers.separate();
-        for (i, out) in self.outbox.iter_mut().enumerate() {
-            let single = out.births.is_empty() && out.starts.len() == 1;
-            if separate && !single && !out.is_empty() {
-                if let Some(worker) = self.workers.handle(i) {
-                    let batch = std::mem::take(out);
-                    worker.spawn_fn(move || batch.deliver());
-                }
-            }
-            // On the processor's own arbiter, or a lone start: at once.
-            std::mem::take(out).deliver();
-        }
-    }
-
-    /// Worker `i`'s outbox.
-    fn outbox(&mut self, i: usize) -> &mut Outbox {
-        if self.outbox.len() <= i {
-            self.outbox.resize_with(i + 1, Outbox::default);
-        }
-        &mut self.outbox[i]
+        self.hosts.flush(&self.workers);
     }
 
     /// Every second: the sinks' summary, then the full sweep if anything
@@ -915,43 +878,6 @@ impl Processor {
             });
         }
     }
-}
-
-/// A worker's share of what handling one message decided.
-#[derive(Default)]
-struct Outbox {
-    /// New hosts: the receiving end of the address already handed out.
-    births: Vec<(AddressReceiver<NodeHost>, NodeHost)>,
-    starts: Vec<(Arc<Addr<NodeHost>>, Start)>,
-}
-
-impl Outbox {
-    fn is_empty(&self) -> bool {
-        self.births.is_empty() && self.starts.is_empty()
-    }
-
-    /// Creates the hosts on the calling thread's arbiter, then sends the
-    /// starts: a host created in this batch gets its start after it exists.
-    fn deliver(self) {
-        for (rx, host) in self.births {
-            actix_rt::spawn(actix::Context::with_receiver(rx).into_future(host));
-        }
-        for (host, start) in self.starts {
-            host.do_send(start);
-        }
-    }
-}
-
-/// The mailbox capacity of a host (actix's default; the processor's sends
-/// do not wait for room).
-const MAILBOX: usize = 16;
-
-/// A node's host, and the worker it runs on. The address is shared, not
-/// cloned, into the batches of starts: every clone of an actix address
-/// allocates twice.
-struct Host {
-    addr: Arc<Addr<NodeHost>>,
-    worker: usize,
 }
 
 /// A group's repair: since its first death, the longest backoff its
