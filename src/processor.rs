@@ -810,7 +810,7 @@ impl Processor {
     }
 
     fn check_drained(&mut self, ctx: &mut actix::Context<Self>) {
-        if self.life != Life::Draining || self.tree.live_count() > 0 {
+        if self.life != Life::Draining || !self.tree.all_exited() {
             return;
         }
         self.voice

@@ -287,7 +287,7 @@ mod tests {
         }
         assert!(step(&mut t).is_empty());
         assert!(full_sweep(&t).is_empty());
-        assert_eq!(t.live_count(), 0);
+        assert!(t.all_exited());
     }
 
     /// Kills each of four rest-for-one members in turn: it and those after

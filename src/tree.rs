@@ -7,12 +7,14 @@
 //! timer lives here; that is what lets the restart sweep be a pure function
 //! over this data, tested without a runtime.
 //!
-//! Besides the structure, every node keeps `live_below`, the number of live
-//! (NEW or HEALTHY) nodes in its subtree including itself, and every group
-//! keeps `unready`, the number of members whose `live_below` is not zero. Both
-//! are updated on the path from a changed node to the root, so "is this
-//! subtree fully exited?" is answered in O(1) and a change costs O(depth), not
-//! O(tree). A node whose subtree has just fully exited is queued as *dirty*
+//! Besides the structure, every node keeps `not_ready`: one if it is live
+//! (NEW or HEALTHY), plus one for each child whose subtree has not fully
+//! exited; and every group keeps `unready`, the number of members whose
+//! `not_ready` is not zero. A change moves up the path to the root only as
+//! far as some subtree's readiness flips, so "is this subtree fully
+//! exited?" is answered in O(1) and a change costs O(1) unless it completes
+//! (or reopens) subtrees, never O(tree). (A count of live nodes would cost
+//! O(depth) on every change: a million-node tree is a level deeper.) A node whose subtree has just fully exited is queued as *dirty*
 //! for the sweep, which looks at it and its group.
 //!
 //! The policy lives here too, as data: each node's [`Spec`] (boxed, and only
@@ -55,7 +57,7 @@ pub(crate) struct Node {
     state: NodeState,
     /// Derived from the parent's token: cancelling a node cancels its subtree.
     pub token: CancellationToken,
-    live_below: u32,
+    not_ready: u32,
     /// Unique across the tree for every start; reports carry it so that a
     /// late report from a previous incarnation is recognised and dropped.
     pub incarnation: u64,
@@ -154,7 +156,7 @@ impl Node {
 
     /// No live runnable in this subtree (this node included).
     pub fn is_ready(&self) -> bool {
-        self.live_below == 0
+        self.not_ready == 0
     }
 }
 
@@ -368,8 +370,8 @@ impl Tree {
     }
 
     /// How many runnables are live (NEW or HEALTHY) in the whole tree.
-    pub fn live_count(&self) -> u32 {
-        self.nodes[self.root].live_below
+    pub fn all_exited(&self) -> bool {
+        self.nodes[self.root].not_ready == 0
     }
 
     /// What `k`'s host cancels when `k` dies, besides `k`'s own token: its
@@ -647,21 +649,27 @@ impl Tree {
         i
     }
 
-    /// Adds `delta` to `live_below` from `from` up to the root, moving each
-    /// group's `unready` when a member's subtree flips between ready and not.
+    /// Adds `delta` to `from`'s `not_ready`; when that flips its subtree
+    /// between ready and not, moves its group's count, queues it for the
+    /// sweep if it became ready, and carries the flip to its parent.
     fn adjust_live(&mut self, from: NodeKey, delta: i64) {
         let mut cur = Some(from);
+        let mut delta = delta;
         while let Some(k) = cur {
             let node = &mut self.nodes[k];
-            let before = node.live_below;
-            node.live_below = (i64::from(before) + delta) as u32;
-            let after = node.live_below;
+            let before = node.not_ready;
+            node.not_ready = (i64::from(before) + delta) as u32;
+            let after = node.not_ready;
             let group = &mut self.groups[node.group];
             if before == 0 && after > 0 {
                 group.unready += 1;
+                delta = 1;
             } else if before > 0 && after == 0 {
                 group.unready -= 1;
                 self.dirty.push(k);
+                delta = -1;
+            } else {
+                return; // its subtree's readiness is unchanged: nothing above moves
             }
             cur = node.parent;
         }
@@ -670,28 +678,22 @@ impl Tree {
     /// Recomputes every count from scratch and reports the first mismatch.
     #[cfg(test)]
     pub fn check_counts(&self) -> Result<(), String> {
-        use std::collections::HashMap;
-        let mut live: HashMap<NodeKey, u32> = HashMap::new();
-        for (k, n) in self.nodes.iter() {
-            if n.state.is_live() {
-                let mut cur = Some(k);
-                while let Some(c) = cur {
-                    *live.entry(c).or_default() += 1;
-                    cur = self.nodes[c].parent;
-                }
-            }
+        fn want(t: &Tree, k: NodeKey) -> u32 {
+            let n = &t.nodes[k];
+            let children = n.children.values().filter(|c| want(t, **c) > 0).count();
+            u32::from(n.state.is_live()) + children as u32
         }
         for (k, n) in self.nodes.iter() {
-            let want = live.get(&k).copied().unwrap_or(0);
-            if n.live_below != want {
-                return Err(format!("{}: live_below {} != {}", n.dn, n.live_below, want));
+            let want = want(self, k);
+            if n.not_ready != want {
+                return Err(format!("{}: not_ready {} != {}", n.dn, n.not_ready, want));
             }
         }
         for (_, g) in self.groups.iter() {
             let want = g
                 .members
                 .iter()
-                .filter(|m| self.nodes[**m].live_below > 0)
+                .filter(|m| self.nodes[**m].not_ready > 0)
                 .count() as u32;
             if g.unready != want {
                 return Err(format!(
@@ -731,7 +733,7 @@ impl Node {
             groups: Vec::new(),
             state: NodeState::New,
             token,
-            live_below: 1,
+            not_ready: 1,
             incarnation,
             restarts: 0,
             last_error: None,
