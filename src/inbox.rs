@@ -5,8 +5,9 @@
 //! and need no reply, so they bypass the actor's mailbox: a sender appends to
 //! one vector under a lock, and only the sender that finds it empty wakes the
 //! processor. The processor takes the whole batch at once, reads the clock
-//! once for it and runs the restart sweep once after it. Steady state, a
-//! report costs no allocation (the two vectors are swapped, not freed).
+//! once for it and runs the restart sweep once after it. A report costs no
+//! allocation of its own (the processor's two vectors are swapped, not
+//! freed; a worker's held batch is one vector per round).
 //!
 //! On a worker arbiter, reports are held on the thread until the tasks the
 //! worker had queued when the first was held have run (or [`HOLD_LIMIT`]
