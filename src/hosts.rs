@@ -83,15 +83,18 @@ impl Hosts {
     pub fn flush(&mut self, workers: &Workers) {
         let separate = workers.separate();
         for (i, out) in self.outbox.iter_mut().enumerate() {
+            if out.is_empty() {
+                continue; // most workers, most of the time: keep the capacity
+            }
             let lone_start = out.births.is_empty() && out.starts.len() == 1;
-            if separate && !lone_start && !out.is_empty() {
-                if let Some(worker) = workers.handle(i) {
+            match workers.handle(i) {
+                Some(worker) if separate && !lone_start => {
                     let batch = std::mem::take(out);
                     worker.spawn_fn(move || batch.deliver());
                 }
+                // On the processor's own arbiter, or a lone start: at once.
+                _ => std::mem::take(out).deliver(),
             }
-            // On the processor's own arbiter, or a lone start: at once.
-            std::mem::take(out).deliver();
         }
     }
 
