@@ -59,14 +59,12 @@ impl Hosts {
         self.by_node.contains_key(node)
     }
 
-    /// Queues a start for `node`'s host; `false` if it has none.
-    pub fn start(&mut self, node: NodeKey, start: Start) -> bool {
-        let Some(host) = self.by_node.get(node) else {
-            return false;
-        };
-        let (addr, worker) = (host.addr.clone(), host.worker);
-        self.outbox(worker).starts.push((addr, start));
-        true
+    /// Queues a start for `node`'s host (nothing if it has none).
+    pub fn start(&mut self, node: NodeKey, start: Start) {
+        if let Some(host) = self.by_node.get(node) {
+            let (addr, worker) = (host.addr.clone(), host.worker);
+            self.outbox(worker).starts.push((addr, start));
+        }
     }
 
     /// Drops `node`'s address: once no batch holds it either, the host
