@@ -450,12 +450,10 @@ fn print_ratios() {
     let r = RESULTS.lock().unwrap();
     let Some(r) = r.as_ref() else { return };
     println!("\nratios, this run (actix-supervisor / kameo; lower is better):");
-    let line = |what: &str, ours: Option<Duration>, theirs: Option<Duration>, target: &str| {
+    let line = |what: &str, ours: Option<Duration>, theirs: Option<Duration>, target: f64| {
         if let (Some(a), Some(b)) = (ours, theirs) {
             let ratio = a.as_secs_f64() / b.as_secs_f64();
-            let ok = target
-                .parse::<f64>()
-                .map_or("", |t| if ratio <= t { "met" } else { "NOT met" });
+            let ok = if ratio <= target { "met" } else { "NOT met" };
             println!(
                 "  {what:<44} {:>9.1} µs / {:>9.1} µs = {ratio:>5.2}x  (target <= {target}x: {ok})",
                 a.as_secs_f64() * 1e6,
@@ -468,25 +466,29 @@ fn print_ratios() {
             .get(name)
             .map(|(p50, p_99)| if p99 { *p_99 } else { *p50 })
     };
-    let kameo = "peers_restart/kameo";
-    for (name, label) in [
-        (
-            "peers_restart/actix_supervisor",
-            "restart p50, default placement",
-        ),
-        (
-            "peers_restart/actix_supervisor_one_arbiter",
-            "restart p50, one arbiter",
-        ),
-    ] {
-        let target = if label.ends_with("arbiter") { "1" } else { "2" };
-        line(label, restart(name, false), restart(kameo, false), target);
-    }
+    let (ours, one_arbiter, kameo) = (
+        "peers_restart/actix_supervisor",
+        "peers_restart/actix_supervisor_one_arbiter",
+        "peers_restart/kameo",
+    );
+    let (p50, p99) = (false, true);
+    line(
+        "restart p50, default placement",
+        restart(ours, p50),
+        restart(kameo, p50),
+        2.0,
+    );
+    line(
+        "restart p50, one arbiter",
+        restart(one_arbiter, p50),
+        restart(kameo, p50),
+        1.0,
+    );
     line(
         "restart p99, default placement",
-        restart("peers_restart/actix_supervisor", true),
-        restart(kameo, true),
-        "3",
+        restart(ours, p99),
+        restart(kameo, p99),
+        3.0,
     );
     if let Some(hop) = restart("thread_round_trip", false) {
         println!(
@@ -505,7 +507,7 @@ fn print_ratios() {
             &format!("spawn {n} nodes (mean)"),
             mean("actix_supervisor", n),
             mean("kameo", n),
-            "1",
+            1.0,
         );
     }
 }

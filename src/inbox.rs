@@ -71,15 +71,19 @@ impl Inbox {
             };
             // The first report held schedules the release, behind the
             // tasks this worker has queued already.
-            if held.count == 0 && !schedule_release() {
+            if held.is_empty() && !schedule_release() {
                 return Err(report);
             }
-            match held.batches.iter_mut().find(|(i, _)| Arc::ptr_eq(i, self)) {
-                Some((_, batch)) => batch.push(report),
-                None => held.batches.push((self.clone(), vec![report])),
-            }
-            held.count += 1;
-            Ok(held.count >= HOLD_LIMIT)
+            let i = match held.iter().position(|(i, _)| Arc::ptr_eq(i, self)) {
+                Some(i) => i,
+                None => {
+                    held.push((self.clone(), Vec::new()));
+                    held.len() - 1
+                }
+            };
+            let batch = &mut held[i].1;
+            batch.push(report);
+            Ok(batch.len() >= HOLD_LIMIT)
         });
         match kept {
             Err(report) => self.push(report),
@@ -89,7 +93,7 @@ impl Inbox {
     }
 
     /// Appends a report; wakes the processor if the inbox was empty.
-    pub fn push(&self, report: Report) {
+    fn push(&self, report: Report) {
         let was_empty = {
             let mut q = self.queue();
             if q.closed {
@@ -146,15 +150,12 @@ impl Inbox {
 
 pub(crate) struct Doorbell(Arc<Inbox>);
 
-/// How many reports a worker holds at most before it delivers them.
-pub(crate) const HOLD_LIMIT: usize = 256;
+/// How many reports a worker holds at most for one inbox before it
+/// delivers them.
+const HOLD_LIMIT: usize = 256;
 
 /// Reports a worker holds, by inbox (one per supervisor using the thread).
-#[derive(Default)]
-struct Held {
-    batches: Vec<(Arc<Inbox>, Vec<Report>)>,
-    count: usize,
-}
+type Held = Vec<(Arc<Inbox>, Vec<Report>)>;
 
 thread_local! {
     /// `Some` on a worker arbiter's thread: see the module docs.
@@ -164,7 +165,7 @@ thread_local! {
 /// Makes the calling thread, a worker arbiter's, hold reports: see the
 /// module docs.
 pub(crate) fn hold_on_this_thread() {
-    HELD.with(|h| *h.borrow_mut() = Some(Held::default()));
+    HELD.with(|h| *h.borrow_mut() = Some(Held::new()));
 }
 
 /// Spawns [`release_held`] on this thread's arbiter: it runs once the tasks
@@ -175,14 +176,8 @@ fn schedule_release() -> bool {
 
 /// Delivers every report this thread holds, in order.
 pub(crate) fn release_held() {
-    let batches = HELD.with(|h| match h.borrow_mut().as_mut() {
-        Some(held) if held.count > 0 => {
-            held.count = 0;
-            std::mem::take(&mut held.batches)
-        }
-        _ => Vec::new(),
-    });
-    for (inbox, mut reports) in batches {
+    let batches = HELD.with(|h| h.borrow_mut().as_mut().map(std::mem::take));
+    for (inbox, mut reports) in batches.into_iter().flatten() {
         inbox.push_all(&mut reports);
     }
 }

@@ -86,7 +86,7 @@ enum Life {
 pub(crate) struct Processor {
     tree: Tree,
     /// The hosts, and what goes to the workers once the current message
-    /// is handled (see [`flush_starts`](Self::flush_starts)).
+    /// is handled (see [`Hosts::flush`]).
     hosts: Hosts,
     config: Config,
     voice: Voice,
@@ -252,9 +252,6 @@ impl Processor {
                 NodeKind::Process { .. } => tree::Kind::Process,
                 _ => tree::Kind::Runnable,
             };
-        }
-        if worker >= self.workers.len() {
-            return;
         }
         let host = NodeHost::new(runnable, me, self.config.logs.clone());
         self.hosts.create(node, host, worker);
@@ -620,7 +617,7 @@ impl Processor {
                 }
             }
             if i % PLACEMENT_RUN == 0 {
-                worker = self.workers.pick().0;
+                worker = self.workers.pick();
             }
             self.host(*key, child.runnable, worker);
         }
@@ -757,13 +754,8 @@ impl Processor {
                 self.restart_unit(unit);
             }
         }
-        self.flush_starts();
-        self.check_drained(ctx);
-    }
-
-    /// Sends what handling this message decided: see [`Hosts::flush`].
-    fn flush_starts(&mut self) {
         self.hosts.flush(&self.workers);
+        self.check_drained(ctx);
     }
 
     /// Every second: the sinks' summary, then the full sweep if anything
@@ -917,10 +909,10 @@ impl Actor for Processor {
         self.tick();
         let root = self.tree.root();
         if let Some(r) = self.root_runnable.take() {
-            let worker = self.workers.pick().0;
+            let worker = self.workers.pick();
             self.host(root, r, worker);
             self.schedule(root, Duration::ZERO, false);
-            self.flush_starts();
+            self.hosts.flush(&self.workers);
         }
         self.safety_timer =
             Some(ctx.run_interval(SAFETY_SWEEP_PERIOD, |act, ctx| act.safety_sweep(ctx)));

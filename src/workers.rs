@@ -94,14 +94,14 @@ impl Workers {
     /// The worker for the next group (or run of members): round-robin
     /// over the workers that are not blocked (over all of them when every
     /// one is).
-    pub fn pick(&mut self) -> (usize, &ArbiterHandle) {
+    pub fn pick(&mut self) -> usize {
         let n = self.handles.len();
         let free = (0..n)
             .map(|k| (self.next + k) % n)
             .find(|i| !self.blocked[*i]);
         let i = free.unwrap_or(self.next % n);
         self.next = (i + 1) % n;
-        (i, &self.handles[i])
+        i
     }
 
     /// Stops the worker arbiters this supervisor made.
@@ -135,7 +135,7 @@ mod tests {
         w.handles = vec![w.handles[0].clone(); 3];
         w.blocked = vec![false; 3];
         let picks =
-            |w: &mut Workers, n: usize| -> Vec<usize> { (0..n).map(|_| w.pick().0).collect() };
+            |w: &mut Workers, n: usize| -> Vec<usize> { (0..n).map(|_| w.pick()).collect() };
         assert_eq!(picks(&mut w, 4), [0, 1, 2, 0]);
         w.set_blocked(2, true);
         assert_eq!(picks(&mut w, 4), [1, 0, 1, 0]);

@@ -21,20 +21,6 @@ fn virtual_builder() -> SupervisorBuilder {
         .shutdown_timeout(Duration::from_secs(2))
 }
 
-/// A root that starts `group` on its first incarnation only, then serves.
-fn root_with(builder: SupervisorBuilder, group: Group) -> Supervisor {
-    let group = Arc::new(Mutex::new(Some(group)));
-    builder.start(move |ctx: Context| {
-        let group = group.lock().unwrap().take();
-        async move {
-            if let Some(g) = group {
-                ctx.run_group(g).await?;
-            }
-            serve(&ctx).await
-        }
-    })
-}
-
 /// A runnable that signals Healthy and then returns `result` on its first
 /// incarnation; later incarnations serve.
 fn once(

@@ -13,20 +13,6 @@ use futures::FutureExt;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::time::Instant;
 
-/// A supervisor whose root starts `group` on its first incarnation, then serves.
-fn under_root(group: Group) -> Supervisor {
-    let group = Arc::new(Mutex::new(Some(group)));
-    builder().start(move |ctx: Context| {
-        let group = group.lock().unwrap().take();
-        async move {
-            if let Some(g) = group {
-                ctx.run_group(g).await?;
-            }
-            serve(&ctx).await
-        }
-    })
-}
-
 /// Fails on its first start once `trigger` is notified (so that the test
 /// decides when, e.g. after its siblings are up), serves afterwards; reports
 /// every start.
@@ -79,7 +65,7 @@ async fn a_group_member_death_restarts_the_group() {
         fails_once("a", tx.clone(), trigger.clone()),
         reporter("b", tx.clone()),
     );
-    let sup = under_root(Group::new().with("a", a).with("b", b));
+    let sup = root_with(builder(), Group::new().with("a", a).with("b", b));
     assert_eq!(next_sorted(&mut rx, 2).await, ["start a 0", "start b 0"]);
     trigger.notify_one();
     until(&mut rx, "stop b 0").await;
@@ -151,7 +137,7 @@ async fn the_group_waits_for_its_slowest_member() {
             }
         }
     };
-    let sup = under_root(Group::new().with("a", a).with("slow", slow));
+    let sup = root_with(builder(), Group::new().with("a", a).with("slow", slow));
     assert_eq!(next_sorted(&mut rx, 2).await, ["slow up", "start a 0"]);
     trigger.notify_one();
     until(&mut rx, "slow cancelled").await;

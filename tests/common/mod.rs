@@ -6,7 +6,8 @@ pub mod heap;
 use std::time::Duration;
 
 use actix_supervisor::{
-    default_backoff, Context, NodeInfo, NodeState, RunResult, Signal, Supervisor, SupervisorBuilder,
+    default_backoff, Context, Group, NodeInfo, NodeState, RunResult, Signal, Supervisor,
+    SupervisorBuilder,
 };
 use backoff::ExponentialBackoff;
 use tokio::sync::mpsc;
@@ -38,6 +39,21 @@ pub fn builder() -> SupervisorBuilder {
 }
 
 /// Signals Healthy and serves until cancelled.
+/// A supervisor whose root starts `group` on its first incarnation only,
+/// then serves.
+pub fn root_with(builder: SupervisorBuilder, group: Group) -> Supervisor {
+    let group = std::sync::Arc::new(std::sync::Mutex::new(Some(group)));
+    builder.start(move |ctx: Context| {
+        let group = group.lock().unwrap().take();
+        async move {
+            if let Some(g) = group {
+                ctx.run_group(g).await?;
+            }
+            serve(&ctx).await
+        }
+    })
+}
+
 pub async fn serve(ctx: &Context) -> RunResult {
     ctx.signal(Signal::Healthy)?;
     ctx.cancelled().await;
