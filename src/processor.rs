@@ -971,7 +971,11 @@ impl Handler<Snapshot> for Processor {
             Some(dn) => self.view().find(dn)?,
             None => self.tree.root(),
         };
-        Some(self.view().snapshot(top))
+        let view = self.view();
+        Some(match msg.unready_only {
+            true => view.collect(top, |k, n| view.is_unready(k, n)),
+            false => view.snapshot(top),
+        })
     }
 }
 

@@ -176,11 +176,14 @@ pub(crate) struct StartGroup {
 pub(crate) struct WaitSettled;
 
 /// The nodes of the subtree at `of` (the whole tree when `None`); `None`
-/// back when no node has that DN.
+/// back when no node has that DN. With `unready_only`, only the nodes that
+/// keep the service from being ready (see `View::is_unready`): a readiness
+/// probe then builds no record for the nodes that are fine.
 #[derive(Message)]
 #[rtype(result = "Option<Vec<NodeInfo>>")]
 pub(crate) struct Snapshot {
     pub of: Option<String>,
+    pub unready_only: bool,
 }
 
 /// Whether the supervisor is draining (`start`: begin draining now).

@@ -138,16 +138,38 @@ impl Supervisor {
     /// Every node of the tree, sorted by DN. One message to the processor:
     /// it never holds up repairs for longer than building the list.
     pub async fn snapshot(&self) -> Vec<NodeInfo> {
-        let nodes = self.ask(Snapshot { of: None }).await;
+        let nodes = self
+            .ask(Snapshot {
+                of: None,
+                unready_only: false,
+            })
+            .await;
         self.raise_panic();
         nodes.ok().flatten().unwrap_or_default()
+    }
+
+    /// The nodes that keep the service from being ready, for `/readyz`;
+    /// `None` if the processor does not answer.
+    #[cfg(feature = "web")]
+    pub(crate) async fn unready(&self) -> Option<Vec<NodeInfo>> {
+        let of = None;
+        let nodes = self.ask(Snapshot {
+            of,
+            unready_only: true,
+        });
+        nodes.await.ok().flatten()
     }
 
     /// Every node of the subtree at `dn` (that node included), sorted by DN;
     /// `None` when no node has that DN.
     pub async fn snapshot_of(&self, dn: &str) -> Option<Vec<NodeInfo>> {
         let of = Some(dn.to_string());
-        let nodes = self.ask(Snapshot { of }).await;
+        let nodes = self
+            .ask(Snapshot {
+                of,
+                unready_only: false,
+            })
+            .await;
         self.raise_panic();
         nodes.ok().flatten()
     }

@@ -9,6 +9,7 @@ use std::time::SystemTime;
 use slotmap::SecondaryMap;
 use tokio::time::Instant;
 
+use crate::policy::Restart;
 use crate::state::{Counts, GroupInfo, LastExit, NodeInfo, NodeKind, NodeState};
 use crate::tree::{self, NodeKey, Tree};
 
@@ -91,6 +92,26 @@ impl View<'_> {
     /// order is DN order (`.` sorts before every name character), so only
     /// siblings are sorted; the groups give each child's place on the way.
     pub fn snapshot(&self, top: NodeKey) -> Vec<NodeInfo> {
+        self.collect(top, |_, _| true)
+    }
+
+    /// Not ready: the root is not HEALTHY, or a permanent node is neither
+    /// HEALTHY nor DONE, or waits out a backoff.
+    pub fn is_unready(&self, key: NodeKey, n: &tree::Node) -> bool {
+        let root = n.parent.is_none();
+        let required = root || self.tree.restart_of(key) == Restart::Permanent;
+        let state = n.reported_state();
+        let fine = state == NodeState::Healthy || (!root && state == NodeState::Done);
+        required && (!fine || n.waiting.is_some())
+    }
+
+    /// Like [`snapshot`](Self::snapshot), with a record only for the nodes
+    /// `keep` accepts (the walk still visits every node of the subtree).
+    pub fn collect(
+        &self,
+        top: NodeKey,
+        keep: impl Fn(NodeKey, &tree::Node) -> bool,
+    ) -> Vec<NodeInfo> {
         let (now, wall) = (Instant::now(), SystemTime::now());
         let tree = self.tree;
         let top_group = tree.node(top).and_then(|n| {
@@ -105,12 +126,14 @@ impl View<'_> {
                 g.members.len(),
             ))
         });
-        let mut out = Vec::with_capacity(tree.len());
+        let mut out = Vec::new();
         let mut stack = vec![(top, top_group)];
         let mut kids: Vec<(&str, NodeKey, GroupInfo)> = Vec::new();
         while let Some((k, group)) = stack.pop() {
             let Some(n) = tree.node(k) else { continue };
-            out.push(self.info(k, n, group, now, wall));
+            if keep(k, n) {
+                out.push(self.info(k, n, group, now, wall));
+            }
             kids.clear();
             for (ordinal, g) in n.groups.iter().enumerate() {
                 let Some(g) = tree.group(*g) else { continue };

@@ -42,10 +42,10 @@ use prometheus_client::registry::Registry;
 
 use crate::context::Context;
 use crate::error::RunResult;
-use crate::policy::{Restart, Shutdown};
+use crate::policy::Shutdown;
 use crate::render::{glyph, human, TextTree};
 use crate::runnable::Runnable;
-use crate::state::{NodeInfo, NodeState, Signal};
+use crate::state::{NodeInfo, Signal};
 use crate::supervisor::Supervisor;
 
 /// How much longer than the server's graceful period its node's stop
@@ -280,30 +280,18 @@ async fn healthz(s: web::Data<Status>) -> HttpResponse {
     }
 }
 
-/// Not ready: the root is not HEALTHY, or a permanent node is neither
-/// HEALTHY nor DONE.
-fn not_ready(nodes: &[NodeInfo]) -> Vec<&NodeInfo> {
-    nodes
-        .iter()
-        .filter(|n| {
-            let root = !n.dn.contains('.');
-            let required = root || n.restart == Restart::Permanent;
-            let fine = n.state == NodeState::Healthy || (!root && n.state == NodeState::Done);
-            required && (!fine || n.restart_at.is_some())
-        })
-        .collect()
-}
-
 async fn readyz(s: web::Data<Status>) -> HttpResponse {
     if s.sup.is_draining().await {
         return HttpResponse::ServiceUnavailable()
             .json(serde_json::json!({ "ready": false, "draining": true }));
     }
-    let nodes = s.sup.snapshot().await;
-    let missing = not_ready(&nodes);
-    if !nodes.is_empty() && missing.is_empty() {
+    // The processor picks the nodes that are not ready; the others cost no
+    // record (a probe of a large tree stays cheap).
+    let missing = s.sup.unready().await;
+    if missing.as_ref().is_some_and(Vec::is_empty) {
         return HttpResponse::Ok().json(serde_json::json!({ "ready": true }));
     }
+    let missing = missing.unwrap_or_default();
     let list: Vec<_> = missing
         .iter()
         .map(|n| {
