@@ -1,7 +1,7 @@
 //! Soak: a million restarts (or as many as asked), then the resident memory
-//! at 10% and at 100% of them. Nothing may grow with the number of restarts:
-//! the run fails (exit code 1) if the resident set grew by 1 MiB or more
-//! between the two readings.
+//! and the live heap (a counting allocator) at 10% and at 100% of them.
+//! Nothing may grow with the number of restarts: the run fails (exit code 1)
+//! if the resident set grew by 1 MiB or more between the two readings.
 //!
 //! ```text
 //! cargo run --release --example soak                # 1,000,000 restarts
@@ -18,6 +18,15 @@ use std::time::{Duration, Instant};
 
 use actix_supervisor::{Context, RunResult, Signal, Supervisor};
 use tokio::sync::mpsc;
+
+#[path = "../tests/common/mod.rs"]
+#[allow(unused)]
+mod common;
+
+use common::heap::{live_heap, Counting};
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
 
 const FLAPPERS: usize = 8;
 const LIMIT_KIB: u64 = 1024;
@@ -78,9 +87,9 @@ fn main() {
             });
         let t = Instant::now();
         milestones.recv().await;
-        let (rss_tenth, at_tenth) = (rss_kib(), t.elapsed());
+        let (rss_tenth, heap_tenth, at_tenth) = (rss_kib(), live_heap(), t.elapsed());
         milestones.recv().await;
-        let (rss_end, at_end) = (rss_kib(), t.elapsed());
+        let (rss_end, heap_end, at_end) = (rss_kib(), live_heap(), t.elapsed());
         sup.shutdown().await;
         let restarts: u64 = sup.snapshot().await.iter().map(|n| n.restarts).sum();
         let growth = rss_end.saturating_sub(rss_tenth);
@@ -92,6 +101,10 @@ fn main() {
         println!(
             "resident: {rss_tenth} KiB at 10% ({:.1} s), {rss_end} KiB at 100%: +{growth} KiB",
             at_tenth.as_secs_f64()
+        );
+        println!(
+            "live heap: {heap_tenth} B at 10%, {heap_end} B at 100%: {:+} B",
+            heap_end - heap_tenth
         );
         growth < LIMIT_KIB
     });

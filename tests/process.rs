@@ -307,3 +307,29 @@ async fn a_grace_beyond_the_shutdown_timeout_is_honoured() {
     let _ = std::fs::remove_file(&marker);
     assert_eq!(cleaned.unwrap_or_default().trim(), "cleaned");
 }
+
+/// The fault storm's orphan check finds a live process by the mark in its
+/// environment, and stops finding it once it is gone (not by pid, which a
+/// long run may see reused).
+#[test]
+fn the_storm_orphan_check_finds_marked_processes_and_forgets_dead_ones() {
+    use common::storm::{orphans, MARK};
+    let mark = format!("orphan-check-{}", std::process::id());
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .env(MARK, &mark)
+        .spawn()
+        .expect("spawn sleep");
+    let pid = child.id().to_string();
+    let mine = |found: &[String]| found.iter().any(|f| f.starts_with(&format!("{pid}:")));
+    assert!(
+        mine(&orphans(&mark, Duration::ZERO)),
+        "a live marked process is an orphan"
+    );
+    child.kill().expect("kill sleep");
+    child.wait().expect("reap sleep");
+    assert!(
+        !mine(&orphans(&mark, Duration::ZERO)),
+        "a reaped process is not"
+    );
+}

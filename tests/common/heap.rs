@@ -46,18 +46,34 @@ pub const SLACK: isize = 256 * 1024;
 
 /// Waits (bounded by 20 s) until the thread count is at most `threads` and
 /// the live heap within `slack` bytes of `heap`: threads end and free their
-/// memory after the handles are dropped, on their own schedule.
+/// memory after the handles are dropped, on their own schedule. Fails the
+/// test otherwise, naming `what`.
 pub async fn back_to(threads: usize, heap: isize, slack: isize, what: &str) {
+    if let (_, _, Err(e)) = settle_to(threads, heap, slack, what).await {
+        panic!("{e}");
+    }
+}
+
+/// [`back_to`], returning the thread count and live heap it ended with,
+/// and whether they are within bounds.
+pub async fn settle_to(
+    threads: usize,
+    heap: isize,
+    slack: isize,
+    what: &str,
+) -> (usize, isize, Result<(), String>) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let (t, h) = (thread_count(), live_heap());
         if t <= threads && h - heap <= slack {
-            return;
+            return (t, h, Ok(()));
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}: {t} threads (baseline {threads}), live heap {h} B (baseline {heap} B, slack {slack} B)"
-        );
+        if tokio::time::Instant::now() >= deadline {
+            let e = format!(
+                "{what}: {t} threads (baseline {threads}), live heap {h} B (baseline {heap} B, slack {slack} B)"
+            );
+            return (t, h, Err(e));
+        }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

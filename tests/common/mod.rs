@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 pub mod heap;
+#[cfg(unix)]
+pub mod storm;
 
 use std::time::Duration;
 

@@ -1,0 +1,623 @@
+//! The seeded fault storm, shared by `tests/fault_storm.rs` (2 s in
+//! `cargo test`) and `examples/storm.rs` (any length, any tree size).
+//!
+//! Faults: returned errors, panics, signal misuse, deaths during set-up
+//! (before the children are started), runnables that ignore cancellation
+//! past their stop deadline, and SIGKILLed OS processes. Afterwards every
+//! node must be HEALTHY again, the restart counts must agree with what was
+//! injected, `shutdown()` must finish, no process the supervisor spawned may
+//! be left, and the thread count and live heap must be back at their
+//! baseline. The binary that runs it installs a counting global
+//! allocator (`heap::Counting`); nothing the storm keeps for itself outlives [`run`], so the
+//! heap check holds at any length.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_supervisor::process::Command;
+use actix_supervisor::{Context, Group, NodeState, RunResult, Signal, Supervisor};
+use futures::future::LocalBoxFuture;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::heap::{live_heap, settle_to, SLACK};
+use super::{backoff_ms, thread_count};
+
+/// What to run: the seed, how long faults are injected, how deep the tree is.
+#[derive(Clone, Copy, Debug)]
+pub struct Storm {
+    pub seed: u64,
+    pub secs: u64,
+    /// Levels of ten below the root: 4 is 11,111 nodes, 5 is 111,111.
+    pub levels: u32,
+}
+
+impl Storm {
+    /// From `STORM_SEED`, `STORM_SECS` (default 2) and `STORM_NODES`
+    /// (default 11,111).
+    pub fn from_env() -> Result<Storm, String> {
+        let var = |name: &str| std::env::var(name).ok();
+        Storm::new(
+            var("STORM_SEED").as_deref(),
+            var("STORM_SECS").as_deref(),
+            var("STORM_NODES").as_deref(),
+        )
+    }
+
+    /// From the given texts (each optional): a fresh seed from the clock,
+    /// 2 s and 11,111 nodes when absent.
+    pub fn new(
+        seed: Option<&str>,
+        secs: Option<&str>,
+        nodes: Option<&str>,
+    ) -> Result<Storm, String> {
+        let number = |what: &str, text: &str| {
+            text.replace([',', '_'], "")
+                .parse::<u64>()
+                .map_err(|e| format!("{what} {text:?}: {e}"))
+        };
+        let seed = match seed {
+            Some(s) => number("seed", s)?,
+            None => {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(1, |d| d.as_nanos() as u64)
+                    | 1
+            }
+        };
+        let secs = secs.map(|s| number("seconds", s)).transpose()?.unwrap_or(2);
+        let nodes = nodes
+            .map(|n| number("nodes", n))
+            .transpose()?
+            .unwrap_or(11_111);
+        let levels = (3..=6)
+            .find(|&l| tree_size(l) == nodes)
+            .ok_or_else(|| format!("nodes {nodes}: the storm's tree has 1,111, 11,111, 111,111, 1,111,111 or 11,111,111 nodes"))?;
+        if seed == 0 {
+            return Err("seed 0: the generator needs a non-zero seed".into());
+        }
+        Ok(Storm { seed, secs, levels })
+    }
+
+    pub fn nodes(&self) -> usize {
+        tree_size(self.levels) as usize
+    }
+
+    /// `what`, with how to replay it.
+    pub fn context(&self, what: &str) -> String {
+        format!(
+            "{what} (seed {s}; replay with STORM_SEED={s} STORM_SECS={} STORM_NODES={})",
+            self.secs,
+            self.nodes(),
+            s = self.seed
+        )
+    }
+}
+
+/// The root and `levels` levels of ten below it.
+fn tree_size(levels: u32) -> u64 {
+    (10u64.pow(levels + 1) - 1) / 9
+}
+
+/// What a storm did and what it left.
+#[derive(Debug)]
+pub struct Report {
+    pub nodes: usize,
+    /// Faults injected, by kind.
+    pub injected: BTreeMap<&'static str, u64>,
+    /// Distinct DNs killed at least once.
+    pub dns_killed: usize,
+    /// The restarts the snapshot shows, summed over every DN.
+    pub restarts: u64,
+    /// From the end of the storm until every node was HEALTHY again.
+    pub recovery: Duration,
+    /// How long `shutdown()` took.
+    pub shutdown: Duration,
+    /// Threads and live heap before the supervisor started and after it was
+    /// dropped (once back within the slack, or at the bounded wait's end).
+    pub threads: (usize, usize),
+    pub heap: (isize, isize),
+    /// Processes the supervisor spawned that were still alive after shutdown.
+    pub orphans: Vec<String>,
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let total: u64 = self.injected.values().sum();
+        writeln!(f, "faults injected: {total}")?;
+        for (kind, n) in &self.injected {
+            writeln!(f, "  {kind:<13} {n}")?;
+        }
+        writeln!(
+            f,
+            "DNs killed at least once: {} of {}",
+            self.dns_killed, self.nodes
+        )?;
+        writeln!(f, "restarts: {}", self.restarts)?;
+        writeln!(
+            f,
+            "recovery (all {} healthy again): {:.3} s",
+            self.nodes,
+            self.recovery.as_secs_f64()
+        )?;
+        writeln!(f, "shutdown: {:.3} s", self.shutdown.as_secs_f64())?;
+        writeln!(
+            f,
+            "threads: {} before, {} after",
+            self.threads.0, self.threads.1
+        )?;
+        writeln!(
+            f,
+            "live heap: {} B before, {} B after ({:+} B; slack {SLACK} B)",
+            self.heap.0,
+            self.heap.1,
+            self.heap.1 - self.heap.0
+        )?;
+        write!(f, "orphan processes: {}", self.orphans.len())
+    }
+}
+
+/// What the storm does to a running incarnation.
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    Error,
+    Panic,
+    /// Signals Done twice, then returns `Ok(())`: DEAD for the misuse.
+    Misuse,
+    /// Dies now, and its next incarnation dies again during set-up.
+    SetupDeath,
+    /// Ignores its next cancellation: aborted after the stop deadline.
+    Deaf,
+}
+
+impl Fault {
+    fn kills(self) -> bool {
+        !matches!(self, Fault::Deaf)
+    }
+
+    /// A name to count by: static, so that counting allocates nothing per fault.
+    fn name(self) -> &'static str {
+        match self {
+            Fault::Error => "error",
+            Fault::Panic => "panic",
+            Fault::Misuse => "misuse",
+            Fault::SetupDeath => "set-up death",
+            Fault::Deaf => "deaf",
+        }
+    }
+}
+
+/// The current incarnation of a DN: its number and its fault inbox.
+struct Inbox {
+    incarnation: u64,
+    tx: mpsc::UnboundedSender<Fault>,
+}
+
+/// What the runnables share with the storm.
+#[derive(Default)]
+struct Book {
+    inboxes: HashMap<String, Inbox>,
+    /// How many times each DN's runnable was started.
+    starts: HashMap<String, u64>,
+    /// DNs whose next incarnation dies during set-up.
+    doomed: BTreeSet<String>,
+}
+
+type Shared = Arc<Mutex<Book>>;
+
+fn lock(book: &Shared) -> std::sync::MutexGuard<'_, Book> {
+    book.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Removes the incarnation's inbox however it ends (panics included).
+struct Deregister {
+    book: Shared,
+    dn: String,
+    incarnation: u64,
+}
+
+impl Drop for Deregister {
+    fn drop(&mut self) {
+        let mut book = lock(&self.book);
+        if book
+            .inboxes
+            .get(&self.dn)
+            .is_some_and(|i| i.incarnation == self.incarnation)
+        {
+            book.inboxes.remove(&self.dn);
+        }
+    }
+}
+
+/// The shape, for levels = 4 (11,111 nodes): root → 10 `s` (one group) →
+/// 10 `w` each (two groups of 5) → 10 `m` each (one group) → 10 leaves `l`
+/// each (one group); deeper trees add levels `n`, `o`, … above the leaves.
+/// Under `s0.w0` and `s0.w1` every leaf parent's `l0` is an OS process (20
+/// process nodes at 11,111 nodes, 200 at 111,111).
+#[derive(Clone)]
+struct Shape {
+    book: Shared,
+    cmd: Command,
+    levels: u32,
+}
+
+impl Shape {
+    fn node(&self, depth: u32) -> impl FnMut(Context) -> LocalBoxFuture<'static, RunResult> + Send {
+        let shape = self.clone();
+        move |ctx: Context| {
+            let shape = shape.clone();
+            Box::pin(async move { shape.incarnation(ctx, depth).await })
+        }
+    }
+
+    /// The name prefix of the nodes at `depth`.
+    fn prefix(&self, depth: u32) -> char {
+        match depth {
+            1 => 's',
+            d if d == self.levels => 'l',
+            2 => 'w',
+            d => (b'm' + (d - 3) as u8) as char,
+        }
+    }
+
+    fn is_process_parent(&self, dn: &str, depth: u32) -> bool {
+        depth + 1 == self.levels
+            && ["root.s0.w0", "root.s0.w1"]
+                .iter()
+                .any(|p| dn == *p || dn.strip_prefix(p).is_some_and(|r| r.starts_with('.')))
+    }
+
+    /// Every DN, and the process nodes'.
+    fn dns(&self) -> (Vec<String>, Vec<String>) {
+        let (mut all, mut processes) = (Vec::new(), Vec::new());
+        let mut level = vec!["root".to_string()];
+        for depth in 0..=self.levels {
+            let mut next = Vec::new();
+            for dn in &level {
+                if depth < self.levels {
+                    let p = self.prefix(depth + 1);
+                    next.extend((0..10).map(|i| format!("{dn}.{p}{i}")));
+                    if self.is_process_parent(dn, depth) {
+                        processes.push(format!("{dn}.l0"));
+                    }
+                }
+            }
+            all.append(&mut level);
+            level = next;
+        }
+        (all, processes)
+    }
+
+    async fn incarnation(self, ctx: Context, depth: u32) -> RunResult {
+        let dn = ctx.dn().to_string();
+        let (incarnation, doomed) = {
+            let mut b = lock(&self.book);
+            let n = b.starts.entry(dn.clone()).or_default();
+            *n += 1;
+            let n = *n;
+            (n, b.doomed.remove(&dn))
+        };
+        if doomed {
+            return Err("injected death during set-up".into());
+        }
+        if depth < self.levels {
+            let p = self.prefix(depth + 1);
+            // The `s` nodes start their children in two groups of five.
+            let groups: &[(u32, u32)] = match depth {
+                1 => &[(0, 5), (5, 10)],
+                _ => &[(0, 10)],
+            };
+            for &(from, to) in groups {
+                let mut g = Group::new();
+                for i in from..to {
+                    g = if i == 0 && self.is_process_parent(&dn, depth) {
+                        g.with("l0", self.cmd.clone())
+                    } else {
+                        g.with(format!("{p}{i}"), self.node(depth + 1))
+                    };
+                }
+                ctx.run_group(g).await?;
+            }
+        }
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        lock(&self.book)
+            .inboxes
+            .insert(dn.clone(), Inbox { incarnation, tx });
+        let _registered = Deregister {
+            book: self.book,
+            dn,
+            incarnation,
+        };
+        ctx.signal(Signal::Healthy)?;
+        let mut deaf = false;
+        loop {
+            tokio::select! {
+                _ = ctx.cancelled() => {
+                    if deaf {
+                        futures::future::pending::<()>().await;
+                    }
+                    return Ok(());
+                }
+                fault = rx.recv() => match fault {
+                    Some(Fault::Error) => return Err("injected error".into()),
+                    Some(Fault::Panic) => panic!("injected panic"),
+                    Some(Fault::Misuse) => {
+                        let _ = ctx.signal(Signal::Done);
+                        let _ = ctx.signal(Signal::Done);
+                        return Ok(());
+                    }
+                    Some(Fault::SetupDeath) => return Err("injected error before a set-up death".into()),
+                    Some(Fault::Deaf) => deaf = true,
+                    None => return Err("the storm's inbox closed".into()),
+                }
+            }
+        }
+    }
+}
+
+/// xorshift64*: deterministic, no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// The environment variable every process of the storm carries: how the
+/// orphan check recognises them whatever their pid (pids wrap, so a pid
+/// remembered from early in a long run may belong to another program).
+pub const MARK: &str = "ACTIX_SUPERVISOR_STORM";
+
+/// Runs the storm and checks what it leaves. `Err` says what failed, with
+/// the seed to replay it; `progress` is told of each phase.
+pub async fn run(storm: Storm, progress: impl Fn(&str)) -> Result<Report, String> {
+    let fail = |what: String| Err(storm.context(&what));
+    // The injected panics are expected: keep them out of the output.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let injected = info
+            .payload()
+            .downcast_ref::<&str>()
+            .is_some_and(|m| m.starts_with("injected"));
+        if !injected {
+            default_hook(info);
+        }
+    }));
+
+    let threads = thread_count();
+    let heap = live_heap();
+    let mut rng = Rng(storm.seed);
+    let mark = format!("{}-{}", std::process::id(), storm.seed);
+    let shape = Shape {
+        book: Arc::default(),
+        cmd: Command::new("sleep")
+            .arg("1000")
+            .env(MARK, &mark)
+            .grace(Duration::from_millis(20)),
+        levels: storm.levels,
+    };
+    let signals = shape.cmd.signals();
+    let (dns, processes) = shape.dns();
+    if dns.len() != storm.nodes() {
+        return fail(format!(
+            "the shape has {} DNs, not {}",
+            dns.len(),
+            storm.nodes()
+        ));
+    }
+    let sup = Supervisor::builder()
+        .backoff(backoff_ms(1))
+        .workers(2)
+        .shutdown_timeout(Duration::from_millis(50))
+        .start(shape.node(0));
+
+    // DN → the incarnations (or pids) the storm killed.
+    let mut killed: HashMap<String, BTreeSet<u64>> = HashMap::new();
+    let mut injected: BTreeMap<&'static str, u64> = BTreeMap::new();
+    progress("injecting faults");
+    let end = Instant::now() + Duration::from_secs(storm.secs);
+    while Instant::now() < end {
+        for _ in 0..4 {
+            let roll = rng.below(100);
+            if roll < 5 {
+                let dn = &processes[rng.below(processes.len())];
+                let node = signals.node(dn);
+                if let Some(pid) = node.pid() {
+                    if node.send(libc::SIGKILL).is_ok() {
+                        killed.entry(dn.clone()).or_default().insert(u64::from(pid));
+                        *injected.entry("process kill").or_default() += 1;
+                    }
+                }
+                continue;
+            }
+            let fault = match roll {
+                5..=44 => Fault::Error,
+                45..=64 => Fault::Panic,
+                65..=79 => Fault::Misuse,
+                80..=89 => Fault::SetupDeath,
+                _ => Fault::Deaf,
+            };
+            let dn = &dns[rng.below(dns.len())];
+            let mut b = lock(&shape.book);
+            let Some(inbox) = b.inboxes.get(dn) else {
+                continue; // not running right now
+            };
+            let incarnation = inbox.incarnation;
+            if inbox.tx.send(fault).is_err() {
+                continue;
+            }
+            if let Fault::SetupDeath = fault {
+                b.doomed.insert(dn.clone());
+            }
+            drop(b);
+            *injected.entry(fault.name()).or_default() += 1;
+            if fault.kills() {
+                killed.entry(dn.clone()).or_default().insert(incarnation);
+            }
+        }
+        // Pacing, not synchronisation: the storm runs for `secs` seconds.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let total: u64 = injected.values().sum();
+    if total <= 100 {
+        return fail(format!("the storm injected only {total} faults"));
+    }
+
+    // Everything comes back.
+    progress("waiting for every node to be healthy again");
+    let recovering = Instant::now();
+    let bound = Duration::from_secs(60).max(Duration::from_millis(storm.nodes() as u64 * 3));
+    let snapshot = loop {
+        sup.wait_settled().await;
+        let snap = sup.snapshot().await;
+        if !snap.windows(2).all(|w| w[0].dn < w[1].dn) {
+            return fail("the snapshot is not sorted by DN".into());
+        }
+        if snap.len() == dns.len() && snap.iter().all(|n| n.state == NodeState::Healthy) {
+            break snap;
+        }
+        if recovering.elapsed() > bound {
+            let sick: Vec<_> = snap
+                .iter()
+                .filter(|n| n.state != NodeState::Healthy)
+                .take(5)
+                .collect();
+            return fail(format!(
+                "not everything came back within {bound:?}: {} nodes, not healthy: {sick:?}",
+                snap.len()
+            ));
+        }
+    };
+    let recovery = recovering.elapsed();
+
+    // The records agree with what was injected.
+    let starts = std::mem::take(&mut lock(&shape.book).starts);
+    let mut restarts = 0;
+    for n in &snapshot {
+        restarts += n.restarts;
+        let kills = killed.get(&n.dn).map_or(0, |k| k.len() as u64);
+        if n.restarts < kills {
+            return fail(format!(
+                "lost restart history: {} was killed {kills} times but shows {} restarts",
+                n.dn, n.restarts
+            ));
+        }
+        if let Some(&s) = starts.get(&n.dn) {
+            if s > n.restarts + 1 {
+                return fail(format!(
+                    "more starts than restarts: {} started {s} times with {} restarts",
+                    n.dn, n.restarts
+                ));
+            }
+        }
+    }
+    if let Some(dn) = killed
+        .keys()
+        .find(|dn| !snapshot.iter().any(|n| &n.dn == *dn))
+    {
+        return fail(format!("{dn} was killed and is not in the snapshot"));
+    }
+    let dns_killed = killed.len();
+    drop((snapshot, starts, killed));
+
+    // Shut down in bounded time; nothing is left.
+    progress("shutting down");
+    let stopping = Instant::now();
+    if tokio::time::timeout(Duration::from_secs(60), sup.shutdown())
+        .await
+        .is_err()
+    {
+        return fail("shutdown did not finish within 60 s".into());
+    }
+    let shutdown = stopping.elapsed();
+    if !sup.live_runnables().await.is_empty() {
+        return fail("runnables live after shutdown".into());
+    }
+    let orphans = orphans(&mark, Duration::from_secs(5));
+    if !signals.pids().is_empty() {
+        return fail(format!(
+            "pids still recorded after shutdown: {:?}",
+            signals.pids()
+        ));
+    }
+    drop((sup, shape, signals, dns, processes));
+    let _ = std::panic::take_hook();
+    progress("waiting for threads and heap to return to their baseline");
+    let back = settle_to(threads, heap, SLACK, &storm.context("after the storm")).await;
+    let report = Report {
+        nodes: storm.nodes(),
+        injected,
+        dns_killed,
+        restarts,
+        recovery,
+        shutdown,
+        threads: (threads, back.0),
+        heap: (heap, back.1),
+        orphans,
+    };
+    if !report.orphans.is_empty() {
+        return fail(format!("processes outlived the tree: {:?}", report.orphans));
+    }
+    if let Err(e) = back.2 {
+        return fail(e);
+    }
+    Ok(report)
+}
+
+/// The live processes the supervisor spawned, after waiting up to `bound`
+/// for them to go: children of this process (not zombies), and any process
+/// that carries the storm's mark in its environment (a grandchild, or a
+/// child that was reparented). A pid reused by another program matches
+/// neither.
+pub fn orphans(mark: &str, bound: Duration) -> Vec<String> {
+    let me = std::process::id().to_string();
+    let needle = format!("{MARK}={mark}");
+    let find = || {
+        let mut found = Vec::new();
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return found;
+        };
+        for entry in dir.flatten() {
+            let pid = entry.file_name().to_string_lossy().into_owned();
+            if !pid.bytes().all(|b| b.is_ascii_digit()) || pid == me {
+                continue;
+            }
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue; // gone meanwhile
+            };
+            // After the command's closing parenthesis: state, ppid, ...
+            let mut fields = stat.rsplit(')').next().unwrap_or("").split_whitespace();
+            let (state, ppid) = (fields.next(), fields.next());
+            if state == Some("Z") {
+                continue; // dead, only not reaped yet
+            }
+            let child = ppid == Some(me.as_str());
+            let marked = std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == needle.as_bytes()));
+            if child || marked {
+                found.push(format!(
+                    "{pid}: {}",
+                    stat.split(')').next().unwrap_or("").trim()
+                ));
+            }
+        }
+        found
+    };
+    let until = std::time::Instant::now() + bound;
+    loop {
+        let found = find();
+        if found.is_empty() || std::time::Instant::now() > until {
+            return found;
+        }
+        // A SIGKILLed process needs its kernel's moment to go.
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
