@@ -203,12 +203,7 @@ pub fn peer(s: Arc<Shared>) -> impl FnMut(Context) -> Boxed + Send {
 
 /// A supervisor whose backoff is zero: the benches measure supervision, not waiting.
 pub fn no_backoff() -> actix_supervisor::SupervisorBuilder {
-    Supervisor::builder().backoff(backoff::ExponentialBackoff {
-        initial_interval: Duration::ZERO,
-        current_interval: Duration::ZERO,
-        max_elapsed_time: None,
-        ..actix_supervisor::default_backoff()
-    })
+    Supervisor::builder().backoff(actix_supervisor::Backoff::default().initial(Duration::ZERO))
 }
 
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
