@@ -12,7 +12,7 @@
 //! before the future is first polled. Those can log through
 //! [`Context::logger`](crate::Context::logger) instead, which always works.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
@@ -23,7 +23,6 @@ use crate::logger::Logger;
 
 thread_local! {
     static CURRENT: RefCell<Option<Logger>> = const { RefCell::new(None) };
-    static SUPPRESS: Cell<bool> = const { Cell::new(false) };
 }
 
 /// The logger of the node whose runnable is being polled on this thread, if any.
@@ -34,14 +33,6 @@ thread_local! {
 /// ```
 pub fn current_logger() -> Option<Logger> {
     CURRENT.with(|c| c.borrow().clone())
-}
-
-/// Runs `f` with capture off: for the node logger's own facade call.
-pub(crate) fn without_capture<R>(f: impl FnOnce() -> R) -> R {
-    let before = SUPPRESS.with(|s| s.replace(true));
-    let r = f();
-    SUPPRESS.with(|s| s.set(before));
-    r
 }
 
 /// Polls the inner future with the thread marked as running `logger`'s node.
@@ -112,7 +103,7 @@ impl Log for CaptureLogger {
         if self.inner.enabled(record.metadata()) {
             self.inner.log(record);
         }
-        if SUPPRESS.with(Cell::get) {
+        if crate::logger::filing_itself() {
             return;
         }
         if let Some(logger) = current_logger() {

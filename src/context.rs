@@ -4,24 +4,108 @@
 //! here, in an atomic, so that [`Context::signal`] can answer synchronously and
 //! exactly; the processor is told of every accepted signal by message and
 //! reads the final phase from the exit report.
+//!
+//! The context reaches the processor through a [`Link`]: its inbox for
+//! reports, and a request of the context's own, [`StartGroup`], for
+//! children. Neither names the processor.
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use actix::{MailboxError, Message, Recipient};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{RunError, SignalError};
 use crate::exit::{Exit, Outcome};
+use crate::inbox::{Began, Exited, Inbox, Pid, Report, SignalMsg};
 use crate::logger::Logger;
 use crate::logtree::LogTree;
 use crate::name::is_valid_name;
-use crate::protocol::{Link, Pid, SignalMsg, StartGroup};
+use crate::panics::PanicSlot;
+use crate::protocol::Request;
 use crate::runnable::{Group, Runnable};
+use crate::settle::Starting;
 use crate::state::{NodeState, Signal};
 use crate::supervisor::Supervisor;
 use crate::tree::NodeKey;
+
+/// The processor as the tree's side sees it: where reports go (its inbox)
+/// and where requests for children go, plus what makes a [`Supervisor`]
+/// handle. Shared rather than cloned: every clone of an actix address
+/// allocates.
+#[derive(Clone)]
+pub(crate) struct Link(Arc<Shared>);
+
+struct Shared {
+    groups: Recipient<StartGroup>,
+    requests: Recipient<Request>,
+    panic: PanicSlot,
+    inbox: Arc<Inbox>,
+}
+
+impl Link {
+    pub fn new(
+        groups: Recipient<StartGroup>,
+        requests: Recipient<Request>,
+        panic: PanicSlot,
+        inbox: Arc<Inbox>,
+    ) -> Link {
+        Link(Arc::new(Shared {
+            groups,
+            requests,
+            panic,
+            inbox,
+        }))
+    }
+
+    /// A handle on the supervisor, as `Supervisor::start` returns.
+    pub fn supervisor(&self, logs: LogTree) -> Supervisor {
+        Supervisor::from_parts(self.0.requests.clone(), self.0.panic.clone(), logs)
+    }
+
+    /// Reports an incarnation's end.
+    pub fn exited(&self, msg: Exited) {
+        self.0.inbox.send(Report::Exited(msg));
+    }
+
+    /// Reports that a delayed start has begun.
+    pub fn began(&self, msg: Began) {
+        self.0.inbox.send(Report::Began(msg));
+    }
+
+    fn signal(&self, msg: SignalMsg) {
+        self.0.inbox.send(Report::Signal(msg));
+    }
+
+    fn pid(&self, msg: Pid) {
+        self.0.inbox.send(Report::Pid(msg));
+    }
+
+    async fn start_group(
+        &self,
+        msg: StartGroup,
+    ) -> Result<Result<Starting, RunError>, MailboxError> {
+        // After what this thread holds: the processor must see a delayed
+        // start's `Began` before the children it starts.
+        crate::inbox::release_held();
+        self.0.groups.send(msg).await
+    }
+}
+
+/// [`Context::run_group`]'s request. The answer carries a settle guard that
+/// the caller drops once it has resumed (see `settle.rs`).
+pub(crate) struct StartGroup {
+    pub node: NodeKey,
+    pub dn: Arc<str>,
+    pub incarnation: u64,
+    pub group: Group,
+}
+
+impl Message for StartGroup {
+    type Result = Result<Starting, RunError>;
+}
 
 const NEW: u8 = 0;
 const HEALTHY: u8 = 1;

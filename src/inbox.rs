@@ -30,7 +30,9 @@ use std::task::{Context, Poll};
 use futures::task::AtomicWaker;
 use futures::Stream;
 
-use crate::protocol::{Began, Exited, Pid, SignalMsg};
+use crate::exit::Exit;
+use crate::state::Signal;
+use crate::tree::NodeKey;
 
 /// A report from the tree's side.
 pub(crate) enum Report {
@@ -38,6 +40,33 @@ pub(crate) enum Report {
     Began(Began),
     Signal(SignalMsg),
     Pid(Pid),
+}
+
+/// A node's incarnation ended. From its host.
+pub(crate) struct Exited {
+    pub node: NodeKey,
+    pub incarnation: u64,
+    pub exit: Exit,
+}
+
+/// A delayed start's backoff is over and its host is starting the runnable.
+pub(crate) struct Began {
+    pub node: NodeKey,
+    pub incarnation: u64,
+}
+
+/// A signal the context accepted.
+pub(crate) struct SignalMsg {
+    pub node: NodeKey,
+    pub incarnation: u64,
+    pub signal: Signal,
+}
+
+/// A process node's pid (`None`: its process ended).
+pub(crate) struct Pid {
+    pub node: NodeKey,
+    pub incarnation: u64,
+    pub pid: Option<u32>,
 }
 
 #[derive(Default)]
@@ -202,7 +231,6 @@ impl Stream for Doorbell {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tree::NodeKey;
     use futures::StreamExt;
     use std::sync::Arc;
 

@@ -46,6 +46,7 @@
 //! whole picture and `docs/performance.md` for the measured figures.
 
 pub mod actor;
+mod builder;
 mod capture;
 mod context;
 mod error;
@@ -70,6 +71,7 @@ mod restart;
 mod runnable;
 #[cfg(feature = "serde")]
 mod serde_time;
+mod settle;
 mod stall;
 mod state;
 mod supervisor;
@@ -86,6 +88,7 @@ mod workers;
 pub use actor::{
     actor, actor_with, ActorRunnable, DeliveryError, Supervised, DEFAULT_SEND_TIMEOUT,
 };
+pub use builder::{default_backoff, SupervisorBuilder};
 pub use capture::{current_logger, CaptureLogger};
 pub use context::Context;
 pub use error::{Error, RunError, RunResult, SignalError};
@@ -101,9 +104,9 @@ pub use runnable::{Child, Group, Runnable};
 pub use state::{
     Counts, Ended, ExitKind, GroupInfo, LastExit, NodeInfo, NodeKind, NodeState, Signal,
 };
+pub use supervisor::Supervisor;
 #[cfg(unix)]
 pub use supervisor::TerminationSignals;
-pub use supervisor::{default_backoff, Supervisor, SupervisorBuilder};
 
 #[doc(hidden)]
 pub use log as __log;

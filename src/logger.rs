@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use log::Level;
 
-use crate::capture;
 use crate::logtree::LogTree;
 
 /// A logger for one DN: a node's ([`Context::logger`](crate::Context::logger))
@@ -60,7 +59,7 @@ impl Logger {
     ) {
         if level <= log::max_level() {
             // The capturing wrapper must not file this entry a second time.
-            capture::without_capture(|| {
+            without_capture(|| {
                 log::logger().log(
                     &log::Record::builder()
                         .args(args)
@@ -271,4 +270,24 @@ impl AsLogger for crate::Context {
     fn as_logger(&self) -> Logger {
         self.logger()
     }
+}
+
+thread_local! {
+    /// Set while a node logger makes its own `log` facade call.
+    static FILING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` (the node logger's own facade call) marked so that
+/// [`CaptureLogger`](crate::CaptureLogger) does not file the record a second
+/// time: the node logger has filed it already.
+fn without_capture<R>(f: impl FnOnce() -> R) -> R {
+    let before = FILING.with(|s| s.replace(true));
+    let r = f();
+    FILING.with(|s| s.set(before));
+    r
+}
+
+/// Whether this thread is inside a node logger's own facade call.
+pub(crate) fn filing_itself() -> bool {
+    FILING.with(std::cell::Cell::get)
 }

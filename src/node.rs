@@ -24,13 +24,15 @@ use futures::future::{Either, FutureExt, LocalBoxFuture};
 use tokio_util::sync::CancellationToken;
 
 use crate::capture::Scoped;
-use crate::context::Context;
+use crate::context::{Context, Link};
 use crate::error::RunResult;
 use crate::exit::{is_death, panic_message, Outcome};
+use crate::inbox::{Began, Exited};
 use crate::logtree::LogTree;
 use crate::policy::Shutdown;
-use crate::protocol::{Began, Exited, Incarnation, Link, Start, Starting};
+use crate::protocol::{Incarnation, Start};
 use crate::runnable::Runnable;
+use crate::settle::Starting;
 use crate::stall::Watched;
 
 pub(crate) struct NodeHost {

@@ -59,3 +59,7 @@ pub fn install_panic_hook() {
         }));
     });
 }
+
+/// Where a propagated panic waits for a [`Supervisor`](crate::Supervisor)
+/// handle to re-raise it (see `SupervisorBuilder::propagate_panics`).
+pub(crate) type PanicSlot = std::sync::Arc<std::sync::Mutex<Option<String>>>;

@@ -208,3 +208,19 @@ impl From<backoff::ExponentialBackoff> for Backoff {
             .jitter(b.randomization_factor)
     }
 }
+
+/// A child's policy as asked for; `None`: the supervisor's default.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct Spec {
+    pub restart: Option<Restart>,
+    pub shutdown: Option<Shutdown>,
+    pub intensity: Option<Intensity>,
+}
+
+/// How a group behaves as a whole.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct GroupOptions {
+    pub strategy: Strategy,
+    pub ordered_start: bool,
+    pub ordered_stop: bool,
+}

@@ -10,34 +10,31 @@
 
 use std::borrow::Cow;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use actix::fut::ActorFutureExt;
-use actix::{
-    Actor, AsyncContext, Handler, MessageResult, ResponseFuture, SpawnHandle, StreamHandler,
-};
+use actix::{Actor, AsyncContext, Handler, SpawnHandle, StreamHandler};
 use futures::channel::oneshot;
 use log::Level;
 use slotmap::SecondaryMap;
 use tokio::time::Instant;
 
+use crate::context::{Link, StartGroup};
 use crate::error::RunError;
 use crate::exit::{classify, kind_of, Exit, Outcome, Verdict};
 use crate::hosts::Hosts;
-use crate::inbox::{Inbox, Report};
+use crate::inbox::{Began, Inbox, Pid, Report};
 use crate::logger::Voice;
 use crate::logtree::LogTree;
 use crate::metrics::Metrics;
 use crate::node::NodeHost;
-use crate::policy::Backoff;
-use crate::protocol::{
-    Began, CountsMsg, Drain, Incarnation, Join, Link, LiveRunnables, Pid, Snapshot, Start,
-    StartGroup, Starting, Stop, WaitSettled,
-};
+use crate::panics::PanicSlot;
+use crate::policy::{Backoff, Spec};
+use crate::protocol::{Incarnation, Request, Start};
 use crate::restart::{plan, Jitter, Plan};
-use crate::runnable::{Runnable, Spec};
+use crate::runnable::Runnable;
+use crate::settle::{Settle, Starting};
 use crate::stall::Watch;
 use crate::state::{Counts, Ended, ExitKind, NodeInfo, NodeKind, NodeState, Signal};
 use crate::sweep::{full_sweep, sweep, Unit};
@@ -96,10 +93,7 @@ pub(crate) struct Processor {
     /// Shared rather than cloned: every clone of an actix address allocates.
     me: Option<Link>,
     root_runnable: Option<Box<dyn Runnable>>,
-    starting: Arc<AtomicUsize>,
-    last_change: Instant,
-    settle_waiters: Vec<oneshot::Sender<()>>,
-    settle_timer: bool,
+    settle: Settle,
     life: Life,
     /// Why the supervisor is ending, once it is.
     ending: Option<Ended>,
@@ -118,7 +112,7 @@ pub(crate) struct Processor {
     /// The closed gates of ordered-start members waiting for their predecessor.
     gates: SecondaryMap<NodeKey, oneshot::Sender<Starting>>,
     /// A propagated panic, for the handles to re-raise.
-    panic: Arc<Mutex<Option<String>>>,
+    panic: PanicSlot,
     changed_since_full_sweep: bool,
     /// The full sweep is O(nodes): it waits until then, so that it takes at
     /// most 1/[`FULL_SWEEP_SHARE`] of the processor's time however large
@@ -151,8 +145,9 @@ impl Processor {
         root: Box<dyn Runnable>,
         config: Config,
         workers: Workers,
-        panic: Arc<Mutex<Option<String>>>,
+        panic: PanicSlot,
     ) -> Processor {
+        let settle_window = config.settle_window;
         Processor {
             tree: Tree::new(Default::default(), config.defaults),
             hosts: Hosts::default(),
@@ -161,10 +156,7 @@ impl Processor {
             workers,
             me: None,
             root_runnable: Some(root),
-            starting: Arc::new(AtomicUsize::new(0)),
-            last_change: Instant::now(),
-            settle_waiters: Vec::new(),
-            settle_timer: false,
+            settle: Settle::new(settle_window),
             life: Life::Running,
             ending: None,
             finish_waiters: Vec::new(),
@@ -293,7 +285,7 @@ impl Processor {
             takes_down: self.tree.takes_down(k),
             // Pending backoff timers and closed gates must not hold
             // `wait_settled`; an opened gate brings its own guard.
-            starting: (delay.is_zero() && !gated).then(|| Starting::new(&self.starting)),
+            starting: (delay.is_zero() && !gated).then(|| self.settle.guard()),
         };
         self.hosts.start(k, start);
         // The previous incarnation has exited and this one has not run yet:
@@ -334,7 +326,7 @@ impl Processor {
             .position(|m| *m == k)
             .and_then(|i| group.members.get(i + 1).copied());
         if let Some((n, gate)) = next.and_then(|n| Some((n, self.gates.remove(n)?))) {
-            let _ = gate.send(Starting::new(&self.starting));
+            let _ = gate.send(self.settle.guard());
             self.mark_started(n);
         }
     }
@@ -346,6 +338,20 @@ impl Processor {
             pids: &self.pids,
             blocked_by: &self.blocked_by,
         }
+    }
+
+    /// The records of the subtree at `of` (the whole tree when `None`), or
+    /// only its unready nodes; `None` when no node has that DN.
+    fn snapshot(&self, of: Option<&str>, unready_only: bool) -> Option<Vec<NodeInfo>> {
+        let view = self.view();
+        let top = match of {
+            Some(dn) => view.find(dn)?,
+            None => self.tree.root(),
+        };
+        Some(match unready_only {
+            true => view.collect(top, |k, n| view.is_unready(k, n)),
+            false => view.snapshot(top),
+        })
     }
 
     fn counts(&self) -> Counts {
@@ -742,7 +748,7 @@ impl Processor {
     /// Runs the sweep over what changed, restarts what it finds, and checks
     /// whether a shutdown has drained.
     fn after_change(&mut self, ctx: &mut actix::Context<Self>) {
-        self.last_change = self.clock;
+        self.settle.changed(self.clock);
         self.changed_since_full_sweep = true;
         loop {
             self.tree.advance_stops();
@@ -831,41 +837,21 @@ impl Processor {
         }
     }
 
-    /// A future resolved, with why, once the life is Finished.
-    fn finished(&mut self) -> ResponseFuture<Ended> {
-        let (tx, rx) = oneshot::channel();
+    /// Answers `reply` with why, once the life is Finished.
+    fn when_finished(&mut self, reply: oneshot::Sender<Ended>) {
         if self.life == Life::Finished {
-            let _ = tx.send(self.ending.clone().unwrap_or(Ended::ShutDown));
+            let _ = reply.send(self.ending.clone().unwrap_or(Ended::ShutDown));
         } else {
-            self.finish_waiters.push(tx);
+            self.finish_waiters.push(reply);
         }
-        Box::pin(async move { rx.await.unwrap_or(Ended::ShutDown) })
     }
 
-    fn is_settled(&self) -> bool {
-        self.starting.load(Ordering::Acquire) == 0
-            && self.last_change.elapsed() >= self.config.settle_window
-    }
-
+    /// Answers the settle waiters if the tree is settled, else looks again
+    /// when it may be.
     fn poll_settled(&mut self, ctx: &mut actix::Context<Self>) {
-        if self.settle_waiters.is_empty() {
-            return;
-        }
-        if self.is_settled() {
-            for w in self.settle_waiters.drain(..) {
-                let _ = w.send(());
-            }
-            return;
-        }
-        if !self.settle_timer {
-            self.settle_timer = true;
-            let wait = self
-                .config
-                .settle_window
-                .saturating_sub(self.last_change.elapsed())
-                .max(Duration::from_millis(1));
+        if let Some(wait) = self.settle.poll() {
             ctx.run_later(wait, |act, ctx| {
-                act.settle_timer = false;
+                act.settle.timer_fired();
                 act.poll_settled(ctx);
             });
         }
@@ -900,8 +886,10 @@ impl Actor for Processor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         // Hosts and contexts report back through this address.
+        let me = ctx.address();
         self.me = Some(Link::new(
-            ctx.address(),
+            me.clone().recipient(),
+            me.recipient(),
             self.panic.clone(),
             self.inbox.clone(),
         ));
@@ -946,92 +934,56 @@ impl Handler<StartGroup> for Processor {
         self.after_change(ctx);
         // The caller resumes after this reply, usually to signal Healthy:
         // the tree is not settled until it has (it drops the guard then).
-        res.map(|()| Starting::new(&self.starting))
+        res.map(|()| self.settle.guard())
     }
 }
 
-impl Handler<WaitSettled> for Processor {
-    type Result = ResponseFuture<()>;
-    fn handle(&mut self, _: WaitSettled, ctx: &mut Self::Context) -> Self::Result {
+impl Handler<Request> for Processor {
+    type Result = ();
+    fn handle(&mut self, request: Request, ctx: &mut Self::Context) {
         self.take_reports(ctx);
-        let (tx, rx) = oneshot::channel();
-        self.settle_waiters.push(tx);
-        self.poll_settled(ctx);
-        Box::pin(async move {
-            let _ = rx.await;
-        })
-    }
-}
-
-impl Handler<Snapshot> for Processor {
-    type Result = Option<Vec<NodeInfo>>;
-    fn handle(&mut self, msg: Snapshot, ctx: &mut Self::Context) -> Self::Result {
-        self.take_reports(ctx);
-        let top = match &msg.of {
-            Some(dn) => self.view().find(dn)?,
-            None => self.tree.root(),
-        };
-        let view = self.view();
-        Some(match msg.unready_only {
-            true => view.collect(top, |k, n| view.is_unready(k, n)),
-            false => view.snapshot(top),
-        })
-    }
-}
-
-impl Handler<CountsMsg> for Processor {
-    type Result = MessageResult<CountsMsg>;
-    fn handle(&mut self, _: CountsMsg, ctx: &mut Self::Context) -> Self::Result {
-        self.take_reports(ctx);
-        MessageResult(self.counts())
-    }
-}
-
-impl Handler<LiveRunnables> for Processor {
-    type Result = Vec<String>;
-    fn handle(&mut self, _: LiveRunnables, ctx: &mut Self::Context) -> Vec<String> {
-        self.take_reports(ctx);
-        let mut out: Vec<String> = self
-            .tree
-            .nodes()
-            .filter(|(_, n)| n.is_running())
-            .map(|(_, n)| n.dn.to_string())
-            .collect();
-        out.sort();
-        out
-    }
-}
-
-impl Handler<Stop> for Processor {
-    type Result = ResponseFuture<Ended>;
-    fn handle(&mut self, _: Stop, ctx: &mut Self::Context) -> Self::Result {
-        self.take_reports(ctx);
-        self.tick();
-        self.begin_shutdown(Ended::ShutDown);
-        self.check_drained(ctx);
-        self.finished()
-    }
-}
-
-impl Handler<Drain> for Processor {
-    type Result = bool;
-    fn handle(&mut self, msg: Drain, ctx: &mut Self::Context) -> bool {
-        self.take_reports(ctx);
-        if msg.start && !self.draining && self.life == Life::Running {
-            self.draining = true;
-            self.voice.say(
-                Level::Info,
-                "draining: not ready any more, shutting down soon".into(),
-            );
+        match request {
+            Request::WaitSettled(reply) => {
+                self.settle.wait(reply);
+                self.poll_settled(ctx);
+            }
+            Request::Snapshot {
+                of,
+                unready_only,
+                reply,
+            } => {
+                let _ = reply.send(self.snapshot(of.as_deref(), unready_only));
+            }
+            Request::Counts(reply) => {
+                let _ = reply.send(self.counts());
+            }
+            Request::LiveRunnables(reply) => {
+                let mut live: Vec<String> = self
+                    .tree
+                    .nodes()
+                    .filter(|(_, n)| n.is_running())
+                    .map(|(_, n)| n.dn.to_string())
+                    .collect();
+                live.sort();
+                let _ = reply.send(live);
+            }
+            Request::Drain { start, reply } => {
+                if start && !self.draining && self.life == Life::Running {
+                    self.draining = true;
+                    self.voice.say(
+                        Level::Info,
+                        "draining: not ready any more, shutting down soon".into(),
+                    );
+                }
+                let _ = reply.send(self.draining || self.life != Life::Running);
+            }
+            Request::Stop(reply) => {
+                self.tick();
+                self.begin_shutdown(Ended::ShutDown);
+                self.check_drained(ctx);
+                self.when_finished(reply);
+            }
+            Request::Join(reply) => self.when_finished(reply),
         }
-        self.draining || self.life != Life::Running
-    }
-}
-
-impl Handler<Join> for Processor {
-    type Result = ResponseFuture<Ended>;
-    fn handle(&mut self, _: Join, ctx: &mut Self::Context) -> Self::Result {
-        self.take_reports(ctx);
-        self.finished()
     }
 }

@@ -136,8 +136,8 @@ impl Jitter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::{GroupOptions, Spec};
     use crate::policy::{Intensity, Strategy};
-    use crate::runnable::{GroupOptions, Spec};
     use crate::sweep::sweep;
     use crate::tree::Defaults;
     use tokio_util::sync::CancellationToken;

@@ -8,7 +8,7 @@ use futures::future::LocalBoxFuture;
 
 use crate::context::Context;
 use crate::error::RunResult;
-use crate::policy::{Intensity, Restart, Shutdown, Strategy};
+use crate::policy::{GroupOptions, Intensity, Restart, Shutdown, Spec, Strategy};
 use crate::state::NodeKind;
 
 /// A unit of supervised work.
@@ -97,14 +97,6 @@ pub struct Child {
     pub(crate) spec: Spec,
 }
 
-/// A child's policy as asked for; `None`: the supervisor's default.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub(crate) struct Spec {
-    pub restart: Option<Restart>,
-    pub shutdown: Option<Shutdown>,
-    pub intensity: Option<Intensity>,
-}
-
 impl Child {
     /// A child named `name` running `r`, with the supervisor's defaults.
     pub fn new(name: impl Into<String>, r: impl Runnable) -> Child {
@@ -178,14 +170,6 @@ impl std::fmt::Debug for Child {
 pub struct Group {
     pub(crate) members: Vec<Child>,
     pub(crate) options: GroupOptions,
-}
-
-/// How a group behaves as a whole.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct GroupOptions {
-    pub strategy: Strategy,
-    pub ordered_start: bool,
-    pub ordered_stop: bool,
 }
 
 impl Group {

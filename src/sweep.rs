@@ -157,7 +157,7 @@ fn owner_live(tree: &Tree, g: GroupKey) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runnable::{GroupOptions, Spec};
+    use crate::policy::{GroupOptions, Spec};
     use crate::state::NodeState;
     use crate::tree::{Defaults, NodeKey};
     use tokio_util::sync::CancellationToken;

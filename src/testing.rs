@@ -31,13 +31,14 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
+use crate::builder::SupervisorBuilder;
 use crate::context::Context;
 use crate::error::RunResult;
 use crate::logtree::LogQuery;
 use crate::metrics::Metrics;
 use crate::runnable::Runnable;
 use crate::state::NodeState;
-use crate::supervisor::{Supervisor, SupervisorBuilder};
+use crate::supervisor::Supervisor;
 use tokio::sync::mpsc;
 
 /// The DN the harness's own messages are logged at.

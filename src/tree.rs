@@ -30,8 +30,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::RunError;
 use crate::name::is_valid_name;
+use crate::policy::{GroupOptions, Spec};
 use crate::policy::{Intensity, Restart, Shutdown, Strategy};
-use crate::runnable::{GroupOptions, Spec};
 use crate::state::{ExitKind, NodeState};
 
 new_key_type! {
