@@ -67,11 +67,13 @@ mod processor;
 pub mod prometheus;
 mod protocol;
 pub mod render;
+mod repairs;
 mod restart;
 mod runnable;
 #[cfg(feature = "serde")]
 mod serde_time;
 mod settle;
+mod sinks;
 mod stall;
 mod state;
 mod supervisor;

@@ -148,10 +148,6 @@ impl Voice {
         log::log!(target: "actix_supervisor", level, "{message}");
         self.logs.push(&self.dn, Some(level), message, None);
     }
-
-    pub fn logs(&self) -> &LogTree {
-        &self.logs
-    }
 }
 
 /// Splits bytes into raw lines of a [`Logger`]. A last line without a newline

@@ -296,16 +296,49 @@ impl LogTree {
     }
 
     /// The last `n` entries (leveled and raw) of any of `dns`, oldest first.
-    pub fn tail_of(&self, dns: &[&str], n: usize) -> Vec<Arc<Entry>> {
+    fn tail_of(&self, dns: &[&str], n: usize) -> Vec<Arc<Entry>> {
         let mut out: Vec<Arc<Entry>> = dns.iter().flat_map(|dn| self.tail(dn, n)).collect();
         out.sort_by_key(|e| e.seq);
         let skip = out.len().saturating_sub(n);
         out.split_off(skip)
     }
 
+    /// The report of `dn`'s death: the reason, then its last `lines` log
+    /// lines (and its sub-loggers'), marking those from incarnations before
+    /// `mark`, the sequence number when the dying one started.
+    pub(crate) fn death_report(
+        &self,
+        dn: &str,
+        reason: &str,
+        sub_loggers: &[String],
+        lines: usize,
+        mark: u64,
+    ) -> String {
+        let mut report = format!("{dn} died: {reason}");
+        let mut dns: Vec<&str> = vec![dn];
+        dns.extend(sub_loggers.iter().map(String::as_str));
+        let lead_up = self.tail_of(&dns, lines);
+        if lead_up.is_empty() {
+            return report;
+        }
+        report.push_str(&format!("\n  its last {} log lines:", lead_up.len()));
+        let mut earlier = lead_up.first().is_some_and(|e| e.seq <= mark);
+        if earlier {
+            report.push_str("\n    -- from earlier incarnations:");
+        }
+        for e in lead_up {
+            if earlier && e.seq > mark {
+                earlier = false;
+                report.push_str("\n    -- from the incarnation that died:");
+            }
+            report.push_str(&format!("\n    {e}"));
+        }
+        report
+    }
+
     /// The sequence number of the newest entry (0 before any), without
     /// taking the lock: the processor reads it on every start.
-    pub fn seq(&self) -> u64 {
+    pub(crate) fn seq(&self) -> u64 {
         self.inner.seq.load(Ordering::Acquire)
     }
 

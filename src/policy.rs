@@ -104,13 +104,16 @@ pub struct Intensity {
 ///
 /// ```
 /// use std::time::Duration;
-/// use actix_supervisor::Backoff;
+/// use actix_supervisor::{Backoff, Supervisor};
 ///
+/// // 100 ms, 150 ms, 225 ms, ... exactly (no jitter), reset only after
+/// // 30 s of health.
 /// let b = Backoff::default()
 ///     .initial(Duration::from_millis(100))
 ///     .jitter(0.0)
 ///     .reset_after(Duration::from_secs(30));
-/// assert_eq!(b.delay(None, 0.5), (Duration::from_millis(100), Duration::from_millis(150)));
+/// let builder = Supervisor::builder().backoff(b);
+/// # drop(builder);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Backoff {
@@ -174,14 +177,14 @@ impl Backoff {
 
     /// How long a node must stay healthy for its backoff to reset; `None`:
     /// Healthy (or Done) resets it at once.
-    pub fn reset_after_healthy(&self) -> Option<Duration> {
+    pub(crate) fn reset_after_of(&self) -> Option<Duration> {
         self.reset_after
     }
 
     /// The delay to wait now and the interval to keep for the next death,
     /// from the interval kept after the previous one (`None` after a reset).
     /// `random` in `0.0..1.0` places the delay within the jitter.
-    pub fn delay(&self, current: Option<Duration>, random: f64) -> (Duration, Duration) {
+    pub(crate) fn delay(&self, current: Option<Duration>, random: f64) -> (Duration, Duration) {
         let current = current
             .unwrap_or(self.initial)
             .min(self.max.max(self.initial));

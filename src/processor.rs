@@ -8,9 +8,7 @@
 //! sweep as a safety net. Node hosts run the runnables; the processor only
 //! decides and sends them [`Start`].
 
-use std::borrow::Cow;
-use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::fut::ActorFutureExt;
@@ -22,32 +20,28 @@ use tokio::time::Instant;
 
 use crate::context::{Link, StartGroup};
 use crate::error::RunError;
-use crate::exit::{classify, kind_of, Exit, Outcome, Verdict};
 use crate::hosts::Hosts;
-use crate::inbox::{Began, Inbox, Pid, Report};
+use crate::inbox::{Inbox, Report};
 use crate::logger::Voice;
 use crate::logtree::LogTree;
 use crate::metrics::Metrics;
-use crate::node::NodeHost;
 use crate::panics::PanicSlot;
 use crate::policy::{Backoff, Spec};
-use crate::protocol::{Incarnation, Request, Start};
-use crate::restart::{plan, Jitter, Plan};
+use crate::protocol::Request;
+use crate::repairs::Repairs;
+use crate::restart::{self, plan, Jitter, Plan};
 use crate::runnable::Runnable;
 use crate::settle::{Settle, Starting};
-use crate::stall::Watch;
-use crate::state::{Counts, Ended, ExitKind, NodeInfo, NodeKind, NodeState, Signal};
+use crate::sinks::Sinks;
+use crate::stall::{Stalls, Watch};
+use crate::state::{Counts, Ended, ExitKind, NodeInfo, NodeState};
 use crate::sweep::{full_sweep, sweep, Unit};
-use crate::tree::{self, Defaults, GroupKey, NodeKey, Tree};
+use crate::tree::{Defaults, NodeKey, Tree};
 use crate::view::{RestartRate, View};
 use crate::workers::Workers;
 
-/// How many consecutive members of a group share a worker. Siblings on one
-/// worker stop and restart together without a thread crossing between them
-/// (a death cancels them on the dying member's thread, and the processor
-/// starts them with one message); a wide group is still spread over the
-/// workers, in runs of this many, so that its runnables use every core.
-const PLACEMENT_RUN: usize = 64;
+mod intake;
+mod launch;
 
 /// The full sweep runs at most once per this many times its own duration.
 const FULL_SWEEP_SHARE: u32 = 50;
@@ -86,7 +80,7 @@ pub(crate) struct Processor {
     /// is handled (see [`Hosts::flush`]).
     hosts: Hosts,
     config: Config,
-    voice: Voice,
+    sinks: Sinks,
     workers: Workers,
     /// Our own address, handed to contexts and hosts. Dropped when finished
     /// so that the processor can stop once nobody else holds it.
@@ -103,8 +97,7 @@ pub(crate) struct Processor {
     /// The pids of running process nodes.
     pids: SecondaryMap<NodeKey, u32>,
     restart_rate: RestartRate,
-    /// Repairs under way, by group, for the repair-latency metric.
-    repairs: SecondaryMap<GroupKey, Repair>,
+    repairs: Repairs,
     /// When the safety tick last ran, for the processor's lag.
     last_tick: Instant,
     /// The clock as read for the message being handled (see `tick`).
@@ -124,9 +117,7 @@ pub(crate) struct Processor {
     safety_timer: Option<SpawnHandle>,
     /// The stall watch's timer, likewise cancelled when Finished.
     watch_timer: Option<SpawnHandle>,
-    /// Per worker: the node the stall watch flagged on it, and since when.
-    /// The one record of stalls: a snapshot reads it too.
-    blocked_by: Vec<Option<(NodeKey, Instant)>>,
+    stalls: Stalls,
     /// Not ready for traffic any more because a shutdown is coming (once it
     /// is under way, `life` says so).
     draining: bool,
@@ -143,7 +134,7 @@ pub(crate) struct Processor {
 impl Processor {
     pub fn new(
         root: Box<dyn Runnable>,
-        config: Config,
+        mut config: Config,
         workers: Workers,
         panic: PanicSlot,
     ) -> Processor {
@@ -151,7 +142,10 @@ impl Processor {
         Processor {
             tree: Tree::new(Default::default(), config.defaults),
             hosts: Hosts::default(),
-            voice: Voice::new(config.logs.clone()),
+            sinks: Sinks::new(
+                std::mem::take(&mut config.metrics),
+                Voice::new(config.logs.clone()),
+            ),
             config,
             workers,
             me: None,
@@ -164,7 +158,7 @@ impl Processor {
             gates: SecondaryMap::new(),
             pids: SecondaryMap::new(),
             restart_rate: RestartRate::new(),
-            repairs: SecondaryMap::new(),
+            repairs: Repairs::default(),
             last_tick: Instant::now(),
             clock: Instant::now(),
             panic,
@@ -172,7 +166,7 @@ impl Processor {
             full_sweep_due: Instant::now(),
             safety_timer: None,
             watch_timer: None,
-            blocked_by: Vec::new(),
+            stalls: Stalls::default(),
             draining: false,
             stragglers: Vec::new(),
             inbox: Arc::new(Inbox::default()),
@@ -181,162 +175,12 @@ impl Processor {
         }
     }
 
-    /// Handles every pending report, in order, at one instant, then runs the
-    /// sweep once for all of them. Called when the doorbell rings and before
-    /// every request, so that a request sees the reports sent before it.
-    fn take_reports(&mut self, ctx: &mut actix::Context<Self>) {
-        let mut batch = std::mem::take(&mut self.batch);
-        loop {
-            self.inbox.take(&mut batch);
-            if batch.is_empty() {
-                break;
-            }
-            self.tick();
-            for report in batch.drain(..) {
-                match report {
-                    Report::Exited(m) => self.on_exit(m.node, m.incarnation, m.exit),
-                    Report::Began(m) => self.on_began(m),
-                    Report::Signal(m) => self.on_signal(m.node, m.incarnation, m.signal),
-                    Report::Pid(m) => self.on_pid(m),
-                }
-            }
-            self.after_change(ctx);
-        }
-        self.batch = batch;
-    }
-
-    fn on_began(&mut self, msg: Began) {
-        let Some(node) = self.tree.node_mut(msg.node) else {
-            return;
-        };
-        if node.incarnation != msg.incarnation || node.waiting.take().is_none() {
-            return; // a late message, or the start was cancelled meanwhile
-        }
-        notify(&self.config.metrics, &self.voice, &node.dn, NodeState::New);
-        let now = self.tree.now_ms();
-        if let Some(node) = self.tree.node_mut(msg.node) {
-            node.since_ms = now;
-        }
-        self.mark_started(msg.node);
-    }
-
-    fn on_pid(&mut self, msg: Pid) {
-        let current = self
-            .tree
-            .node(msg.node)
-            .is_some_and(|n| n.incarnation == msg.incarnation && n.state().is_live());
-        match msg.pid {
-            Some(pid) if current => {
-                self.pids.insert(msg.node, pid);
-            }
-            _ => {
-                self.pids.remove(msg.node);
-            }
-        }
-    }
-
-    /// Starts a host for `node` on worker `worker`.
-    fn host(&mut self, node: NodeKey, runnable: Box<dyn Runnable>, worker: usize) {
-        let Some(me) = self.me.clone() else { return };
-        if let Some(n) = self.tree.node_mut(node) {
-            n.kind = match runnable.kind() {
-                NodeKind::Actor => tree::Kind::Actor,
-                NodeKind::Process { .. } => tree::Kind::Process,
-                _ => tree::Kind::Runnable,
-            };
-        }
-        let host = NodeHost::new(runnable, me, self.config.logs.clone());
-        self.hosts.create(node, host, worker);
-    }
-
-    /// Sends the node's current incarnation to its host, to start after
-    /// `delay`; `gated`: only once its predecessor in an ordered-start group
-    /// has signalled Healthy (see [`open_next`](Self::open_next)).
-    fn schedule(&mut self, k: NodeKey, delay: Duration, gated: bool) {
-        // Finished: nothing is started any more.
-        let (Some(_), Some(node)) = (&self.me, self.tree.node(k)) else {
-            return;
-        };
-        if !self.hosts.contains(k) {
-            return;
-        }
-        let ctx = Incarnation {
-            dn: node.dn.clone(),
-            node: k,
-            incarnation: node.incarnation,
-            token: node.token.clone(),
-        };
-        // A delayed start is reported NEW when the host begins it (`Began`).
-        if delay.is_zero() {
-            notify(&self.config.metrics, &self.voice, &node.dn, NodeState::New);
-        }
-
-        let gate = gated.then(|| {
-            let (tx, rx) = oneshot::channel();
-            self.gates.insert(k, tx);
-            rx
-        });
-        let start = Start {
-            ctx,
-            delay,
-            gate,
-            shutdown: self.tree.shutdown_of(k),
-            restart: self.tree.restart_of(k),
-            takes_down: self.tree.takes_down(k),
-            // Pending backoff timers and closed gates must not hold
-            // `wait_settled`; an opened gate brings its own guard.
-            starting: (delay.is_zero() && !gated).then(|| self.settle.guard()),
-        };
-        self.hosts.start(k, start);
-        // The previous incarnation has exited and this one has not run yet:
-        // the log lines after this mark are the new incarnation's.
-        let mark = self.config.logs.seq();
-        if let Some(n) = self.tree.node_mut(k) {
-            n.log_mark = mark;
-        }
-        if delay.is_zero() && !gated {
-            self.mark_started(k);
-        }
-    }
-
-    /// Schedules members started together, in order: with ordered start,
-    /// each after the one before it has signalled Healthy.
-    fn launch(&mut self, group: GroupKey, members: impl IntoIterator<Item = (NodeKey, Duration)>) {
-        let ordered = self
-            .tree
-            .group(group)
-            .is_some_and(|g| g.options.ordered_start);
-        for (i, (k, delay)) in members.into_iter().enumerate() {
-            self.schedule(k, delay, ordered && i > 0);
-        }
-    }
-
-    /// `k` has signalled Healthy or is DONE: in an ordered-start group, the
-    /// member after it may start now.
-    fn open_next(&mut self, k: NodeKey) {
-        let Some(group) = self.tree.node(k).and_then(|n| self.tree.group(n.group)) else {
-            return;
-        };
-        if !group.options.ordered_start {
-            return;
-        }
-        let next = group
-            .members
-            .iter()
-            .position(|m| *m == k)
-            .and_then(|i| group.members.get(i + 1).copied());
-        if let Some((n, gate)) = next.and_then(|n| Some((n, self.gates.remove(n)?))) {
-            let _ = gate.send(self.settle.guard());
-            self.mark_started(n);
-        }
-    }
-
     /// A read-only view of the tree for snapshots and summaries.
     fn view(&self) -> View<'_> {
         View {
             tree: &self.tree,
             pids: &self.pids,
-            blocked_by: &self.blocked_by,
+            blocked_by: self.stalls.blocked_by(),
         }
     }
 
@@ -359,60 +203,23 @@ impl Processor {
         self.view().counts(minute)
     }
 
-    /// Reads every worker's beat: flags a node that has blocked its worker
-    /// past the threshold, and clears the flag once the worker moves.
+    /// Moves the stall flags along (see [`Stalls::update`]).
     fn watch_stalls(&mut self) {
         let Some(watch) = self.config.watch.clone() else {
             return;
         };
-        let now = watch.tick();
-        for i in 0..self.blocked_by.len() {
-            let stalled = watch
-                .stalled(i, now)
-                .filter(|(k, _)| self.tree.node(*k).is_some());
-            let before = self.blocked_by[i].map(|(k, _)| k);
-            if before.is_some() && before == stalled.map(|(k, _)| k) {
-                continue; // still the same
+        let tree = &self.tree;
+        let flips = self.stalls.update(&watch, |k| tree.node(k).map(|n| &*n.dn));
+        for flip in flips {
+            self.workers.set_blocked(flip.worker, flip.blocked);
+            if let Some(message) = flip.message {
+                let level = if flip.blocked {
+                    Level::Warn
+                } else {
+                    Level::Info
+                };
+                self.sinks.say(level, message);
             }
-            self.blocked_by[i] = stalled.map(|(k, ran)| (k, Instant::now() - ran));
-            if let Some(b) = before {
-                self.workers.set_blocked(i, false);
-                if let Some(n) = self.tree.node(b) {
-                    let msg = format!("{} lets worker {i} run again", n.dn);
-                    self.voice.say(Level::Info, msg);
-                }
-            }
-            if let Some((k, ran)) = stalled {
-                self.workers.set_blocked(i, true);
-                if let Some(n) = self.tree.node(k) {
-                    let msg = format!(
-                        "{} has blocked worker {i} for {:.1} s (its future does not yield); new nodes go to other workers",
-                        n.dn,
-                        ran.as_secs_f64()
-                    );
-                    self.voice.say(Level::Warn, msg);
-                }
-            }
-        }
-    }
-
-    /// `k` is healthy (or done): one fewer member for its group's repair;
-    /// the last one tells the sinks how long the repair took.
-    fn repair_progress(&mut self, k: NodeKey) {
-        let Some(g) = self.tree.node(k).map(|n| n.group) else {
-            return;
-        };
-        let Some(r) = self.repairs.get_mut(g) else {
-            return;
-        };
-        if r.pending == 0 {
-            return; // not restarted yet
-        }
-        r.pending -= 1;
-        if r.pending == 0 {
-            let latency = r.since.elapsed().saturating_sub(r.backoff);
-            self.repairs.remove(g);
-            tell(&self.config.metrics, &self.voice, |m| m.repaired(latency));
         }
     }
 
@@ -422,157 +229,6 @@ impl Processor {
         self.clock = Instant::now();
         self.tree.set_now(self.clock);
         self.clock
-    }
-
-    /// `k`'s runnable starts now: for its uptime.
-    fn mark_started(&mut self, k: NodeKey) {
-        let now = self.tree.now_ms();
-        if let Some(n) = self.tree.node_mut(k) {
-            n.started_ms = Some(now);
-        }
-    }
-
-    /// Moves `k` to an exited state, records how, and tells the sinks.
-    fn exit(&mut self, k: NodeKey, state: NodeState, kind: ExitKind, reason: Cow<'static, str>) {
-        self.tree.set_state(k, state);
-        self.gates.remove(k);
-        self.pids.remove(k);
-        let at_ms = self.tree.now_ms();
-        if let Some(n) = self.tree.node_mut(k) {
-            n.started_ms = None;
-            let record = tree::Exit {
-                kind,
-                reason,
-                at_ms,
-            };
-            // In place when there is one: a wide group's restart would
-            // otherwise free and allocate one record per member.
-            match &mut n.last_exit {
-                Some(last) => **last = record,
-                None => n.last_exit = Some(Box::new(record)),
-            }
-        }
-        if state == NodeState::Done {
-            self.open_next(k);
-        }
-        if let Some(n) = self.tree.node(k) {
-            notify(&self.config.metrics, &self.voice, &n.dn, state);
-            tell(&self.config.metrics, &self.voice, |m| {
-                m.node_exited(&n.dn, kind)
-            });
-        }
-        if state == NodeState::Done {
-            self.repair_progress(k);
-        }
-    }
-
-    /// A death: report it with its lead-up, record it, cancel the node's
-    /// subtree and the siblings its strategy takes down.
-    fn die(&mut self, k: NodeKey, reason: String, kind: ExitKind, sub_loggers: &[String]) {
-        let Some(node) = self.tree.node_mut(k) else {
-            return;
-        };
-        let mut report = format!("{} died: {}", node.dn, reason);
-        let mut dns: Vec<&str> = vec![&node.dn];
-        dns.extend(sub_loggers.iter().map(String::as_str));
-        let lead_up = self.voice.logs().tail_of(&dns, self.config.lead_up);
-        if !lead_up.is_empty() {
-            report.push_str(&format!("\n  its last {} log lines:", lead_up.len()));
-            let mark = node.log_mark;
-            let mut earlier = lead_up.first().is_some_and(|e| e.seq <= mark);
-            if earlier {
-                report.push_str("\n    -- from earlier incarnations:");
-            }
-            for e in lead_up {
-                if earlier && e.seq > mark {
-                    earlier = false;
-                    report.push_str("\n    -- from the incarnation that died:");
-                }
-                report.push_str(&format!("\n    {e}"));
-            }
-        }
-        self.voice.say(Level::Error, report);
-        node.last_error = Some(reason.as_str().into());
-        let group = node.group;
-        self.repairs.entry(group).map(|e| {
-            e.or_insert(Repair {
-                since: self.clock,
-                backoff: Duration::ZERO,
-                pending: 0,
-            })
-        });
-        self.exit(k, NodeState::Dead, kind, reason.into());
-        self.tree.cancel_for_death(k);
-    }
-
-    fn on_exit(&mut self, k: NodeKey, incarnation: u64, exit: Exit) {
-        let Some(node) = self.tree.node(k) else {
-            return;
-        };
-        if node.incarnation != incarnation || node.state().is_exited() {
-            return; // a previous incarnation's late report
-        }
-        let propagate = match (&exit.outcome, self.config.propagate_panics) {
-            (Outcome::Panicked(msg), true) => {
-                let message = format!("{} panicked: {}", node.dn, msg);
-                let mut slot = self.panic.lock().unwrap_or_else(PoisonError::into_inner);
-                slot.get_or_insert_with(|| message.clone());
-                Some(message)
-            }
-            _ => None,
-        };
-        let restart = self.tree.restart_of(k);
-        let doom = node.doom.as_deref();
-        let verdict = classify(&exit, exit.cancelled, doom, restart);
-        let kind = kind_of(&exit, &verdict, doom.is_some());
-        match verdict {
-            Verdict::Done => self.exit(k, NodeState::Done, kind, Cow::Borrowed("done")),
-            Verdict::Canceled(note) => {
-                let reason = match note {
-                    Some(note) => {
-                        self.voice
-                            .say(Level::Warn, format!("{}: {}", node.dn, note));
-                        Cow::Owned(note)
-                    }
-                    None => Cow::Borrowed("cancelled"),
-                };
-                if kind == ExitKind::Aborted && self.life != Life::Running {
-                    self.stragglers.push(node.dn.to_string());
-                }
-                self.exit(k, NodeState::Canceled, kind, reason);
-            }
-            Verdict::Dead(reason) => self.die(k, reason, kind, &exit.sub_loggers),
-        }
-        if let Some(message) = propagate {
-            self.begin_shutdown(Ended::Panicked { message });
-        }
-    }
-
-    fn on_signal(&mut self, k: NodeKey, incarnation: u64, signal: Signal) {
-        let now_ms = self.tree.now_ms();
-        let Some(node) = self.tree.node_mut(k) else {
-            return;
-        };
-        if node.incarnation != incarnation || node.state().is_exited() {
-            return;
-        }
-        match signal {
-            Signal::Healthy => {
-                node.healthy_ms = Some(now_ms);
-                if self.config.backoff.reset_after_healthy().is_none() {
-                    node.backoff = None;
-                }
-            }
-            Signal::Done => node.backoff = None,
-        }
-        if signal == Signal::Healthy && node.state() == NodeState::New {
-            self.tree.set_state(k, NodeState::Healthy);
-            if let Some(n) = self.tree.node(k) {
-                notify(&self.config.metrics, &self.voice, &n.dn, NodeState::Healthy);
-            }
-            self.open_next(k);
-            self.repair_progress(k);
-        }
     }
 
     fn on_start_group(
@@ -615,15 +271,12 @@ impl Processor {
         else {
             return Ok(());
         };
-        let mut worker = 0;
-        for (i, (key, child)) in keys.iter().zip(group.members).enumerate() {
+        let workers = self.workers.place(keys.len());
+        for ((key, child), worker) in keys.iter().zip(group.members).zip(workers) {
             if child.spec != Spec::default() {
                 if let Some(n) = self.tree.node_mut(*key) {
                     n.spec = Some(Box::new(child.spec));
                 }
-            }
-            if i % PLACEMENT_RUN == 0 {
-                worker = self.workers.pick();
             }
             self.host(*key, child.runnable, worker);
         }
@@ -656,52 +309,21 @@ impl Processor {
             Plan::Escalate { owner, reason } => return self.give_up(owner, reason),
         };
         let owner = self.tree.group(unit.group).and_then(|g| g.owner);
-        self.tree.record_restart(owner, now);
+        restart::record(&mut self.tree, owner, now);
         self.restart_rate.add(now, starts.len() as u64);
         let backoff = starts.iter().map(|s| s.delay).max().unwrap_or_default();
-        if let Some(r) = self.repairs.get_mut(unit.group) {
-            r.backoff = r.backoff.max(backoff);
-            r.pending += starts.len() as u32;
-        }
-        // One line per dead member, one for all the siblings that come back
-        // with them: a group of 50,000 must not mean 50,000 log lines (nor
-        // 50,000 names copied to show five).
-        let mut shown: Vec<&str> = Vec::new();
-        let mut siblings = 0usize;
+        self.repairs.restarting(unit.group, starts.len(), backoff);
         for s in &starts {
-            let Some(n) = self.tree.node(s.node) else {
-                continue;
-            };
-            tell(&self.config.metrics, &self.voice, |m| {
-                m.node_restarted(&n.dn, s.delay)
-            });
-            if n.state() == NodeState::Dead {
-                let msg = format!(
-                    "restarting {} (restart {}) in {:?}",
-                    n.dn,
-                    n.restarts + 1,
-                    s.delay
-                );
-                self.voice.say(Level::Info, msg);
-            } else {
-                siblings += 1;
-                if shown.len() < 5 {
-                    shown.push(&n.dn);
-                }
+            if let Some(n) = self.tree.node(s.node) {
+                let (dn, delay) = (&*n.dn, s.delay);
+                self.sinks
+                    .tell(format_args!("node_restarted({dn}, {delay:?})"), |m| {
+                        m.node_restarted(dn, delay)
+                    });
             }
         }
-        if siblings > 0 {
-            let more = siblings - shown.len();
-            let more = if more > 0 {
-                format!(" and {more} more")
-            } else {
-                String::new()
-            };
-            let msg = format!(
-                "restarting their group siblings at once: {}{more}",
-                shown.join(", ")
-            );
-            self.voice.say(Level::Info, msg);
+        for line in restart::log_lines(&self.tree, &starts) {
+            self.sinks.say(Level::Info, line);
         }
         let mut launch = Vec::with_capacity(starts.len());
         for s in starts {
@@ -723,11 +345,12 @@ impl Processor {
     /// over. `None`: the supervisor gives up on the root and shuts down.
     fn give_up(&mut self, owner: Option<NodeKey>, reason: String) {
         let dn = owner.and_then(|p| self.tree.node(p)).map(|n| n.dn.clone());
-        tell(&self.config.metrics, &self.voice, |m| {
+        let name = dn.as_deref().unwrap_or("the supervisor");
+        self.sinks.tell(format_args!("escalated({name})"), |m| {
             m.escalated(dn.as_deref())
         });
         let Some(p) = owner else {
-            self.voice.say(
+            self.sinks.say(
                 Level::Error,
                 format!("the supervisor gives up: {reason}; shutting down"),
             );
@@ -772,9 +395,10 @@ impl Processor {
             .saturating_duration_since(self.last_tick)
             .saturating_sub(SAFETY_SWEEP_PERIOD);
         self.last_tick = now;
-        if !self.config.metrics.is_empty() {
+        if !self.sinks.is_empty() {
             let counts = self.counts();
-            tell(&self.config.metrics, &self.voice, |m| m.tick(&counts, lag));
+            self.sinks
+                .tell(format_args!("tick"), |m| m.tick(&counts, lag));
         }
         if !self.changed_since_full_sweep || now < self.full_sweep_due {
             return;
@@ -788,7 +412,7 @@ impl Processor {
                 "the full sweep found {} restartable groups the incremental sweep missed",
                 missed.len()
             );
-            self.voice.say(Level::Error, msg);
+            self.sinks.say(Level::Error, msg);
             for unit in missed {
                 self.restart_unit(unit);
             }
@@ -799,10 +423,10 @@ impl Processor {
     fn begin_shutdown(&mut self, why: Ended) {
         self.ending.get_or_insert(why);
         if self.life == Life::Running {
-            self.voice
+            self.sinks
                 .say(Level::Info, "shutting down: cancelling the tree".into());
             self.life = Life::Draining;
-            tell(&self.config.metrics, &self.voice, |m| m.stopping());
+            self.sinks.tell(format_args!("stopping"), |m| m.stopping());
             self.tree.top().cancel();
         }
     }
@@ -811,7 +435,7 @@ impl Processor {
         if self.life != Life::Draining || !self.tree.all_exited() {
             return;
         }
-        self.voice
+        self.sinks
             .say(Level::Info, "shut down: nothing is live".into());
         self.life = Life::Finished;
         self.hosts.clear();
@@ -858,29 +482,6 @@ impl Processor {
     }
 }
 
-/// A group's repair: since its first death, the longest backoff its
-/// restarts waited, and how many restarted members are not healthy yet.
-#[derive(Debug)]
-struct Repair {
-    since: Instant,
-    backoff: Duration,
-    pending: u32,
-}
-
-/// Tells every sink of a transition.
-fn notify(sinks: &[Box<dyn Metrics>], voice: &Voice, dn: &str, state: NodeState) {
-    tell(sinks, voice, |m| m.node_state(dn, state));
-}
-
-/// Calls every sink; a panicking sink is logged and skipped.
-fn tell(sinks: &[Box<dyn Metrics>], voice: &Voice, call: impl Fn(&dyn Metrics)) {
-    for sink in sinks {
-        if std::panic::catch_unwind(AssertUnwindSafe(|| call(&**sink))).is_err() {
-            voice.say(Level::Error, "a metrics sink panicked; ignored".into());
-        }
-    }
-}
-
 impl Actor for Processor {
     type Context = actix::Context<Self>;
 
@@ -905,7 +506,7 @@ impl Actor for Processor {
         self.safety_timer =
             Some(ctx.run_interval(SAFETY_SWEEP_PERIOD, |act, ctx| act.safety_sweep(ctx)));
         if let Some(watch) = &self.config.watch {
-            self.blocked_by = vec![None; self.workers.len()];
+            self.stalls = Stalls::new(self.workers.len());
             let every = (watch.threshold / 4).max(Duration::from_millis(10));
             self.watch_timer = Some(ctx.run_interval(every, |act, _| act.watch_stalls()));
         }
@@ -970,7 +571,7 @@ impl Handler<Request> for Processor {
             Request::Drain { start, reply } => {
                 if start && !self.draining && self.life == Life::Running {
                     self.draining = true;
-                    self.voice.say(
+                    self.sinks.say(
                         Level::Info,
                         "draining: not ready any more, shutting down soon".into(),
                     );

@@ -13,21 +13,26 @@
 //!   `reset_after`, once it has stayed healthy that long.
 //! - The unit's restart counts once against its owner's intensity; if that
 //!   makes more than `max_restarts` within `within`, the owner gives up.
+//!
+//! Beside the planner: the intensity window's bookkeeping ([`record`],
+//! [`window`]), what a signal does to a backoff ([`reset_on_signal`]), and
+//! the log lines a restart is announced with ([`log_lines`]).
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::policy::Backoff;
-use crate::state::NodeState;
+use crate::state::{NodeState, Signal};
 use crate::sweep::Unit;
-use crate::tree::{NodeKey, Tree};
+use crate::tree::{Node, NodeKey, Tree};
 
 /// What the processor is to do with a unit.
 #[derive(Debug, PartialEq)]
 pub(crate) enum Plan {
     /// Restart every member of the unit, in order.
-    Restart(Vec<Start>),
+    Restart(Vec<Launch>),
     /// The owner (`None`: the supervisor itself) gives up, with this reason.
     Escalate {
         owner: Option<NodeKey>,
@@ -37,7 +42,7 @@ pub(crate) enum Plan {
 
 /// One member's restart.
 #[derive(Debug, PartialEq)]
-pub(crate) struct Start {
+pub(crate) struct Launch {
     pub node: NodeKey,
     /// How long to wait before the runnable starts.
     pub delay: Duration,
@@ -55,7 +60,7 @@ pub(crate) fn plan(
 ) -> Plan {
     let owner = tree.group(unit.group).and_then(|g| g.owner);
     if let Some(intensity) = tree.intensity_of(owner) {
-        let recent = tree.window_of(owner).map_or(0, |w| {
+        let recent = window(tree, owner).map_or(0, |w| {
             w.iter()
                 .filter(|t| now.duration_since(**t) < intensity.within)
                 .count()
@@ -90,19 +95,19 @@ pub(crate) fn plan(
         .filter_map(|m| Some((*m, tree.node(*m)?)))
         .map(|(m, n)| {
             if n.state() != NodeState::Dead {
-                return Start {
+                return Launch {
                     node: m,
                     delay: Duration::ZERO,
                     backoff: n.backoff,
                 };
             }
-            let healthy_long_enough = backoff.reset_after_healthy().is_some_and(|d| {
+            let healthy_long_enough = backoff.reset_after_of().is_some_and(|d| {
                 n.healthy_ms
                     .is_some_and(|ms| now.saturating_duration_since(tree.at(ms)) >= d)
             });
             let current = if healthy_long_enough { None } else { n.backoff };
             let (delay, next) = backoff.delay(current, random());
-            Start {
+            Launch {
                 node: m,
                 delay,
                 backoff: Some(next),
@@ -110,6 +115,84 @@ pub(crate) fn plan(
         })
         .collect();
     Plan::Restart(starts)
+}
+
+/// The restart window of a group's owner (the supervisor's for the root's):
+/// when it restarted its children lately.
+pub(crate) fn window(tree: &Tree, owner: Option<NodeKey>) -> Option<&VecDeque<Instant>> {
+    match owner {
+        Some(o) => tree.node(o)?.window.as_deref(),
+        None => Some(&tree.top_window),
+    }
+}
+
+/// Records a restart that `owner` performed at `now`, keeping only what
+/// its intensity window can still count.
+pub(crate) fn record(tree: &mut Tree, owner: Option<NodeKey>, now: Instant) {
+    let Some(intensity) = tree.intensity_of(owner) else {
+        return;
+    };
+    let window = match owner {
+        Some(o) => match tree.node_mut(o) {
+            Some(n) => &mut **n.window.get_or_insert_with(Default::default),
+            None => return,
+        },
+        None => &mut tree.top_window,
+    };
+    window.push_back(now);
+    while window.len() > intensity.max_restarts as usize + 1
+        || window
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= intensity.within)
+    {
+        window.pop_front();
+    }
+}
+
+/// What an accepted signal does to a node's backoff: Done resets it, and so
+/// does Healthy unless the backoff asks for a stretch of health first
+/// (`reset_after`, which the planner checks at the next death).
+pub(crate) fn reset_on_signal(node: &mut Node, signal: Signal, backoff: &Backoff) {
+    if signal == Signal::Done || backoff.reset_after_of().is_none() {
+        node.backoff = None;
+    }
+}
+
+/// How a restart is announced: one line per dead member, one for all the
+/// siblings that come back with them (a group of 50,000 must not mean
+/// 50,000 lines, nor 50,000 names copied to show five).
+pub(crate) fn log_lines(tree: &Tree, launches: &[Launch]) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut shown: Vec<&str> = Vec::new();
+    let mut siblings = 0usize;
+    for l in launches {
+        let Some(n) = tree.node(l.node) else {
+            continue;
+        };
+        if n.state() == NodeState::Dead {
+            let restart = n.restarts + 1;
+            lines.push(format!(
+                "restarting {} (restart {restart}) in {:?}",
+                n.dn, l.delay
+            ));
+        } else {
+            siblings += 1;
+            if shown.len() < 5 {
+                shown.push(&n.dn);
+            }
+        }
+    }
+    if siblings > 0 {
+        let more = match siblings - shown.len() {
+            0 => String::new(),
+            more => format!(" and {more} more"),
+        };
+        lines.push(format!(
+            "restarting their group siblings at once: {}{more}",
+            shown.join(", ")
+        ));
+    }
+    lines
 }
 
 /// xorshift64*: the jitter's randomness, seeded once per supervisor.
@@ -186,7 +269,7 @@ mod tests {
             panic!("expected a restart, got {plan:?}")
         };
         let owner = t.group(unit.group).and_then(|g| g.owner);
-        t.record_restart(owner, now);
+        record(t, owner, now);
         for s in starts {
             t.reset(s.node, None);
             t.node_mut(s.node).unwrap().backoff = s.backoff;
@@ -322,7 +405,7 @@ mod tests {
             let unit = sweep(&t, dirty).remove(0);
             match plan(&t, &unit, &backoff(), now, &mut half()) {
                 Plan::Restart(starts) if round == 0 => {
-                    t.record_restart(None, now);
+                    record(&mut t, None, now);
                     t.reset(starts[0].node, None);
                 }
                 Plan::Escalate {

@@ -84,6 +84,73 @@ impl Watch {
     }
 }
 
+/// What the watch has flagged: per worker, the node that blocks it and
+/// since when. The one record of stalls: a snapshot reads it too.
+#[derive(Debug, Default)]
+pub(crate) struct Stalls {
+    blocked_by: Vec<Option<(NodeKey, Instant)>>,
+}
+
+/// A worker's stall began or ended: what the processor tells the workers
+/// (skip it for new nodes, or not) and says in its log.
+pub(crate) struct Flip {
+    pub worker: usize,
+    pub blocked: bool,
+    /// `None` when the node has left the tree meanwhile.
+    pub message: Option<String>,
+}
+
+impl Stalls {
+    pub fn new(workers: usize) -> Stalls {
+        Stalls {
+            blocked_by: vec![None; workers],
+        }
+    }
+
+    /// Per worker: the node the watch flagged on it, and since when.
+    pub fn blocked_by(&self) -> &[Option<(NodeKey, Instant)>] {
+        &self.blocked_by
+    }
+
+    /// Reads every worker's beat: flags a node (still in the tree: `dn_of`
+    /// names it) that has blocked its worker past the threshold, and clears
+    /// the flag once the worker moves. Returns the flips, oldest first.
+    pub fn update<'a>(
+        &mut self,
+        watch: &Watch,
+        dn_of: impl Fn(NodeKey) -> Option<&'a str>,
+    ) -> Vec<Flip> {
+        let now = watch.tick();
+        let mut flips = Vec::new();
+        for (i, slot) in self.blocked_by.iter_mut().enumerate() {
+            let stalled = watch.stalled(i, now).filter(|(k, _)| dn_of(*k).is_some());
+            let before = slot.map(|(k, _)| k);
+            if before.is_some() && before == stalled.map(|(k, _)| k) {
+                continue; // still the same
+            }
+            *slot = stalled.map(|(k, ran)| (k, Instant::now() - ran));
+            if let Some(k) = before {
+                flips.push(Flip {
+                    worker: i,
+                    blocked: false,
+                    message: dn_of(k).map(|dn| format!("{dn} lets worker {i} run again")),
+                });
+            }
+            if let Some((k, ran)) = stalled {
+                flips.push(Flip {
+                    worker: i,
+                    blocked: true,
+                    message: dn_of(k).map(|dn| format!(
+                        "{dn} has blocked worker {i} for {:.1} s (its future does not yield); new nodes go to other workers",
+                        ran.as_secs_f64()
+                    )),
+                });
+            }
+        }
+        flips
+    }
+}
+
 /// Polls `inner` with this worker's beat set to `node`.
 pub(crate) struct Watched<F> {
     pub inner: F,

@@ -299,40 +299,6 @@ impl Tree {
         }
     }
 
-    /// The restart window of a group's owner (the supervisor's for the root's).
-    pub fn window_of(
-        &self,
-        owner: Option<NodeKey>,
-    ) -> Option<&std::collections::VecDeque<Instant>> {
-        match owner {
-            Some(o) => self.nodes.get(o)?.window.as_deref(),
-            None => Some(&self.top_window),
-        }
-    }
-
-    /// Records a restart that `owner` performed at `now`, keeping only what
-    /// its intensity window can still count.
-    pub fn record_restart(&mut self, owner: Option<NodeKey>, now: Instant) {
-        let Some(intensity) = self.intensity_of(owner) else {
-            return;
-        };
-        let window = match owner {
-            Some(o) => match self.nodes.get_mut(o) {
-                Some(n) => &mut **n.window.get_or_insert_with(Default::default),
-                None => return,
-            },
-            None => &mut self.top_window,
-        };
-        window.push_back(now);
-        while window.len() > intensity.max_restarts as usize + 1
-            || window
-                .front()
-                .is_some_and(|t| now.duration_since(*t) >= intensity.within)
-        {
-            window.pop_front();
-        }
-    }
-
     fn spec_of(&self, k: NodeKey) -> Option<&Spec> {
         self.nodes.get(k)?.spec.as_deref()
     }

@@ -38,7 +38,7 @@ impl View<'_> {
         let since = tree.at(n.since_ms);
         let owner = tree.group(n.group).and_then(|g| g.owner);
         let restarts_in_window = tree.intensity_of(owner).map(|i| {
-            tree.window_of(owner).map_or(0, |w| {
+            crate::restart::window(tree, owner).map_or(0, |w| {
                 w.iter()
                     .filter(|t| now.saturating_duration_since(**t) < i.within)
                     .count() as u32

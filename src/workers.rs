@@ -14,6 +14,13 @@ use actix::{Arbiter, ArbiterHandle};
 
 use crate::stall::Watch;
 
+/// How many consecutive members of a group share a worker. Siblings on one
+/// worker stop and restart together without a thread crossing between them
+/// (a death cancels them on the dying member's thread, and the processor
+/// starts them with one message); a wide group is still spread over the
+/// workers, in runs of this many, so that its runnables use every core.
+pub(crate) const PLACEMENT_RUN: usize = 64;
+
 pub(crate) struct Workers {
     handles: Vec<ArbiterHandle>,
     next: usize,
@@ -104,6 +111,20 @@ impl Workers {
         i
     }
 
+    /// The workers of a new group's members, in order: consecutive members
+    /// share a worker in runs of [`PLACEMENT_RUN`].
+    pub fn place(&mut self, members: usize) -> Vec<usize> {
+        let mut worker = 0;
+        (0..members)
+            .map(|i| {
+                if i % PLACEMENT_RUN == 0 {
+                    worker = self.pick();
+                }
+                worker
+            })
+            .collect()
+    }
+
     /// Stops the worker arbiters this supervisor made.
     pub fn stop_workers(&self) {
         for a in self.owned.iter().skip(1) {
@@ -142,5 +163,17 @@ mod tests {
         w.set_blocked(0, true);
         w.set_blocked(1, true);
         assert_eq!(picks(&mut w, 2).len(), 2, "all blocked: still placed");
+        w.blocked = vec![false; 3];
+        w.next = 0;
+        let placed = w.place(PLACEMENT_RUN + 1);
+        assert_eq!(
+            placed[..PLACEMENT_RUN],
+            [0; PLACEMENT_RUN],
+            "a run shares a worker"
+        );
+        assert_eq!(
+            placed[PLACEMENT_RUN], 1,
+            "the next run goes to the next worker"
+        );
     }
 }

@@ -1,0 +1,116 @@
+//! How the processor's decisions start runnables: a host per new node, and
+//! each incarnation's [`Start`] to its host, gated behind its predecessor in
+//! an ordered-start group.
+
+use std::time::Duration;
+
+use futures::channel::oneshot;
+
+use super::Processor;
+use crate::node::NodeHost;
+use crate::protocol::{Incarnation, Start};
+use crate::runnable::Runnable;
+use crate::state::{NodeKind, NodeState};
+use crate::tree::{self, GroupKey, NodeKey};
+
+impl Processor {
+    /// Starts a host for `node` on worker `worker`.
+    pub(super) fn host(&mut self, node: NodeKey, runnable: Box<dyn Runnable>, worker: usize) {
+        let Some(me) = self.me.clone() else { return };
+        if let Some(n) = self.tree.node_mut(node) {
+            n.kind = match runnable.kind() {
+                NodeKind::Actor => tree::Kind::Actor,
+                NodeKind::Process { .. } => tree::Kind::Process,
+                _ => tree::Kind::Runnable,
+            };
+        }
+        let host = NodeHost::new(runnable, me, self.config.logs.clone());
+        self.hosts.create(node, host, worker);
+    }
+
+    /// Sends the node's current incarnation to its host, to start after
+    /// `delay`; `gated`: only once its predecessor in an ordered-start group
+    /// has signalled Healthy (see [`open_next`](Self::open_next)).
+    pub(super) fn schedule(&mut self, k: NodeKey, delay: Duration, gated: bool) {
+        // Finished: nothing is started any more.
+        let (Some(_), Some(node)) = (&self.me, self.tree.node(k)) else {
+            return;
+        };
+        if !self.hosts.contains(k) {
+            return;
+        }
+        let ctx = Incarnation {
+            dn: node.dn.clone(),
+            node: k,
+            incarnation: node.incarnation,
+            token: node.token.clone(),
+        };
+        // A delayed start is reported NEW when the host begins it (`Began`).
+        if delay.is_zero() {
+            self.sinks.state(&node.dn, NodeState::New);
+        }
+
+        let gate = gated.then(|| {
+            let (tx, rx) = oneshot::channel();
+            self.gates.insert(k, tx);
+            rx
+        });
+        let start = Start {
+            ctx,
+            delay,
+            gate,
+            shutdown: self.tree.shutdown_of(k),
+            restart: self.tree.restart_of(k),
+            takes_down: self.tree.takes_down(k),
+            // Pending backoff timers and closed gates must not hold
+            // `wait_settled`; an opened gate brings its own guard.
+            starting: (delay.is_zero() && !gated).then(|| self.settle.guard()),
+        };
+        self.hosts.start(k, start);
+        // The previous incarnation has exited and this one has not run yet:
+        // the log lines after this mark are the new incarnation's.
+        let mark = self.config.logs.seq();
+        if let Some(n) = self.tree.node_mut(k) {
+            n.log_mark = mark;
+        }
+        if delay.is_zero() && !gated {
+            self.mark_started(k);
+        }
+    }
+
+    /// Schedules members started together, in order: with ordered start,
+    /// each after the one before it has signalled Healthy.
+    pub(super) fn launch(
+        &mut self,
+        group: GroupKey,
+        members: impl IntoIterator<Item = (NodeKey, Duration)>,
+    ) {
+        let ordered = self
+            .tree
+            .group(group)
+            .is_some_and(|g| g.options.ordered_start);
+        for (i, (k, delay)) in members.into_iter().enumerate() {
+            self.schedule(k, delay, ordered && i > 0);
+        }
+    }
+
+    /// `k` has signalled Healthy or is DONE: in an ordered-start group, the
+    /// member after it may start now.
+    pub(super) fn open_next(&mut self, k: NodeKey) {
+        let Some(group) = self.tree.node(k).and_then(|n| self.tree.group(n.group)) else {
+            return;
+        };
+        if !group.options.ordered_start {
+            return;
+        }
+        let next = group
+            .members
+            .iter()
+            .position(|m| *m == k)
+            .and_then(|i| group.members.get(i + 1).copied());
+        if let Some((n, gate)) = next.and_then(|n| Some((n, self.gates.remove(n)?))) {
+            let _ = gate.send(self.settle.guard());
+            self.mark_started(n);
+        }
+    }
+}
