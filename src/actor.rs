@@ -115,7 +115,7 @@ impl fmt::Display for DeliveryError {
 impl std::error::Error for DeliveryError {}
 
 /// Where the current incarnation of an actor node is.
-enum Incarnation<A: Actor> {
+enum AddrState<A: Actor> {
     /// Not started yet, or between two incarnations.
     Starting,
     Up(Addr<A>),
@@ -124,7 +124,7 @@ enum Incarnation<A: Actor> {
 }
 
 struct Slot<A: Actor> {
-    state: watch::Sender<Incarnation<A>>,
+    state: watch::Sender<AddrState<A>>,
     dn: Mutex<String>,
 }
 
@@ -180,7 +180,7 @@ where
     /// The current incarnation's address, if one is up.
     pub fn addr(&self) -> Option<Addr<A>> {
         match &*self.slot.state.borrow() {
-            Incarnation::Up(addr) => Some(addr.clone()),
+            AddrState::Up(addr) => Some(addr.clone()),
             _ => None,
         }
     }
@@ -192,9 +192,9 @@ where
         let wait = async {
             loop {
                 match &*rx.borrow_and_update() {
-                    Incarnation::Up(addr) => return Ok(addr.clone()),
-                    Incarnation::Gone => return Err(DeliveryError::Gone { dn: self.dn() }),
-                    Incarnation::Starting => {}
+                    AddrState::Up(addr) => return Ok(addr.clone()),
+                    AddrState::Gone => return Err(DeliveryError::Gone { dn: self.dn() }),
+                    AddrState::Starting => {}
                 }
                 if rx.changed().await.is_err() {
                     return Err(DeliveryError::Gone { dn: self.dn() });
@@ -230,7 +230,7 @@ where
                 // host has marked that incarnation down. Report it only once
                 // it is, so that the next send goes to the next incarnation.
                 let mut rx = self.slot.state.subscribe();
-                let down = rx.wait_for(|s| !matches!(s, Incarnation::Up(a) if *a == addr));
+                let down = rx.wait_for(|s| !matches!(s, AddrState::Up(a) if *a == addr));
                 let _ = tokio::time::timeout(self.timeout, down).await;
                 Err(DeliveryError::Lost { dn: self.dn() })
             }
@@ -293,7 +293,7 @@ impl<A: Actor> fmt::Debug for ActorRunnable<A> {
 impl<A: Actor> Drop for ActorRunnable<A> {
     fn drop(&mut self) {
         // The node left the tree: nothing will answer through this slot again.
-        self.slot.state.send_replace(Incarnation::Gone);
+        self.slot.state.send_replace(AddrState::Gone);
     }
 }
 
@@ -302,7 +302,7 @@ fn make<A: Actor>(
     healthy_on_start: bool,
 ) -> (ActorRunnable<A>, Supervised<A>) {
     let slot = Arc::new(Slot {
-        state: watch::Sender::new(Incarnation::Starting),
+        state: watch::Sender::new(AddrState::Starting),
         dn: Mutex::new(String::new()),
     });
     let handle = Supervised {
@@ -344,7 +344,7 @@ impl<A> Runnable for ActorRunnable<A>
 where
     A: Actor<Context = actix::Context<A>>,
 {
-    fn kind(&self) -> crate::state::NodeKind {
+    fn kind(&self, _: crate::runnable::Sealed) -> crate::state::NodeKind {
         crate::state::NodeKind::Actor
     }
 
@@ -356,7 +356,7 @@ where
         let healthy_on_start = self.healthy_on_start;
         Box::pin(async move {
             let running = actix::Context::<A>::new().into_future(actor);
-            slot.state.send_replace(Incarnation::Up(running.address()));
+            slot.state.send_replace(AddrState::Up(running.address()));
             let mut running = Contained(Some(running));
             let _down = MarkDown(&slot);
             // Let `started` run first: HEALTHY means the actor is up.
@@ -390,8 +390,8 @@ struct MarkDown<'a, A: Actor>(&'a Slot<A>);
 impl<A: Actor> Drop for MarkDown<'_, A> {
     fn drop(&mut self) {
         self.0.state.send_if_modified(|s| {
-            if matches!(s, Incarnation::Up(_)) {
-                *s = Incarnation::Starting;
+            if matches!(s, AddrState::Up(_)) {
+                *s = AddrState::Starting;
                 true
             } else {
                 false

@@ -18,7 +18,7 @@ use actix::{MailboxError, Message, Recipient};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{RunError, SignalError};
-use crate::exit::{Exit, Outcome};
+use crate::exit::{ExitReport, Outcome};
 use crate::inbox::{Began, Exited, Inbox, Pid, Report, SignalMsg};
 use crate::logger::Logger;
 use crate::logtree::LogTree;
@@ -405,7 +405,7 @@ impl Context {
     /// stale. Returns the exit report for `outcome`: whether Done was
     /// signalled, the first misuse, the sub-loggers it made, and whether its
     /// token was cancelled at this moment.
-    pub(crate) fn finish(&self, outcome: Outcome) -> Exit {
+    pub(crate) fn finish(&self, outcome: Outcome) -> ExitReport {
         let cancelled = self.inner.token.is_cancelled();
         let done = self.inner.phase.swap(EXITED, Ordering::AcqRel) == DONE;
         let dn = || self.inner.dn.to_string();
@@ -424,7 +424,7 @@ impl Context {
             .filter(|(_, used)| **used == NameUse::SubLogger)
             .map(|(name, _)| format!("{}.{name}", self.inner.dn))
             .collect();
-        Exit {
+        ExitReport {
             outcome,
             done,
             misuse,

@@ -21,7 +21,7 @@ pub(crate) enum Outcome {
 
 /// Everything the host reports when an incarnation ends.
 #[derive(Debug)]
-pub(crate) struct Exit {
+pub(crate) struct ExitReport {
     pub outcome: Outcome,
     /// The runnable had signalled Done.
     pub done: bool,
@@ -46,7 +46,7 @@ pub(crate) enum Verdict {
 }
 
 /// The kind of an exit, for the record and the metrics.
-pub(crate) fn kind_of(exit: &Exit, verdict: &Verdict, doomed: bool) -> ExitKind {
+pub(crate) fn kind_of(exit: &ExitReport, verdict: &Verdict, doomed: bool) -> ExitKind {
     match verdict {
         Verdict::Done => ExitKind::Done,
         Verdict::Canceled(_) if matches!(exit.outcome, Outcome::Aborted) => ExitKind::Aborted,
@@ -66,7 +66,7 @@ pub(crate) fn kind_of(exit: &Exit, verdict: &Verdict, doomed: bool) -> ExitKind 
 /// - otherwise `Ok(())` after Done is DONE, and so is any `Ok(())` of a
 ///   transient or temporary node (a normal exit); everything else is DEAD.
 pub(crate) fn classify(
-    exit: &Exit,
+    exit: &ExitReport,
     cancelled: bool,
     doom: Option<&str>,
     restart: Restart,
@@ -103,7 +103,7 @@ pub(crate) fn classify(
 /// Whether [`classify`] will call this exit of a node that was not
 /// cancelled and is not doomed a death, without building its reason: the
 /// host asks, to take down at once what the death takes down.
-pub(crate) fn is_death(exit: &Exit, restart: Restart) -> bool {
+pub(crate) fn is_death(exit: &ExitReport, restart: Restart) -> bool {
     if exit.misuse.is_some() {
         return true;
     }
@@ -142,8 +142,8 @@ mod tests {
     use super::*;
     use crate::error::Error;
 
-    fn exit(outcome: Outcome, done: bool) -> Exit {
-        Exit {
+    fn exit(outcome: Outcome, done: bool) -> ExitReport {
+        ExitReport {
             outcome,
             done,
             misuse: None,
@@ -228,7 +228,7 @@ mod tests {
 
     #[test]
     fn misuse_and_doom_are_deaths_even_when_cancelled() {
-        let e = Exit {
+        let e = ExitReport {
             outcome: Outcome::Returned(Ok(())),
             done: true,
             misuse: Some(SignalError::DoneTwice {

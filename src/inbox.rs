@@ -30,7 +30,7 @@ use std::task::{Context, Poll};
 use futures::task::AtomicWaker;
 use futures::Stream;
 
-use crate::exit::Exit;
+use crate::exit::ExitReport;
 use crate::state::Signal;
 use crate::tree::NodeKey;
 
@@ -46,7 +46,7 @@ pub(crate) enum Report {
 pub(crate) struct Exited {
     pub node: NodeKey,
     pub incarnation: u64,
-    pub exit: Exit,
+    pub exit: ExitReport,
 }
 
 /// A delayed start's backoff is over and its host is starting the runnable.

@@ -308,8 +308,8 @@ impl Runnable for Command {
         Box::pin(async move { cmd.supervise(ctx).await })
     }
 
-    fn kind(&self) -> NodeKind {
-        NodeKind::Process { pid: None }
+    fn kind(&self, _: crate::runnable::Sealed) -> NodeKind {
+        NodeKind::Process
     }
 
     /// Widens a timeout that leaves no room for the grace period.

@@ -69,7 +69,7 @@ pub(crate) struct Config {
 enum Life {
     Running,
     /// Shutting down: everything is cancelled, nothing restarts.
-    Draining,
+    Stopping,
     /// Nothing is live and nothing will be.
     Finished,
 }
@@ -425,14 +425,14 @@ impl Processor {
         if self.life == Life::Running {
             self.sinks
                 .say(Level::Info, "shutting down: cancelling the tree".into());
-            self.life = Life::Draining;
+            self.life = Life::Stopping;
             self.sinks.tell(format_args!("stopping"), |m| m.stopping());
             self.tree.top().cancel();
         }
     }
 
     fn check_drained(&mut self, ctx: &mut actix::Context<Self>) {
-        if self.life != Life::Draining || !self.tree.all_exited() {
+        if self.life != Life::Stopping || !self.tree.all_exited() {
             return;
         }
         self.sinks

@@ -136,7 +136,7 @@ fn details(n: &NodeInfo, now: Instant) -> String {
     } else if let Some(up) = n.uptime {
         parts.push(format!("up {}", human(up)));
     }
-    if let NodeKind::Process { pid: Some(pid) } = n.kind {
+    if let (NodeKind::Process, Some(pid)) = (n.kind, n.pid) {
         parts.push(format!("pid {pid}"));
     }
     if n.restarts > 0 {

@@ -45,10 +45,22 @@ pub trait Runnable: Send + 'static {
         configured
     }
 
-    /// What kind of node this is, for snapshots. Actors and processes say so.
-    fn kind(&self) -> NodeKind {
+    /// What kind of node this is, for snapshots: the crate's actors and
+    /// processes say so. Sealed: nothing outside the crate can name
+    /// [`Sealed`], so no runnable of a user's can claim a kind (or a pid).
+    #[doc(hidden)]
+    fn kind(&self, _: Sealed) -> NodeKind {
         NodeKind::Runnable
     }
+}
+
+pub(crate) use sealed::Sealed;
+
+mod sealed {
+    /// The argument of [`Runnable::kind`](super::Runnable::kind), which only
+    /// the crate can make.
+    #[derive(Debug)]
+    pub struct Sealed(pub(crate) ());
 }
 
 impl<F, Fut> Runnable for F
@@ -70,8 +82,8 @@ impl Runnable for Box<dyn Runnable> {
         (**self).shutdown(configured)
     }
 
-    fn kind(&self) -> NodeKind {
-        (**self).kind()
+    fn kind(&self, sealed: Sealed) -> NodeKind {
+        (**self).kind(sealed)
     }
 }
 

@@ -115,6 +115,8 @@ pub struct NodeInfo {
     pub since_wall: SystemTime,
     /// What runs in it.
     pub kind: NodeKind,
+    /// A process node's pid while its process runs.
+    pub pid: Option<u32>,
     /// Which incarnation of this DN is current: 1 for the first start,
     /// `restarts + 1` after that.
     pub incarnation: u64,
@@ -161,20 +163,18 @@ pub struct NodeInfo {
 
 /// What runs in a node.
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
-#[cfg_attr(feature = "serde", serde(rename_all = "snake_case", tag = "type"))]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum NodeKind {
     /// A plain runnable (a closure or a [`Runnable`](crate::Runnable)).
+    #[default]
     Runnable,
     /// An actix actor ([`Context::run_actor`](crate::Context::run_actor)).
     Actor,
-    /// An OS process ([`process::Command`](crate::process::Command)), with
-    /// its pid while it runs.
-    Process {
-        /// The running process's pid.
-        pid: Option<u32>,
-    },
+    /// An OS process ([`process::Command`](crate::process::Command)); its
+    /// pid is [`NodeInfo::pid`].
+    Process,
 }
 
 /// How an incarnation ended.

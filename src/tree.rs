@@ -32,7 +32,7 @@ use crate::error::RunError;
 use crate::name::is_valid_name;
 use crate::policy::{GroupOptions, Spec};
 use crate::policy::{Intensity, Restart, Shutdown, Strategy};
-use crate::state::{ExitKind, NodeState};
+use crate::state::{ExitKind, NodeKind, NodeState};
 
 new_key_type! {
     /// A node of the tree.
@@ -88,9 +88,9 @@ pub(crate) struct Node {
     /// When the current incarnation's runnable started, in ms since the epoch.
     pub started_ms: Option<u32>,
     /// What runs in it.
-    pub kind: Kind,
+    pub kind: NodeKind,
     /// How its last incarnation ended, of whatever kind.
-    pub last_exit: Option<Box<Exit>>,
+    pub last_exit: Option<Box<ExitRecord>>,
     /// The log tree's sequence number when this incarnation started: a death
     /// report marks where earlier incarnations' lines begin.
     pub log_mark: u64,
@@ -101,18 +101,9 @@ pub(crate) struct Node {
     pub waiting: Option<Waiting>,
 }
 
-/// What runs in a node (the pid of a process is the processor's to know).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) enum Kind {
-    #[default]
-    Runnable,
-    Actor,
-    Process,
-}
-
 /// A node's last exit, as recorded.
 #[derive(Clone, Debug)]
-pub(crate) struct Exit {
+pub(crate) struct ExitRecord {
     pub kind: ExitKind,
     pub reason: std::borrow::Cow<'static, str>,
     pub at_ms: u32,
@@ -162,7 +153,7 @@ impl Node {
 
 /// Siblings started together. The root is alone in a group without owner.
 #[derive(Debug)]
-pub(crate) struct Group {
+pub(crate) struct GroupRecord {
     pub owner: Option<NodeKey>,
     pub members: Vec<NodeKey>,
     pub options: GroupOptions,
@@ -179,7 +170,7 @@ pub(crate) struct Group {
     token: Option<CancellationToken>,
 }
 
-impl Group {
+impl GroupRecord {
     /// Every member's subtree has exited.
     pub fn is_ready(&self) -> bool {
         self.unready == 0
@@ -189,7 +180,7 @@ impl Group {
 #[derive(Debug)]
 pub(crate) struct Tree {
     nodes: SlotMap<NodeKey, Node>,
-    groups: SlotMap<GroupKey, Group>,
+    groups: SlotMap<GroupKey, GroupRecord>,
     root: NodeKey,
     /// The supervisor's own token: the root's parent. Cancelled at shutdown.
     top: CancellationToken,
@@ -223,7 +214,7 @@ impl Tree {
     pub fn new(top: CancellationToken, defaults: Defaults) -> Tree {
         let mut nodes = SlotMap::with_key();
         let mut groups = SlotMap::with_key();
-        let group = groups.insert(Group {
+        let group = groups.insert(GroupRecord {
             owner: None,
             members: Vec::new(),
             options: GroupOptions::default(),
@@ -319,7 +310,7 @@ impl Tree {
         self.nodes.get_mut(k)
     }
 
-    pub fn group(&self, g: GroupKey) -> Option<&Group> {
+    pub fn group(&self, g: GroupKey) -> Option<&GroupRecord> {
         self.groups.get(g)
     }
 
@@ -327,7 +318,7 @@ impl Tree {
         self.nodes.iter()
     }
 
-    pub fn groups(&self) -> impl Iterator<Item = (GroupKey, &Group)> {
+    pub fn groups(&self) -> impl Iterator<Item = (GroupKey, &GroupRecord)> {
         self.groups.iter()
     }
 
@@ -398,7 +389,7 @@ impl Tree {
         }
         let count = seen.len() as u32;
         let shared = options.strategy == Strategy::OneForAll && !options.ordered_stop && count > 1;
-        let group = self.groups.insert(Group {
+        let group = self.groups.insert(GroupRecord {
             owner: Some(parent),
             members: Vec::with_capacity(seen.len()),
             options,
@@ -712,7 +703,7 @@ impl Node {
             waiting: None,
             since_ms: 0,
             started_ms: None,
-            kind: Kind::Runnable,
+            kind: NodeKind::Runnable,
             last_exit: None,
             log_mark: 0,
         }

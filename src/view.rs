@@ -10,7 +10,7 @@ use slotmap::SecondaryMap;
 use tokio::time::Instant;
 
 use crate::policy::Restart;
-use crate::state::{Counts, GroupInfo, LastExit, NodeInfo, NodeKind, NodeState};
+use crate::state::{Counts, GroupInfo, LastExit, NodeInfo, NodeState};
 use crate::tree::{self, NodeKey, Tree};
 
 /// The processor's state a snapshot reads.
@@ -54,13 +54,8 @@ impl View<'_> {
             state: n.reported_state(),
             since,
             since_wall: wall_of(since),
-            kind: match n.kind {
-                tree::Kind::Runnable => NodeKind::Runnable,
-                tree::Kind::Actor => NodeKind::Actor,
-                tree::Kind::Process => NodeKind::Process {
-                    pid: self.pids.get(key).copied(),
-                },
-            },
+            kind: n.kind,
+            pid: self.pids.get(key).copied(),
             incarnation: n.restarts + 1,
             uptime: n
                 .started_ms

@@ -9,7 +9,7 @@ use std::sync::PoisonError;
 use log::Level;
 
 use super::{Life, Processor};
-use crate::exit::{classify, kind_of, Exit, Outcome, Verdict};
+use crate::exit::{classify, kind_of, ExitReport, Outcome, Verdict};
 use crate::inbox::{Began, Pid, Report};
 use crate::restart;
 use crate::state::{Ended, ExitKind, NodeState, Signal};
@@ -92,7 +92,7 @@ impl Processor {
         let at_ms = self.tree.now_ms();
         if let Some(n) = self.tree.node_mut(k) {
             n.started_ms = None;
-            let record = tree::Exit {
+            let record = tree::ExitRecord {
                 kind,
                 reason,
                 at_ms,
@@ -147,7 +147,7 @@ impl Processor {
         self.tree.cancel_for_death(k);
     }
 
-    pub(super) fn on_exit(&mut self, k: NodeKey, incarnation: u64, exit: Exit) {
+    pub(super) fn on_exit(&mut self, k: NodeKey, incarnation: u64, exit: ExitReport) {
         let Some(node) = self.tree.node(k) else {
             return;
         };

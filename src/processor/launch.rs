@@ -9,20 +9,16 @@ use futures::channel::oneshot;
 use super::Processor;
 use crate::node::NodeHost;
 use crate::protocol::{Incarnation, Start};
-use crate::runnable::Runnable;
-use crate::state::{NodeKind, NodeState};
-use crate::tree::{self, GroupKey, NodeKey};
+use crate::runnable::{Runnable, Sealed};
+use crate::state::NodeState;
+use crate::tree::{GroupKey, NodeKey};
 
 impl Processor {
     /// Starts a host for `node` on worker `worker`.
     pub(super) fn host(&mut self, node: NodeKey, runnable: Box<dyn Runnable>, worker: usize) {
         let Some(me) = self.me.clone() else { return };
         if let Some(n) = self.tree.node_mut(node) {
-            n.kind = match runnable.kind() {
-                NodeKind::Actor => tree::Kind::Actor,
-                NodeKind::Process { .. } => tree::Kind::Process,
-                _ => tree::Kind::Runnable,
-            };
+            n.kind = runnable.kind(Sealed(()));
         }
         let host = NodeHost::new(runnable, me, self.config.logs.clone());
         self.hosts.create(node, host, worker);
