@@ -164,12 +164,7 @@ async fn measure(depth: u32) {
     let heap0 = LIVE_BYTES.load(Ordering::Relaxed);
     let t = Instant::now();
     let sup = Supervisor::builder()
-        .backoff(backoff::ExponentialBackoff {
-            initial_interval: Duration::ZERO,
-            current_interval: Duration::ZERO,
-            max_elapsed_time: None,
-            ..actix_supervisor::default_backoff()
-        })
+        .backoff(actix_supervisor::Backoff::default().initial(Duration::ZERO))
         .start(fan_out(depth, true, s.clone()));
     let _ = all_rx.await;
     let spawn = t.elapsed();

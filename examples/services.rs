@@ -16,7 +16,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use actix_supervisor::process::Command;
 use actix_supervisor::{
-    Context as Node, DeliveryError, LogQuery, RunResult, Signal, Supervised, Supervisor,
+    Backoff, Context as Node, DeliveryError, LogQuery, RunResult, Signal, Supervised, Supervisor,
 };
 use tokio::sync::mpsc;
 
@@ -49,11 +49,7 @@ fn main() {
     actix_rt::System::new().block_on(async {
         let (tx, mut rx) = mpsc::unbounded_channel::<Vec<Supervised<Worker>>>();
         let sup = Supervisor::builder()
-            .backoff(backoff::ExponentialBackoff {
-                initial_interval: Duration::from_millis(100),
-                current_interval: Duration::from_millis(100),
-                ..actix_supervisor::default_backoff()
-            })
+            .backoff(Backoff::default().initial(Duration::from_millis(100)))
             .start(move |ctx: Node| {
                 let tx = tx.clone();
                 async move {

@@ -51,12 +51,7 @@ fn main() {
     let tenth = target / 10;
     let starts = Arc::new(AtomicU64::new(0));
     let (milestone, mut milestones) = mpsc::unbounded_channel::<u64>();
-    let backoff = backoff::ExponentialBackoff {
-        initial_interval: Duration::ZERO,
-        current_interval: Duration::ZERO,
-        max_elapsed_time: None,
-        ..actix_supervisor::default_backoff()
-    };
+    let backoff = actix_supervisor::Backoff::default().initial(Duration::ZERO);
     let ok = actix_rt::System::new().block_on(async move {
         let counter = starts.clone();
         let sup = Supervisor::builder()

@@ -257,6 +257,21 @@ where
         }
     }
 
+    /// A handle for one message type that, like this address, always
+    /// reaches the current incarnation: actix's `Addr::recipient`, for code
+    /// that should not name the actor. See [`SupervisedRecipient`].
+    pub fn recipient<M>(&self) -> SupervisedRecipient<M>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        A: Handler<M>,
+        A::Context: ToEnvelope<A, M>,
+    {
+        SupervisedRecipient {
+            inner: Arc::new(self.clone()),
+        }
+    }
+
     /// `Addr::try_send` on the current incarnation; `Closed` when none is up.
     pub fn try_send<M>(&self, msg: M) -> Result<(), actix::prelude::SendError<M>>
     where
@@ -269,6 +284,94 @@ where
             Some(addr) => addr.try_send(msg),
             None => Err(actix::prelude::SendError::Closed(msg)),
         }
+    }
+}
+
+/// One message type's way to the current incarnation of an actor node, from
+/// [`Supervised::recipient`]: the same delivery rules as [`Supervised`]
+/// (waits for an incarnation up to the timeout, reports a lost answer),
+/// without naming the actor.
+///
+/// ```no_run
+/// # use actix::prelude::*;
+/// # use actix_supervisor::{Supervised, SupervisedRecipient};
+/// # #[derive(Message)] #[rtype(result = "u64")] struct Add(u64);
+/// # struct Counter; impl Actor for Counter { type Context = actix::Context<Self>; }
+/// # impl Handler<Add> for Counter { type Result = u64; fn handle(&mut self, m: Add, _: &mut Self::Context) -> u64 { m.0 } }
+/// # async fn f(counter: Supervised<Counter>) -> Result<(), actix_supervisor::DeliveryError> {
+/// let adder: SupervisedRecipient<Add> = counter.recipient();
+/// assert_eq!(adder.send(Add(2)).await?, 2);
+/// # Ok(()) }
+/// ```
+pub struct SupervisedRecipient<M: Message> {
+    inner: Arc<dyn Deliver<M>>,
+}
+
+impl<M: Message> Clone for SupervisedRecipient<M> {
+    fn clone(&self) -> Self {
+        SupervisedRecipient {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<M: Message> fmt::Debug for SupervisedRecipient<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SupervisedRecipient")
+            .field("dn", &self.inner.dn())
+            .finish()
+    }
+}
+
+impl<M: Message + Send + 'static> SupervisedRecipient<M>
+where
+    M::Result: Send,
+{
+    /// The node's DN (empty until the node first ran).
+    pub fn dn(&self) -> String {
+        self.inner.dn()
+    }
+
+    /// As [`Supervised::send`].
+    pub async fn send(&self, msg: M) -> Result<M::Result, DeliveryError> {
+        self.inner.send(msg).await
+    }
+
+    /// As [`Supervised::do_send`]: the message back when no incarnation is up.
+    pub fn do_send(&self, msg: M) -> Result<(), M> {
+        self.inner.do_send(msg)
+    }
+}
+
+/// A [`Supervised`] address with its actor type erased, for one message type.
+trait Deliver<M: Message>: Send + Sync {
+    fn dn(&self) -> String;
+    fn send(&self, msg: M)
+        -> futures::future::BoxFuture<'static, Result<M::Result, DeliveryError>>;
+    fn do_send(&self, msg: M) -> Result<(), M>;
+}
+
+impl<A, M> Deliver<M> for Supervised<A>
+where
+    A: Actor<Context = actix::Context<A>> + Handler<M>,
+    A::Context: ToEnvelope<A, M>,
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    fn dn(&self) -> String {
+        Supervised::dn(self)
+    }
+
+    fn send(
+        &self,
+        msg: M,
+    ) -> futures::future::BoxFuture<'static, Result<M::Result, DeliveryError>> {
+        let this = self.clone();
+        Box::pin(async move { Supervised::send(&this, msg).await })
+    }
+
+    fn do_send(&self, msg: M) -> Result<(), M> {
+        Supervised::do_send(self, msg)
     }
 }
 

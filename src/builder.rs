@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Actor;
-use backoff::ExponentialBackoff;
 
 use crate::logtree::LogTree;
 use crate::metrics::Metrics;
@@ -16,28 +15,6 @@ use crate::stall::Watch;
 use crate::supervisor::Supervisor;
 use crate::tree::Defaults;
 use crate::workers::Workers;
-
-/// The backoff of the reference as a `backoff` crate value: 500 ms initial
-/// interval, ×1.5, randomisation factor 0.5, capped at 60 s. The builder
-/// takes the crate's own [`Backoff`] (whose default is the same) and converts
-/// this one.
-///
-/// ```
-/// let b = actix_supervisor::default_backoff();
-/// assert_eq!(b.initial_interval, std::time::Duration::from_millis(500));
-/// assert_eq!(b.max_elapsed_time, None);
-/// ```
-pub fn default_backoff() -> ExponentialBackoff {
-    ExponentialBackoff {
-        initial_interval: Duration::from_millis(500),
-        current_interval: Duration::from_millis(500),
-        multiplier: 1.5,
-        randomization_factor: 0.5,
-        max_interval: Duration::from_secs(60),
-        max_elapsed_time: None,
-        ..ExponentialBackoff::default()
-    }
-}
 
 impl Supervisor {
     /// A builder, to change the defaults.
@@ -56,7 +33,7 @@ impl Supervisor {
 ///
 /// ```
 /// use std::time::Duration;
-/// use actix_supervisor::{default_backoff, Context, RunResult, Signal, Supervisor};
+/// use actix_supervisor::{Backoff, Context, RunResult, Signal, Supervisor};
 ///
 /// async fn root(ctx: Context) -> RunResult {
 ///     ctx.signal(Signal::Healthy)?;
@@ -66,10 +43,7 @@ impl Supervisor {
 ///
 /// actix_rt::System::new().block_on(async {
 ///     let sup = Supervisor::builder()
-///         .backoff(backoff::ExponentialBackoff {
-///             initial_interval: Duration::from_millis(10),
-///             ..default_backoff()
-///         })
+///         .backoff(Backoff::default().initial(Duration::from_millis(10)))
 ///         .shutdown_timeout(Duration::from_secs(1))
 ///         .workers(2)
 ///         .start(root);

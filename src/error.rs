@@ -6,11 +6,11 @@ use std::fmt;
 use crate::state::NodeState;
 
 /// The boxed error a runnable returns.
-pub type Error = Box<dyn std::error::Error + Send + Sync + 'static>;
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// What a runnable returns: `Ok(())` after [`Signal::Done`](crate::Signal::Done),
 /// or the reason it stopped.
-pub type RunResult = Result<(), Error>;
+pub type RunResult = Result<(), BoxError>;
 
 /// Why [`Context::run`](crate::Context::run) or
 /// [`Context::run_group`](crate::Context::run_group) refused to start children.

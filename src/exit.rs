@@ -140,7 +140,7 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::Error;
+    use crate::error::BoxError;
 
     fn exit(outcome: Outcome, done: bool) -> ExitReport {
         ExitReport {
@@ -153,7 +153,7 @@ mod tests {
     }
 
     fn err(msg: &str) -> RunResult {
-        Err(Error::from(msg.to_string()))
+        Err(BoxError::from(msg.to_string()))
     }
 
     #[test]
@@ -272,7 +272,7 @@ mod tests {
                 Some(&self.0)
             }
         }
-        let e: Error = Box::new(Outer(std::io::Error::other("inner")));
+        let e: BoxError = Box::new(Outer(std::io::Error::other("inner")));
         assert!(matches!(
             classify(&exit(Outcome::Returned(Err(e)), false), false, None, Restart::Permanent),
             Verdict::Dead(r) if r == "returned error: outer: inner"

@@ -88,12 +88,13 @@ pub mod web;
 mod workers;
 
 pub use actor::{
-    actor, actor_with, ActorRunnable, DeliveryError, Supervised, DEFAULT_SEND_TIMEOUT,
+    actor, actor_with, ActorRunnable, DeliveryError, Supervised, SupervisedRecipient,
+    DEFAULT_SEND_TIMEOUT,
 };
-pub use builder::{default_backoff, SupervisorBuilder};
+pub use builder::SupervisorBuilder;
 pub use capture::{current_logger, CaptureLogger};
 pub use context::Context;
-pub use error::{Error, RunError, RunResult, SignalError};
+pub use error::{BoxError, RunError, RunResult, SignalError};
 pub use logger::{AsLogger, Logger, RawWriter};
 pub use logtree::{Entry, LogEvent, LogQuery, LogTree, MAX_DNS, MAX_MESSAGE_LEN};
 pub use metrics::{DnState, InMemoryMetrics, Metrics};

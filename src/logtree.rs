@@ -33,6 +33,7 @@ const STREAM_BUFFER: usize = 4096;
 
 /// One line of a node's log.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Entry {
     /// Increases by one for every entry of the tree: orders entries across DNs.
     pub seq: u64,
@@ -149,6 +150,7 @@ impl LogQuery {
 
 /// What a live stream yields.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LogEvent {
     /// The next selected entry.
     Entry(Arc<Entry>),

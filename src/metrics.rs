@@ -79,6 +79,7 @@ impl<M: Metrics> Metrics for Arc<M> {
 
 /// The last state of a DN and when it was entered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DnState {
     /// The state entered last.
     pub state: NodeState,

@@ -64,6 +64,7 @@ pub enum Restart {
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Strategy {
     /// Every member is cancelled, and they all restart together once every
     /// one of them (and their subtrees) has exited. The default.
@@ -226,4 +227,46 @@ pub(crate) struct GroupOptions {
     pub strategy: Strategy,
     pub ordered_start: bool,
     pub ordered_stop: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn delays_grow_by_the_multiplier_up_to_the_max_and_spread_by_the_jitter() {
+        let b = Backoff::default()
+            .initial(100 * MS)
+            .max(200 * MS)
+            .jitter(0.0);
+        assert_eq!(b.delay(None, 0.5), (100 * MS, 150 * MS));
+        assert_eq!(b.delay(Some(150 * MS), 0.5), (150 * MS, 200 * MS));
+        assert_eq!(b.delay(Some(200 * MS), 0.5), (200 * MS, 200 * MS));
+        let spread = b.jitter(0.5);
+        assert_eq!(spread.delay(None, 0.0).0, 50 * MS);
+        assert_eq!(spread.delay(None, 1.0).0, 150 * MS);
+    }
+
+    #[test]
+    fn a_backoff_crate_value_converts_without_its_elapsed_time() {
+        let theirs = backoff::ExponentialBackoff {
+            initial_interval: 10 * MS,
+            multiplier: 3.0,
+            max_interval: 90 * MS,
+            randomization_factor: 0.0,
+            max_elapsed_time: Some(Duration::from_secs(1)),
+            ..backoff::ExponentialBackoff::default()
+        };
+        let ours = Backoff::from(theirs);
+        assert_eq!(
+            ours,
+            Backoff::default()
+                .initial(10 * MS)
+                .multiplier(3.0)
+                .max(90 * MS)
+                .jitter(0.0)
+        );
+    }
 }

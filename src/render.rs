@@ -66,7 +66,7 @@ impl<'a> TextTree<'a> {
 }
 
 /// The glyph of a node's state (`↻` while it waits out a backoff).
-pub fn glyph(n: &NodeInfo) -> &'static str {
+pub(crate) fn glyph(n: &NodeInfo) -> &'static str {
     if n.restart_at.is_some() {
         return "↻";
     }
@@ -90,7 +90,7 @@ fn ansi(state: NodeState) -> &'static str {
 }
 
 /// A duration the way people read it: `850ms`, `4.2s`, `5m12s`, `3h04m`, `2d05h`.
-pub fn human(d: Duration) -> String {
+pub(crate) fn human(d: Duration) -> String {
     let s = d.as_secs();
     match s {
         0 => format!("{}ms", d.as_millis()),

@@ -221,7 +221,7 @@ impl Actor for Pool {
                 );
             }
             node.signal(Signal::Healthy)?;
-            Ok::<_, actix_supervisor::Error>(workers)
+            Ok::<_, actix_supervisor::BoxError>(workers)
         };
         ctx.wait(actix::fut::wrap_future(set_up).map(
             |res, pool: &mut Pool, ctx: &mut actix::Context<Pool>| match res {
@@ -308,4 +308,35 @@ async fn a_panicking_factory_is_a_death_and_is_retried() {
     assert!(info.last_error.unwrap().contains("factory failed"));
     assert_eq!(calls.load(Ordering::SeqCst), 2);
     sup.shutdown().await;
+}
+
+/// A recipient for one message type follows the incarnations as the
+/// address does, and reports a lost answer the same way.
+#[actix_rt::test]
+async fn a_recipient_reaches_the_current_incarnation() {
+    let (tx, mut events) = events();
+    let (sup, mut addr) = start_with_worker(tx);
+    let w = addr.recv().await.unwrap();
+    let which: actix_supervisor::SupervisedRecipient<Which> = w.recipient();
+    let boom = w.recipient::<Boom>();
+    assert_eq!(next(&mut events).await, "started 0");
+    assert_eq!(which.send(Which).await, Ok(0));
+    assert_eq!(
+        boom.send(Boom).await,
+        Err(DeliveryError::Lost {
+            dn: "root.w".into()
+        })
+    );
+    assert_eq!(
+        which.send(Which).await,
+        Ok(1),
+        "the next incarnation answers"
+    );
+    assert_eq!(which.dn(), "root.w");
+    sup.shutdown().await;
+    assert_eq!(
+        which.do_send(Which).map_err(|_| "returned"),
+        Err("returned"),
+        "no incarnation: the message comes back"
+    );
 }

@@ -8,10 +8,8 @@ pub mod storm;
 use std::time::Duration;
 
 use actix_supervisor::{
-    default_backoff, Context, Group, NodeInfo, NodeState, RunResult, Signal, Supervisor,
-    SupervisorBuilder,
+    Backoff, Context, Group, NodeInfo, NodeState, RunResult, Signal, Supervisor, SupervisorBuilder,
 };
-use backoff::ExponentialBackoff;
 use tokio::sync::mpsc;
 
 pub fn init_log() {
@@ -19,16 +17,12 @@ pub fn init_log() {
 }
 
 /// A deterministic backoff: `ms`, doubling, capped at 8 × `ms`, no jitter.
-pub fn backoff_ms(ms: u64) -> ExponentialBackoff {
-    ExponentialBackoff {
-        initial_interval: Duration::from_millis(ms),
-        current_interval: Duration::from_millis(ms),
-        randomization_factor: 0.0,
-        multiplier: 2.0,
-        max_interval: Duration::from_millis(8 * ms),
-        max_elapsed_time: None,
-        ..default_backoff()
-    }
+pub fn backoff_ms(ms: u64) -> Backoff {
+    Backoff::default()
+        .initial(Duration::from_millis(ms))
+        .multiplier(2.0)
+        .max(Duration::from_millis(8 * ms))
+        .jitter(0.0)
 }
 
 /// A builder with a 1 ms backoff, so restarts are quick in real time.
