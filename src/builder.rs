@@ -139,7 +139,7 @@ impl SupervisorBuilder {
     /// supervisor itself for its restarts of the root: more than `n` restarts
     /// within `within` and the parent gives up (see [`Intensity`]). When the
     /// supervisor gives up, it shuts down and [`Supervisor::join`] returns
-    /// [`Ended::GaveUp`]. Default: no limit, as in the reference.
+    /// [`Ended::GaveUp`](crate::Ended::GaveUp). Default: no limit, as in the reference.
     pub fn max_restarts(mut self, n: u32, within: Duration) -> Self {
         self.intensity = Some(Intensity {
             max_restarts: n,

@@ -35,10 +35,14 @@
 //! });
 //! ```
 //!
-//! The modules, in the order a change flows through them: [`Context`]
-//! (a runnable's side), the processor (one actor owning the tree), `tree`
-//! (the data), `sweep` (the pure restart decision), and the node hosts (one
-//! actor per node, running its runnable on a worker arbiter). Around them:
+//! The modules sit in four layers, each naming only its own and those below
+//! (a test checks it): pure data and decisions (`tree`, `sweep`, `restart`,
+//! `view`, the policy and the records), the handles runnables and users hold
+//! ([`Runnable`] and [`Context`], the domain's one pair that name each other,
+//! as actix's `Actor` and `Context` do; [`Supervisor`]; the messages), the
+//! actors (the processor, one actor owning the tree; the node hosts, one
+//! actor per node on a worker arbiter), and on top the builder and the
+//! features. Around them:
 //! the log tree ([`LogTree`], [`Logger`], the `node_*!` macros,
 //! [`CaptureLogger`]), [actors as nodes](mod@actor) with [`Supervised`]
 //! addresses, [OS processes as nodes](process) (Unix), and a
@@ -113,3 +117,9 @@ pub use supervisor::TerminationSignals;
 
 #[doc(hidden)]
 pub use log as __log;
+
+/// The README's Rust examples, compiled (and those not marked `no_run`,
+/// run) as doctests, so that they cannot rot.
+#[cfg(all(doctest, feature = "web"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
