@@ -519,13 +519,12 @@ pub async fn run(storm: Storm, progress: impl Fn(&str)) -> Result<Report, String
             }
         }
     }
-    if let Some(dn) = killed
-        .keys()
-        .find(|dn| !snapshot.iter().any(|n| &n.dn == *dn))
-    {
+    let present: std::collections::HashSet<&str> = snapshot.iter().map(|n| n.dn.as_str()).collect();
+    if let Some(dn) = killed.keys().find(|dn| !present.contains(dn.as_str())) {
         return fail(format!("{dn} was killed and is not in the snapshot"));
     }
     let dns_killed = killed.len();
+    drop(present);
     drop((snapshot, starts, killed));
 
     // Shut down in bounded time; nothing is left.
