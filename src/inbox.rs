@@ -20,10 +20,14 @@
 //! Ordering: reports from one thread are handled in the order sent. The
 //! processor drains the inbox before it handles any request from its mailbox,
 //! so a request sees every report its sender made before it (the requests
-//! deliver what their thread holds first).
+//! deliver what their thread holds first). A settle guard dropped on a worker
+//! that holds reports is released only after them ([`defer_release`]), so
+//! `wait_settled` cannot resolve before the processor can see what the
+//! guarded poll reported.
 
 use std::cell::RefCell;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
@@ -189,6 +193,37 @@ type Held = Vec<(Arc<Inbox>, Vec<Report>)>;
 thread_local! {
     /// `Some` on a worker arbiter's thread: see the module docs.
     static HELD: RefCell<Option<Held>> = const { RefCell::new(None) };
+    /// Settle guards dropped on this worker, released after its held reports.
+    static DEFERRED: RefCell<Vec<Arc<AtomicUsize>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Called as a settle guard drops: on a worker, keeps its release (the
+/// decrement of `counter`) until the reports this thread holds, and any it
+/// makes before the next release, have been delivered. Elsewhere (nothing is
+/// held there: reports go out at once) it releases at once.
+pub(crate) fn defer_release(counter: Arc<AtomicUsize>) {
+    let kept = HELD.with(|held| {
+        let Ok(held) = held.try_borrow() else {
+            return Err(counter);
+        };
+        let Some(held) = held.as_ref() else {
+            return Err(counter);
+        };
+        DEFERRED.with(|deferred| {
+            let Ok(mut deferred) = deferred.try_borrow_mut() else {
+                return Err(counter);
+            };
+            // A release is scheduled once something is held or deferred.
+            if held.is_empty() && deferred.is_empty() && !schedule_release() {
+                return Err(counter);
+            }
+            deferred.push(counter);
+            Ok(())
+        })
+    });
+    if let Err(counter) = kept {
+        counter.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Makes the calling thread, a worker arbiter's, hold reports: see the
@@ -203,11 +238,16 @@ fn schedule_release() -> bool {
     actix_rt::Arbiter::try_current().is_some_and(|a| a.spawn(async { release_held() }))
 }
 
-/// Delivers every report this thread holds, in order.
+/// Delivers every report this thread holds, in order, then releases the
+/// settle guards dropped meanwhile.
 pub(crate) fn release_held() {
     let batches = HELD.with(|h| h.borrow_mut().as_mut().map(std::mem::take));
     for (inbox, mut reports) in batches.into_iter().flatten() {
         inbox.push_all(&mut reports);
+    }
+    let deferred = DEFERRED.with(|d| d.try_borrow_mut().map(|mut d| std::mem::take(&mut *d)));
+    for counter in deferred.into_iter().flatten() {
+        counter.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

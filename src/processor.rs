@@ -473,7 +473,10 @@ impl Processor {
     /// Answers the settle waiters if the tree is settled, else looks again
     /// when it may be.
     fn poll_settled(&mut self, ctx: &mut actix::Context<Self>) {
-        if let Some(wait) = self.settle.poll() {
+        // Guards first, then the reports made under them (see `settle.rs`).
+        let unguarded = self.settle.unguarded();
+        self.take_reports(ctx);
+        if let Some(wait) = self.settle.poll(unguarded) {
             ctx.run_later(wait, |act, ctx| {
                 act.settle.timer_fired();
                 act.poll_settled(ctx);

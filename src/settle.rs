@@ -8,6 +8,12 @@
 //! starts children, so a worker thread that is slow to reach them cannot make
 //! the tree look settled early. Each of them holds a [`Starting`] guard until
 //! it has happened. Pending backoff timers do not count.
+//!
+//! A guard dropped on a worker is released only after the reports that
+//! worker holds have gone out, and the processor reads the guards before it
+//! drains its inbox: so when it finds no guard out, it also finds every
+//! report made under one (a signal, an exit), and the tree's last change is
+//! dated right.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -21,8 +27,10 @@ use tokio::time::Instant;
 pub(crate) struct Starting(Arc<AtomicUsize>);
 
 impl Drop for Starting {
+    /// Released after what this thread holds for the processor has gone
+    /// out (see `inbox::defer_release`).
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        crate::inbox::defer_release(self.0.clone());
     }
 }
 
@@ -64,18 +72,22 @@ impl Settle {
         self.waiters.push(reply);
     }
 
-    fn is_settled(&self) -> bool {
-        self.starting.load(Ordering::Acquire) == 0 && self.last_change.elapsed() >= self.window
+    /// No guard is out. Read *before* draining the inbox: a guard is
+    /// released only after the reports made under it were delivered, so
+    /// the drain that follows sees them.
+    pub fn unguarded(&self) -> bool {
+        self.starting.load(Ordering::Acquire) == 0
     }
 
-    /// Answers the waiters if the tree is settled. Otherwise returns when to
-    /// look again, unless a look is already due or nobody waits: the caller
-    /// then calls [`timer_fired`](Self::timer_fired) and this again.
-    pub fn poll(&mut self) -> Option<Duration> {
+    /// Answers the waiters if the tree is settled (`unguarded` as read before
+    /// the last drain of the inbox). Otherwise returns when to look again,
+    /// unless a look is already due or nobody waits: the caller then calls
+    /// [`timer_fired`](Self::timer_fired) and this again.
+    pub fn poll(&mut self, unguarded: bool) -> Option<Duration> {
         if self.waiters.is_empty() {
             return None;
         }
-        if self.is_settled() {
+        if unguarded && self.last_change.elapsed() >= self.window {
             for w in self.waiters.drain(..) {
                 let _ = w.send(());
             }
@@ -106,12 +118,51 @@ mod tests {
         let guard = settle.guard();
         let (tx, mut rx) = oneshot::channel();
         settle.wait(tx);
-        assert!(settle.poll().is_some(), "a guard is out: look again later");
-        assert!(settle.poll().is_none(), "one timer at a time");
+        assert!(!settle.unguarded());
+        assert!(
+            settle.poll(settle.unguarded()).is_some(),
+            "a guard is out: look again later"
+        );
+        assert!(
+            settle.poll(settle.unguarded()).is_none(),
+            "one timer at a time"
+        );
         assert_eq!(rx.try_recv(), Ok(None));
         drop(guard);
         settle.timer_fired();
-        assert!(settle.poll().is_none());
+        assert!(settle.poll(settle.unguarded()).is_none());
         assert_eq!(rx.try_recv(), Ok(Some(())), "answered once settled");
+    }
+
+    /// On a worker, a guard dropped after a report is released only once
+    /// that report has gone out: whoever sees no guard can see the report.
+    #[test]
+    fn a_guard_dropped_on_a_worker_is_released_after_its_reports() {
+        use crate::inbox::{hold_on_this_thread, release_held, Inbox, Pid, Report};
+        actix_rt::System::new().block_on(async {
+            let inbox = Arc::new(Inbox::default());
+            let settle = Settle::new(Duration::ZERO);
+            hold_on_this_thread();
+            let guard = settle.guard();
+            inbox.send(Report::Pid(Pid {
+                node: Default::default(),
+                incarnation: 1,
+                pid: None,
+            }));
+            drop(guard);
+            assert!(!settle.unguarded(), "released after the report, not before");
+            release_held();
+            assert!(settle.unguarded());
+            let mut batch = Vec::new();
+            inbox.take(&mut batch);
+            assert_eq!(batch.len(), 1, "the report went out first");
+            // Nothing held yet: still released by the next release, after
+            // whatever the rest of this poll reports.
+            drop(settle.guard());
+            assert!(!settle.unguarded());
+            tokio::task::yield_now().await;
+            tokio::task::yield_now().await;
+            assert!(settle.unguarded(), "the scheduled release ran");
+        });
     }
 }
