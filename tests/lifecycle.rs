@@ -5,7 +5,7 @@ mod common;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use actix_supervisor::{Context, Group, NodeState, RunResult, Signal, SignalError};
+use actix_supervisor::{Context, Group, NodeState, Signal, SignalError};
 use common::*;
 use tokio::sync::oneshot;
 
@@ -145,7 +145,7 @@ async fn done_is_not_exit() {
                         let _ = r.await; // ignores cancellation on purpose
                         return Ok(());
                     }
-                    serve_after_done(&ctx).await
+                    until_cancelled(&ctx).await
                 }
             };
             let b = move |ctx: Context| {
@@ -181,12 +181,6 @@ async fn done_is_not_exit() {
     sup.shutdown().await;
 }
 
-/// After Done, a runnable may still wait for cancellation.
-async fn serve_after_done(ctx: &Context) -> RunResult {
-    ctx.cancelled().await;
-    Ok(())
-}
-
 async fn misuse(sig: &[Signal], expect: fn(&SignalError) -> bool) {
     let sigs = sig.to_vec();
     let (tx, mut rx) = events();
@@ -216,7 +210,8 @@ async fn misuse(sig: &[Signal], expect: fn(&SignalError) -> bool) {
         first.starts_with("true ") && first.contains("root.bad"),
         "{first}"
     );
-    let _second = next(&mut rx).await; // it was restarted and misbehaved again
+    let second = next(&mut rx).await;
+    assert_eq!(second, first, "restarted, it misbehaves the same way again");
     let bad = info(&sup, "root.bad").await;
     assert!(bad.restarts >= 1);
     let reason = bad.last_error.expect("a death reason");

@@ -1,15 +1,12 @@
-//! The operator's view: the snapshot's records, subtrees, counts, and the
-//! lead-up of death reports.
+//! The operator's view: the snapshot's records, subtrees, counts, renders.
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_supervisor::process::Command;
 use actix_supervisor::{
-    node_info, Context, ExitKind, Group, LogQuery, NodeKind, NodeState, Signal, Strategy,
-    Supervisor,
+    Context, ExitKind, Group, NodeKind, NodeState, Signal, Strategy, Supervisor,
 };
 use common::*;
 
@@ -158,68 +155,6 @@ async fn a_process_node_shows_its_pid() {
     sup.shutdown().await;
     let p = info(&sup, "root.p").await;
     assert_eq!((p.kind, p.pid), (NodeKind::Process, None));
-}
-
-/// The death report shows the dying incarnation's lines, its sub-logger's
-/// included, and marks where an earlier incarnation's lines begin.
-#[actix_rt::test]
-async fn a_death_report_marks_the_incarnations_in_its_lead_up() {
-    tokio::time::pause();
-    init_log();
-    let lives = Arc::new(Mutex::new(0));
-    let l = lives.clone();
-    let sup = Supervisor::builder()
-        .current_arbiter()
-        .backoff(backoff_ms(1))
-        .start(move |ctx: Context| {
-            let l = l.clone();
-            async move {
-                ctx.run("w", move |ctx: Context| {
-                    let life = {
-                        let mut n = l.lock().unwrap();
-                        *n += 1;
-                        *n
-                    };
-                    async move {
-                        node_info!(ctx, "life {life} begins");
-                        if life == 2 {
-                            let sub = ctx.sub_logger("db")?;
-                            sub.info(format_args!("life {life}: query failed"));
-                        }
-                        ctx.signal(Signal::Healthy)?;
-                        if life <= 2 {
-                            return Err(format!("life {life} ends").into());
-                        }
-                        ctx.cancelled().await;
-                        Ok(())
-                    }
-                })
-                .await?;
-                serve(&ctx).await
-            }
-        });
-    sup.wait_settled().await;
-    let reports: Vec<String> = sup
-        .logs()
-        .backlog(&LogQuery::dn("supervisor"))
-        .iter()
-        .map(|e| e.message.clone())
-        .filter(|m| m.starts_with("root.w died"))
-        .collect();
-    assert_eq!(reports.len(), 2, "{reports:#?}");
-    assert!(!reports[0].contains("-- from"), "{}", reports[0]);
-    let second = &reports[1];
-    let earlier = second.find("-- from earlier incarnations:").expect(second);
-    let first_life = second.find("life 1 begins").expect(second);
-    let died = second
-        .find("-- from the incarnation that died:")
-        .expect(second);
-    let second_life = second.find("life 2 begins").expect(second);
-    let sub = second
-        .find("root.w.db: life 2: query failed")
-        .expect(second);
-    assert!(earlier < first_life && first_life < died && died < second_life && second_life < sub);
-    sup.shutdown().await;
 }
 
 /// root → http {listener, acceptor} (rest-for-one) and db; acceptor killed

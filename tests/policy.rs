@@ -1,5 +1,6 @@
-//! Restart policy: restart types, intensity, strategies, ordered start and
-//! stop, stop modes. Deterministic: one arbiter and virtual time.
+//! Restart policy: restart types, intensity and escalation, strategies, ordered start and stop, stop modes.
+//!
+//! Deterministic: most run on one arbiter and virtual time.
 
 mod common;
 
@@ -404,5 +405,52 @@ async fn infinity_waits_for_the_runnable_and_timeout_does_not() {
     assert_eq!(*log.lock().unwrap(), ["patient cleaned up"]);
     for dn in ["root.patient", "root.hasty"] {
         assert_eq!(state(&sup, dn).await, NodeState::Canceled, "{dn}");
+    }
+}
+
+/// A restart budget: with no restarts allowed, a failing child makes its
+/// parent give up, the parent's death makes the root give up, and the
+/// supervisor then gives up on the root and stops, saying why.
+#[actix_rt::test]
+async fn an_exceeded_intensity_escalates_up_to_the_supervisor() {
+    init_log();
+    let sup = Supervisor::builder()
+        .backoff(backoff_ms(1))
+        .max_restarts(0, Duration::from_secs(5))
+        .workers(1)
+        .start(|ctx: Context| async move {
+            ctx.run("p", |ctx: Context| async move {
+                ctx.run(
+                    "c",
+                    |_ctx: Context| async move { Err::<(), _>("always".into()) },
+                )
+                .await?;
+                serve(&ctx).await
+            })
+            .await?;
+            serve(&ctx).await
+        });
+    // The supervisor shuts itself down.
+    let ended = sup.join().await;
+    assert!(sup.live_runnables().await.is_empty());
+    let c = info(&sup, "root.p.c").await;
+    assert_eq!((c.state, c.restarts), (NodeState::Dead, 0));
+    let p = info(&sup, "root.p").await;
+    assert_eq!(p.state, NodeState::Dead);
+    assert_eq!(
+        p.last_error.unwrap(),
+        "restart intensity exceeded: 1 restarts in 5s, last root.p.c: returned error: always"
+    );
+    let root = info(&sup, "root").await;
+    assert_eq!(root.state, NodeState::Dead);
+    assert!(root
+        .last_error
+        .unwrap()
+        .contains("last root.p: restart intensity exceeded"));
+    match ended {
+        Ended::GaveUp { reason } => {
+            assert!(reason.starts_with("restart intensity exceeded: 1 restarts in 5s, last root: restart intensity exceeded"), "{reason}")
+        }
+        other => panic!("{other:?}"),
     }
 }

@@ -1,4 +1,4 @@
-//! Restarts: groups, subtrees, backoff, panics, escalation.
+//! Restarts: groups, subtrees, backoff, panics (escalation is in `policy.rs`).
 
 mod common;
 
@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix_supervisor::{Context, Ended, Group, NodeState, RunResult, Signal, Supervisor};
+use actix_supervisor::{Context, Group, NodeState, RunResult, Signal, Supervisor};
 use common::*;
 use futures::FutureExt;
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -252,7 +252,7 @@ async fn a_done_node_restarts_when_a_sibling_dies() {
                             let _ = d.await;
                             Err("sibling failed".into())
                         }
-                        None => serve_rest(&ctx).await,
+                        None => until_cancelled(&ctx).await,
                     }
                 }
             };
@@ -270,11 +270,6 @@ async fn a_done_node_restarts_when_a_sibling_dies() {
     assert_eq!(job_starts.load(Ordering::SeqCst), 2);
     assert_eq!(info(&sup, "root.job").await.restarts, 1);
     sup.shutdown().await;
-}
-
-async fn serve_rest(ctx: &Context) -> RunResult {
-    ctx.cancelled().await;
-    Ok(())
 }
 
 #[actix_rt::test]
@@ -477,53 +472,6 @@ async fn a_parent_failure_cancels_a_pending_child_restart() {
     assert_eq!(info(&sup, "root.p").await.restarts, 1);
     assert_eq!(c_starts.load(Ordering::SeqCst), 2);
     sup.shutdown().await;
-}
-
-/// A restart budget: with no restarts allowed, a failing child makes its
-/// parent give up, the parent's death makes the root give up, and the
-/// supervisor then gives up on the root and stops, saying why.
-#[actix_rt::test]
-async fn an_exceeded_intensity_escalates_up_to_the_supervisor() {
-    init_log();
-    let sup = Supervisor::builder()
-        .backoff(backoff_ms(1))
-        .max_restarts(0, Duration::from_secs(5))
-        .workers(1)
-        .start(|ctx: Context| async move {
-            ctx.run("p", |ctx: Context| async move {
-                ctx.run(
-                    "c",
-                    |_ctx: Context| async move { Err::<(), _>("always".into()) },
-                )
-                .await?;
-                serve(&ctx).await
-            })
-            .await?;
-            serve(&ctx).await
-        });
-    // The supervisor shuts itself down.
-    let ended = sup.join().await;
-    assert!(sup.live_runnables().await.is_empty());
-    let c = info(&sup, "root.p.c").await;
-    assert_eq!((c.state, c.restarts), (NodeState::Dead, 0));
-    let p = info(&sup, "root.p").await;
-    assert_eq!(p.state, NodeState::Dead);
-    assert_eq!(
-        p.last_error.unwrap(),
-        "restart intensity exceeded: 1 restarts in 5s, last root.p.c: returned error: always"
-    );
-    let root = info(&sup, "root").await;
-    assert_eq!(root.state, NodeState::Dead);
-    assert!(root
-        .last_error
-        .unwrap()
-        .contains("last root.p: restart intensity exceeded"));
-    match ended {
-        Ended::GaveUp { reason } => {
-            assert!(reason.starts_with("restart intensity exceeded: 1 restarts in 5s, last root: restart intensity exceeded"), "{reason}")
-        }
-        other => panic!("{other:?}"),
-    }
 }
 
 /// While a restart waits out its backoff the node is down: DEAD in the

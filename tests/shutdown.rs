@@ -142,7 +142,7 @@ async fn shutdown_twice_and_join_after_shutdown_resolve() {
     let (a, b) = (sup.clone(), sup.clone());
     futures::join!(a.shutdown(), b.shutdown());
     sup.shutdown().await;
-    sup.join().await;
+    assert_eq!(sup.join().await, actix_supervisor::Ended::ShutDown);
     assert_eq!(state(&sup, "root").await, NodeState::Canceled);
 }
 

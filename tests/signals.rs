@@ -7,27 +7,13 @@ mod common;
 
 use std::time::Duration;
 
-use actix_supervisor::{Context, Ended, LogEvent, LogQuery, TerminationSignals};
+use actix_supervisor::{Context, Ended, LogQuery, TerminationSignals};
 use common::*;
-use futures::StreamExt;
 
 fn raise(signal: i32) {
     // SAFETY: kill(2) on our own pid; a handler is installed for `signal`.
     let r = unsafe { libc::kill(libc::getpid(), signal) };
     assert_eq!(r, 0);
-}
-
-/// Waits (10 s hang guard) for a supervisor log line containing `text`.
-async fn said(stream: &mut (impl futures::Stream<Item = LogEvent> + Unpin), text: &str) {
-    loop {
-        let e = tokio::time::timeout(Duration::from_secs(10), stream.next())
-            .await
-            .unwrap_or_else(|_| panic!("no log line with {text:?} within 10 s"))
-            .expect("log stream ended");
-        if matches!(e, LogEvent::Entry(e) if e.message.contains(text)) {
-            return;
-        }
-    }
 }
 
 #[actix_rt::test]

@@ -4,24 +4,8 @@ mod common;
 
 use std::time::Duration;
 
-use actix_supervisor::{Context, LogEvent, LogQuery, Signal};
+use actix_supervisor::{Context, LogQuery, Signal};
 use common::*;
-use futures::StreamExt;
-
-/// Waits (10 s hang guard) for a supervisor log line containing `text`.
-async fn said(stream: &mut (impl futures::Stream<Item = LogEvent> + Unpin), text: &str) -> String {
-    loop {
-        let event = tokio::time::timeout(Duration::from_secs(10), stream.next())
-            .await
-            .unwrap_or_else(|_| panic!("no log line with {text:?} within 10 s"))
-            .expect("the log stream ended");
-        if let LogEvent::Entry(e) = event {
-            if e.message.contains(text) {
-                return e.message.clone();
-            }
-        }
-    }
-}
 
 #[actix_rt::test]
 async fn a_runnable_that_blocks_its_worker_is_flagged_then_cleared() {

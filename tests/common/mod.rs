@@ -56,6 +56,32 @@ pub async fn serve(ctx: &Context) -> RunResult {
     Ok(())
 }
 
+/// Waits for cancellation, then returns `Ok(())`: the rest of a runnable
+/// that has signalled already (after Done, a runnable may still wait).
+pub async fn until_cancelled(ctx: &Context) -> RunResult {
+    ctx.cancelled().await;
+    Ok(())
+}
+
+/// Waits (10 s hang guard) for a log line containing `text`; returns it.
+pub async fn said(
+    stream: &mut (impl futures::Stream<Item = actix_supervisor::LogEvent> + Unpin),
+    text: &str,
+) -> String {
+    use futures::StreamExt;
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .unwrap_or_else(|_| panic!("no log line with {text:?} within 10 s"))
+            .expect("the log stream ended");
+        if let actix_supervisor::LogEvent::Entry(e) = event {
+            if e.message.contains(text) {
+                return e.message.clone();
+            }
+        }
+    }
+}
+
 /// A runnable that signals Healthy and serves until cancelled.
 pub fn server() -> impl FnMut(Context) -> futures::future::LocalBoxFuture<'static, RunResult> + Send
 {
