@@ -254,9 +254,7 @@ mod tests {
 
     /// `a` dies with `error`; `b` is cancelled and exits: the unit.
     fn kill(t: &mut Tree, a: NodeKey, b: NodeKey, error: &str) -> Unit {
-        t.node_mut(a).unwrap().last_error = Some(error.into());
-        t.set_state(a, NodeState::Dead);
-        t.cancel_for_death(a);
+        t.die(a, error);
         t.set_state(b, NodeState::Canceled);
         let dirty = t.take_dirty();
         let mut units = sweep(t, dirty);

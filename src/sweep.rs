@@ -162,11 +162,8 @@ mod tests {
     use crate::tree::{Defaults, NodeKey};
     use tokio_util::sync::CancellationToken;
 
-    /// What the processor does on a death: DEAD, own subtree and the
-    /// strategy's siblings cancelled.
     fn die(t: &mut Tree, k: NodeKey) {
-        t.set_state(k, NodeState::Dead);
-        t.cancel_for_death(k);
+        t.die(k, "died");
     }
 
     fn restart(t: &mut Tree, g: GroupKey) {

@@ -467,54 +467,6 @@ impl Tree {
         }
     }
 
-    /// Adds `members` to `g`'s ordered stop; see [`advance_stops`](Self::advance_stops).
-    pub fn stop_in_order(&mut self, g: GroupKey, members: &[NodeKey]) {
-        let Some(group) = self.groups.get_mut(g) else {
-            return;
-        };
-        if group.stopping.is_empty() {
-            self.stopping.push(g);
-        }
-        let order = &group.members;
-        let mut all: Vec<NodeKey> = group.stopping.iter().chain(members).copied().collect();
-        all.sort_by_key(|m| order.iter().position(|o| o == m));
-        all.dedup();
-        group.stopping = all;
-    }
-
-    /// Moves every ordered stop along: the last member still to stop is
-    /// cancelled, and once its subtree has exited, the one before it. A
-    /// group whose stop is complete is queued for the sweep.
-    pub fn advance_stops(&mut self) {
-        let mut i = 0;
-        while i < self.stopping.len() {
-            let g = self.stopping[i];
-            let Some(group) = self.groups.get_mut(g) else {
-                self.stopping.swap_remove(i);
-                continue;
-            };
-            while let Some(&m) = group.stopping.last() {
-                let Some(node) = self.nodes.get(m) else {
-                    group.stopping.pop();
-                    continue;
-                };
-                node.token.cancel();
-                if !node.is_ready() {
-                    break;
-                }
-                group.stopping.pop();
-            }
-            if group.stopping.is_empty() {
-                if let Some(&m) = group.members.first() {
-                    self.dirty.push(m);
-                }
-                self.stopping.swap_remove(i);
-            } else {
-                i += 1;
-            }
-        }
-    }
-
     /// Restarts a node's record: removes its whole (exited) subtree, gives it
     /// a fresh token from its parent's, a new incarnation, and makes it NEW.
     /// With `until`, its start waits until then (see [`Node::waiting`]).
@@ -593,11 +545,6 @@ impl Tree {
             node.since_ms = since;
         }
         removed
-    }
-
-    /// Whether a group has an ordered stop under way (the sweep waits).
-    pub fn is_stopping(&self, g: GroupKey) -> bool {
-        self.groups.get(g).is_some_and(|g| !g.stopping.is_empty())
     }
 
     fn take_incarnation(&mut self) -> u64 {
@@ -710,73 +657,18 @@ impl Node {
     }
 }
 
+mod stops;
 #[cfg(test)]
-mod tests {
-    use super::*;
+mod tests;
 
-    /// Starts `name` alone under `parent`.
-    fn start(t: &mut Tree, parent: NodeKey, name: &str) -> NodeKey {
-        t.add_group(parent, [name].into_iter(), GroupOptions::default())
-            .unwrap()[0]
-    }
-
-    /// Exits every live node below and including `k` (post-order is not
-    /// needed: only the counts matter here).
-    fn exit_subtree(t: &mut Tree, k: NodeKey) {
-        let mut stack = vec![k];
-        while let Some(n) = stack.pop() {
-            stack.extend(t.node(n).unwrap().children.values().copied());
-            if t.node(n).unwrap().state().is_live() {
-                t.set_state(n, NodeState::Canceled);
-            }
-        }
-    }
-
-    /// A death of `k` recorded and its subtree exited, then its reset.
-    fn die_and_reset(t: &mut Tree, k: NodeKey, reason: &str) {
-        t.node_mut(k).unwrap().last_error = Some(reason.into());
-        exit_subtree(t, k);
-        t.set_state(k, NodeState::Dead);
-        t.reset(k, None);
-    }
-
-    /// The smallest case: p starts c, dies; p's second incarnation
-    /// dies before starting c; the third starts c, which keeps its record.
-    #[test]
-    fn a_child_keeps_its_record_when_its_parent_restarts_twice_before_recreating_it() {
-        let mut t = Tree::new(CancellationToken::new(), Defaults::default());
-        let root = t.root();
-        let p = start(&mut t, root, "p");
-        let c = start(&mut t, p, "c");
-        die_and_reset(&mut t, c, "c broke");
-        assert_eq!(t.node(c).unwrap().restarts, 1);
-
-        die_and_reset(&mut t, p, "p broke once");
-        die_and_reset(&mut t, p, "p broke during set-up");
-        let c = start(&mut t, p, "c");
-        let n = t.node(c).unwrap();
-        assert_eq!(n.restarts, 2, "one restart of its own, one with p");
-        assert_eq!(n.last_error.as_deref(), Some("c broke"));
-    }
-
-    /// The same one level down: a grandchild's record survives when its
-    /// parent is re-created without re-creating it, and then both are removed.
-    #[test]
-    fn a_grandchild_keeps_its_record_across_an_incarnation_that_skipped_it() {
-        let mut t = Tree::new(CancellationToken::new(), Defaults::default());
-        let root = t.root();
-        let p = start(&mut t, root, "p");
-        let c = start(&mut t, p, "c");
-        let g = start(&mut t, c, "g");
-        die_and_reset(&mut t, g, "g broke");
-        // c restarts and, this time, does not start g.
-        die_and_reset(&mut t, c, "c broke");
-        // p restarts: c is removed while it holds g's record as retired.
-        die_and_reset(&mut t, p, "p broke");
-        let c = start(&mut t, p, "c");
-        let g = start(&mut t, c, "g");
-        let n = t.node(g).unwrap();
-        assert_eq!(n.last_error.as_deref(), Some("g broke"));
-        assert_eq!(n.restarts, 2);
+#[cfg(test)]
+impl Tree {
+    /// What the processor records on a death: the reason, DEAD, and the
+    /// cancellations (its subtree, and the siblings its strategy takes down).
+    /// For the unit tests of the tree, the sweep and the planner.
+    pub fn die(&mut self, k: NodeKey, reason: &str) {
+        self.nodes[k].last_error = Some(reason.into());
+        self.set_state(k, NodeState::Dead);
+        self.cancel_for_death(k);
     }
 }
