@@ -566,3 +566,20 @@ impl Context {
         Ok(handle)
     }
 }
+
+impl crate::dynamic::Dynamic {
+    /// Starts an actor node named `name` under the dynamic node, made by
+    /// `factory` on every (re)start, and returns its [`Supervised`] address.
+    /// Once the child is removed (terminated, or ended for good), the
+    /// address answers [`DeliveryError::Gone`] at once.
+    pub async fn start_actor<A, F>(&self, name: &str, factory: F) -> Result<Supervised<A>, RunError>
+    where
+        A: Actor<Context = actix::Context<A>>,
+        F: FnMut() -> A + Send + 'static,
+    {
+        let (runnable, handle) = actor(factory);
+        self.start_child(crate::runnable::Child::new(name, runnable))
+            .await?;
+        Ok(handle)
+    }
+}

@@ -256,6 +256,11 @@ impl SupervisorBuilder {
         let processor = Processor::start_in_arbiter(&arbiter, move |_| {
             Processor::new(root, config, workers, shared)
         });
-        Supervisor::from_parts(processor.recipient(), panic, logs)
+        Supervisor::from_parts(
+            processor.clone().recipient(),
+            processor.recipient(),
+            panic,
+            logs,
+        )
     }
 }

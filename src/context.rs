@@ -25,22 +25,22 @@ use crate::logtree::LogTree;
 use crate::name::is_valid_name;
 use crate::panics::PanicSlot;
 use crate::protocol::Request;
-use crate::runnable::{Group, Runnable};
+use crate::runnable::{DynamicRequest, Group, Runnable};
 use crate::settle::Starting;
 use crate::state::{NodeState, Signal};
-use crate::supervisor::Supervisor;
 use crate::tree::NodeKey;
 
 /// The processor as the tree's side sees it: where reports go (its inbox)
-/// and where requests for children go, plus what makes a [`Supervisor`]
-/// handle. Shared rather than cloned: every clone of an actix address
-/// allocates.
+/// and where requests for children go, plus what makes a
+/// [`Supervisor`](crate::Supervisor) handle. Shared rather than cloned:
+/// every clone of an actix address allocates.
 #[derive(Clone)]
 pub(crate) struct Link(Arc<Shared>);
 
 struct Shared {
     groups: Recipient<StartGroup>,
     requests: Recipient<Request>,
+    dynamic: Recipient<DynamicRequest>,
     panic: PanicSlot,
     inbox: Arc<Inbox>,
 }
@@ -49,20 +49,23 @@ impl Link {
     pub fn new(
         groups: Recipient<StartGroup>,
         requests: Recipient<Request>,
+        dynamic: Recipient<DynamicRequest>,
         panic: PanicSlot,
         inbox: Arc<Inbox>,
     ) -> Link {
         Link(Arc::new(Shared {
             groups,
             requests,
+            dynamic,
             panic,
             inbox,
         }))
     }
 
-    /// A handle on the supervisor, as `Supervisor::start` returns.
-    pub fn supervisor(&self, logs: LogTree) -> Supervisor {
-        Supervisor::from_parts(self.0.requests.clone(), self.0.panic.clone(), logs)
+    /// What a [`Supervisor`](crate::Supervisor) handle is made of.
+    pub fn handle_parts(&self) -> (Recipient<Request>, Recipient<DynamicRequest>, PanicSlot) {
+        let s = &self.0;
+        (s.requests.clone(), s.dynamic.clone(), s.panic.clone())
     }
 
     /// Reports an incarnation's end.
@@ -290,11 +293,14 @@ impl Context {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A handle on the supervisor that runs this node (a cheap clone), for
-    /// example to serve its status from inside the tree. Like any handle it
-    /// keeps the processor reachable; the tree drops it with the node.
-    pub fn supervisor(&self) -> Supervisor {
-        self.inner.processor.supervisor(self.inner.logs.clone())
+    /// The link to the processor, for the handles made from a context.
+    pub(crate) fn link(&self) -> &Link {
+        &self.inner.processor
+    }
+
+    /// The supervisor's log tree.
+    pub(crate) fn logs(&self) -> &LogTree {
+        &self.inner.logs
     }
 
     /// This node's logger: entries go to the `log` facade (target: the DN)

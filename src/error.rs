@@ -12,9 +12,10 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// or the reason it stopped.
 pub type RunResult = Result<(), BoxError>;
 
-/// Why [`Context::run`](crate::Context::run) or
-/// [`Context::run_group`](crate::Context::run_group) refused to start children.
-/// Nothing was started when this is returned: a group starts whole or not at all.
+/// Why [`Context::run`](crate::Context::run),
+/// [`Context::run_group`](crate::Context::run_group) or a
+/// [`Dynamic`](crate::Dynamic) handle refused a request. Nothing was started
+/// when this is returned: a group starts whole or not at all.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RunError {
@@ -69,6 +70,24 @@ pub enum RunError {
         /// The DN of the node concerned.
         dn: String,
     },
+    /// The dynamic node has as many children as its
+    /// [`max_children`](crate::DynamicGroup::max_children).
+    Full {
+        /// The DN of the dynamic node.
+        dn: String,
+        /// Its limit.
+        max: usize,
+    },
+    /// No such live child, or no dynamic node at that DN.
+    NotFound {
+        /// The DN that was looked for.
+        dn: String,
+    },
+    /// The dynamic node is not live: restarting, dead, or shut down.
+    NotRunning {
+        /// The DN of the dynamic node.
+        dn: String,
+    },
 }
 
 impl fmt::Display for RunError {
@@ -106,6 +125,14 @@ impl fmt::Display for RunError {
                     "{dn}: cannot start children, the supervisor has shut down"
                 )
             }
+            RunError::Full { dn, max } => {
+                write!(f, "{dn}: the dynamic node is full ({max} children)")
+            }
+            RunError::NotFound { dn } => write!(f, "{dn}: no such live child or dynamic node"),
+            RunError::NotRunning { dn } => write!(
+                f,
+                "{dn}: the dynamic node is not running (restarting, dead, or shut down)"
+            ),
         }
     }
 }

@@ -53,6 +53,7 @@ pub mod actor;
 mod builder;
 mod capture;
 mod context;
+pub mod dynamic;
 mod error;
 mod exit;
 mod hosts;
@@ -98,6 +99,7 @@ pub use actor::{
 pub use builder::SupervisorBuilder;
 pub use capture::{current_logger, CaptureLogger};
 pub use context::Context;
+pub use dynamic::{Dynamic, DynamicGroup};
 pub use error::{BoxError, RunError, RunResult, SignalError};
 pub use logger::{AsLogger, Logger, RawWriter};
 pub use logtree::{Entry, LogEvent, LogQuery, LogTree, MAX_DNS, MAX_MESSAGE_LEN};

@@ -219,6 +219,8 @@ pub(crate) struct Spec {
     pub restart: Option<Restart>,
     pub shutdown: Option<Shutdown>,
     pub intensity: Option<Intensity>,
+    /// For a dynamic node: how many children it may have at once.
+    pub max_children: Option<usize>,
 }
 
 /// How a group behaves as a whole.

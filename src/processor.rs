@@ -40,6 +40,7 @@ use crate::tree::{Defaults, NodeKey, Tree};
 use crate::view::{RestartRate, View};
 use crate::workers::Workers;
 
+mod dynamic;
 mod intake;
 mod launch;
 
@@ -104,6 +105,8 @@ pub(crate) struct Processor {
     clock: Instant,
     /// The closed gates of ordered-start members waiting for their predecessor.
     gates: SecondaryMap<NodeKey, oneshot::Sender<Starting>>,
+    /// Callers of `terminate_child` waiting for their child to be gone.
+    leaving: dynamic::Leaving,
     /// A propagated panic, for the handles to re-raise.
     panic: PanicSlot,
     changed_since_full_sweep: bool,
@@ -156,6 +159,7 @@ impl Processor {
             finish_waiters: Vec::new(),
             jitter: Jitter::seeded(),
             gates: SecondaryMap::new(),
+            leaving: SecondaryMap::new(),
             pids: SecondaryMap::new(),
             restart_rate: RestartRate::new(),
             repairs: Repairs::default(),
@@ -329,8 +333,7 @@ impl Processor {
         for s in starts {
             let until = (!s.delay.is_zero()).then(|| now + s.delay);
             for gone in self.tree.reset(s.node, until) {
-                self.hosts.remove(gone);
-                self.gates.remove(gone);
+                self.forget(gone);
             }
             if let Some(n) = self.tree.node_mut(s.node) {
                 n.backoff = s.backoff;
@@ -379,6 +382,7 @@ impl Processor {
             if dirty.is_empty() {
                 break;
             }
+            self.remove_finished(&dirty);
             for unit in sweep(&self.tree, dirty) {
                 self.restart_unit(unit);
             }
@@ -439,6 +443,12 @@ impl Processor {
             .say(Level::Info, "shut down: nothing is live".into());
         self.life = Life::Finished;
         self.hosts.clear();
+        // Nothing runs any more: whoever waits for a termination is done.
+        for (_, replies) in self.leaving.drain() {
+            for reply in replies {
+                let _ = reply.send(Ok(()));
+            }
+        }
         self.me = None;
         self.workers.stop_workers();
         self.inbox.close();
@@ -492,6 +502,7 @@ impl Actor for Processor {
         // Hosts and contexts report back through this address.
         let me = ctx.address();
         self.me = Some(Link::new(
+            me.clone().recipient(),
             me.clone().recipient(),
             me.recipient(),
             self.panic.clone(),

@@ -139,6 +139,12 @@ fn details(n: &NodeInfo, now: Instant) -> String {
     if let (NodeKind::Process, Some(pid)) = (n.kind, n.pid) {
         parts.push(format!("pid {pid}"));
     }
+    if n.kind == NodeKind::Dynamic {
+        parts.push(format!(
+            "dynamic: {} of {} children live",
+            n.children_live, n.children_total
+        ));
+    }
     if n.restarts > 0 {
         parts.push(format!("restarts {}", n.restarts));
     }

@@ -2,14 +2,17 @@
 //! [`Group`]s of them.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
+use actix::Message;
+use futures::channel::oneshot;
 use futures::future::LocalBoxFuture;
 
 use crate::context::Context;
-use crate::error::RunResult;
+use crate::error::{RunError, RunResult};
 use crate::policy::{GroupOptions, Intensity, Restart, Shutdown, Spec, Strategy};
-use crate::state::NodeKind;
+use crate::state::{NodeInfo, NodeKind};
 
 /// A unit of supervised work.
 ///
@@ -245,4 +248,33 @@ impl std::fmt::Debug for Group {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list().entries(self.names()).finish()
     }
+}
+
+/// A request about a dynamic node's children, from a
+/// [`Dynamic`](crate::Dynamic) handle. Defined beside [`Child`], which it
+/// carries, so that the handles that send it need not name the processor.
+/// The dynamic node is named by its DN, resolved at each request.
+pub(crate) enum DynamicRequest {
+    Start {
+        at: Arc<str>,
+        child: Child,
+        reply: oneshot::Sender<Result<String, RunError>>,
+    },
+    Terminate {
+        at: Arc<str>,
+        name: String,
+        reply: oneshot::Sender<Result<(), RunError>>,
+    },
+    Children {
+        at: Arc<str>,
+        reply: oneshot::Sender<Result<Vec<NodeInfo>, RunError>>,
+    },
+    Count {
+        at: Arc<str>,
+        reply: oneshot::Sender<Result<usize, RunError>>,
+    },
+}
+
+impl Message for DynamicRequest {
+    type Result = ();
 }

@@ -175,6 +175,9 @@ pub enum NodeKind {
     /// An OS process ([`process::Command`](crate::process::Command)); its
     /// pid is [`NodeInfo::pid`].
     Process,
+    /// A dynamic node ([`Context::run_dynamic`](crate::Context::run_dynamic)):
+    /// no runnable of its own, children started and stopped at run time.
+    Dynamic,
 }
 
 /// How an incarnation ended.

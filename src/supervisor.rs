@@ -8,10 +8,12 @@ use std::time::Duration;
 use actix::Recipient;
 use futures::channel::oneshot;
 
+use crate::context::Context;
 use crate::logger::Voice;
 use crate::logtree::LogTree;
 use crate::panics::PanicSlot;
 use crate::protocol::Request;
+use crate::runnable::DynamicRequest;
 use crate::state::{Counts, Ended, NodeInfo};
 
 /// A handle on a running supervision tree. Cheap to clone.
@@ -39,6 +41,8 @@ use crate::state::{Counts, Ended, NodeInfo};
 #[derive(Clone)]
 pub struct Supervisor {
     processor: Recipient<Request>,
+    /// Where [`Dynamic`](crate::Dynamic) handles made from this one send.
+    pub(crate) dynamic: Recipient<DynamicRequest>,
     panic: PanicSlot,
     logs: LogTree,
 }
@@ -54,11 +58,13 @@ impl std::fmt::Debug for Supervisor {
 impl Supervisor {
     pub(crate) fn from_parts(
         processor: Recipient<Request>,
+        dynamic: Recipient<DynamicRequest>,
         panic: PanicSlot,
         logs: LogTree,
     ) -> Supervisor {
         Supervisor {
             processor,
+            dynamic,
             panic,
             logs,
         }
@@ -243,6 +249,16 @@ impl Supervisor {
         if let Some(msg) = msg {
             panic!("{msg}");
         }
+    }
+}
+
+impl Context {
+    /// A handle on the supervisor that runs this node (a cheap clone), for
+    /// example to serve its status from inside the tree. Like any handle it
+    /// keeps the processor reachable; the tree drops it with the node.
+    pub fn supervisor(&self) -> Supervisor {
+        let (requests, dynamic, panic) = self.link().handle_parts();
+        Supervisor::from_parts(requests, dynamic, panic, self.logs().clone())
     }
 }
 

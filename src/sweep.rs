@@ -143,7 +143,9 @@ fn group_unit(tree: &Tree, g: GroupKey, ready: &dyn Fn(NodeKey) -> bool) -> Opti
 
 /// A member whose own restart is due: cancelled, and not temporary.
 fn restartable(tree: &Tree, k: NodeKey) -> bool {
-    tree.node(k).is_some_and(|n| n.token.is_cancelled()) && tree.restart_of(k) != Restart::Temporary
+    tree.node(k)
+        .is_some_and(|n| n.token.is_cancelled() && !n.removing)
+        && tree.restart_of(k) != Restart::Temporary
 }
 
 /// The group's owner is live (for the root's group: the supervisor).

@@ -145,6 +145,27 @@ impl View<'_> {
         out
     }
 
+    /// The records of `k`'s children (not their descendants), sorted by DN.
+    pub fn children(&self, k: NodeKey) -> Vec<NodeInfo> {
+        let (now, wall) = (Instant::now(), SystemTime::now());
+        let tree = self.tree;
+        let Some(n) = tree.node(k) else {
+            return Vec::new();
+        };
+        let mut place = std::collections::HashMap::new();
+        for (ordinal, g) in n.groups.iter().enumerate() {
+            let Some(g) = tree.group(*g) else { continue };
+            for (index, m) in g.members.iter().enumerate() {
+                let info = GroupInfo::new(ordinal, g.options.strategy, index, g.members.len());
+                place.insert(*m, info);
+            }
+        }
+        n.children
+            .values()
+            .filter_map(|c| Some(self.info(*c, tree.node(*c)?, place.get(c).copied(), now, wall)))
+            .collect()
+    }
+
     /// The node whose DN is `dn`, walking down from the root by name.
     pub fn find(&self, dn: &str) -> Option<NodeKey> {
         let mut parts = dn.split('.');

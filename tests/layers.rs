@@ -41,6 +41,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "runnable",
             "context",
             "supervisor",
+            "dynamic",
         ],
     ),
     (

@@ -16,7 +16,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_supervisor::process::Command;
-use actix_supervisor::{Context, Group, NodeState, RunResult, Signal, Supervisor};
+use actix_supervisor::{
+    Child, Context, DynamicGroup, Group, NodeState, RunError, RunResult, Signal, Supervisor,
+};
 use futures::future::LocalBoxFuture;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -320,6 +322,10 @@ impl Shape {
                 ctx.run_group(g).await?;
             }
         }
+        if depth == 0 {
+            // Its children come and go at random during the storm.
+            ctx.run_dynamic(DYNAMIC, DynamicGroup::new()).await?;
+        }
         let (tx, mut rx) = mpsc::unbounded_channel();
         lock(&self.book)
             .inboxes
@@ -355,6 +361,10 @@ impl Shape {
         }
     }
 }
+
+/// The root's dynamic node, `root.dyn`: the storm starts and terminates its
+/// children at random, and injects faults into them too.
+const DYNAMIC: &str = "dyn";
 
 /// xorshift64*: deterministic, no dependency.
 struct Rng(u64);
@@ -421,10 +431,37 @@ pub async fn run(storm: Storm, progress: impl Fn(&str)) -> Result<Report, String
 
     // DN → the incarnations (or pids) the storm killed.
     let mut killed: HashMap<String, BTreeSet<u64>> = HashMap::new();
+    // Dynamic children started and not terminated (a restart of root.dyn
+    // or the root empties it, so some may be gone), and the next name.
+    let dynamic = sup.dynamic(&format!("root.{DYNAMIC}"));
+    let mut started: Vec<String> = Vec::new();
+    let mut next_child = 0u64;
     let mut injected: BTreeMap<&'static str, u64> = BTreeMap::new();
     progress("injecting faults");
     let end = Instant::now() + Duration::from_secs(storm.secs);
     while Instant::now() < end {
+        // A child comes or goes, unless root.dyn is restarting right now.
+        if started.len() < 20 || rng.below(2) == 0 {
+            let name = format!("d{next_child}");
+            next_child += 1;
+            match dynamic
+                .start_child(Child::new(&name, shape.node(storm.levels)))
+                .await
+            {
+                Ok(dn) => started.push(dn),
+                Err(RunError::NotRunning { .. } | RunError::NotFound { .. }) => {}
+                Err(e) => return fail(format!("start_child: {e}")),
+            }
+            *injected.entry("dynamic start").or_default() += 1;
+        } else {
+            let dn = started.swap_remove(rng.below(started.len()));
+            let name = dn.rsplit('.').next().unwrap_or_default();
+            match dynamic.terminate_child(name).await {
+                Ok(()) | Err(RunError::NotFound { .. }) => {}
+                Err(e) => return fail(format!("terminate_child({dn}): {e}")),
+            }
+            *injected.entry("dynamic stop").or_default() += 1;
+        }
         for _ in 0..4 {
             let roll = rng.below(100);
             if roll < 5 {
@@ -445,7 +482,13 @@ pub async fn run(storm: Storm, progress: impl Fn(&str)) -> Result<Report, String
                 80..=89 => Fault::SetupDeath,
                 _ => Fault::Deaf,
             };
-            let dn = &dns[rng.below(dns.len())];
+            // One fault in twenty goes to a dynamic child; its record is not
+            // kept across its parent's restarts, so it is not counted below.
+            let to_dynamic = !started.is_empty() && rng.below(20) == 0;
+            let dn = match to_dynamic {
+                true => &started[rng.below(started.len())],
+                false => &dns[rng.below(dns.len())],
+            };
             let mut b = lock(&shape.book);
             let Some(inbox) = b.inboxes.get(dn) else {
                 continue; // not running right now
@@ -459,7 +502,7 @@ pub async fn run(storm: Storm, progress: impl Fn(&str)) -> Result<Report, String
             }
             drop(b);
             *injected.entry(fault.name()).or_default() += 1;
-            if fault.kills() {
+            if fault.kills() && !to_dynamic {
                 killed.entry(dn.clone()).or_default().insert(incarnation);
             }
         }
@@ -481,7 +524,24 @@ pub async fn run(storm: Storm, progress: impl Fn(&str)) -> Result<Report, String
         if !snap.windows(2).all(|w| w[0].dn < w[1].dn) {
             return fail("the snapshot is not sorted by DN".into());
         }
-        if snap.len() == dns.len() && snap.iter().all(|n| n.state == NodeState::Healthy) {
+        let dyn_prefix = format!("root.{DYNAMIC}.");
+        let static_nodes = snap
+            .iter()
+            .filter(|n| !n.dn.starts_with(&dyn_prefix))
+            .count();
+        if static_nodes == dns.len() + 1 && snap.iter().all(|n| n.state == NodeState::Healthy) {
+            // Every dynamic child there was started and not terminated.
+            let live: std::collections::HashSet<&str> =
+                started.iter().map(String::as_str).collect();
+            if let Some(n) = snap
+                .iter()
+                .find(|n| n.dn.starts_with(&dyn_prefix) && !live.contains(n.dn.as_str()))
+            {
+                return fail(format!(
+                    "{} is there but was terminated or never started",
+                    n.dn
+                ));
+            }
             break snap;
         }
         if recovering.elapsed() > bound {
@@ -547,7 +607,7 @@ pub async fn run(storm: Storm, progress: impl Fn(&str)) -> Result<Report, String
             signals.pids()
         ));
     }
-    drop((sup, shape, signals, dns, processes));
+    drop((sup, dynamic, started, shape, signals, dns, processes));
     let _ = std::panic::take_hook();
     progress("waiting for threads and heap to return to their baseline");
     let back = settle_to(threads, heap, SLACK, &storm.context("after the storm")).await;

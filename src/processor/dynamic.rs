@@ -1,0 +1,153 @@
+//! The processor's side of dynamic nodes: starting, terminating and listing
+//! their children, and removing a child that has ended for good once its
+//! subtree has exited (before the sweep looks at it, so it is never restarted).
+
+use std::time::Duration;
+
+use actix::Handler;
+use futures::channel::oneshot;
+
+use super::{Life, Processor};
+use crate::error::RunError;
+use crate::policy::{Restart, Spec};
+use crate::runnable::{Child, DynamicRequest};
+use crate::state::NodeState;
+use crate::tree::NodeKey;
+
+/// Callers of `terminate_child` waiting for the child to be gone.
+pub(super) type Leaving =
+    slotmap::SecondaryMap<NodeKey, Vec<oneshot::Sender<Result<(), RunError>>>>;
+
+impl Processor {
+    /// The dynamic node at `dn`, live and accepting children.
+    fn running_dynamic(&self, dn: &str) -> Result<NodeKey, RunError> {
+        let not_found = || RunError::NotFound { dn: dn.to_string() };
+        let k = self.view().find(dn).ok_or_else(not_found)?;
+        let n = self.tree.node(k).ok_or_else(not_found)?;
+        if !self.tree.is_dynamic(k) {
+            return Err(not_found());
+        }
+        if self.life != Life::Running || !n.is_running() || n.token.is_cancelled() {
+            return Err(RunError::NotRunning { dn: dn.to_string() });
+        }
+        Ok(k)
+    }
+
+    fn start_dynamic_child(&mut self, dn: &str, child: Child) -> Result<String, RunError> {
+        let k = self.running_dynamic(dn)?;
+        let count = self.tree.node(k).map_or(0, |n| n.children.len());
+        if let Some(max) = self.tree.max_children_of(k).filter(|max| count >= *max) {
+            return Err(RunError::Full {
+                dn: dn.to_string(),
+                max,
+            });
+        }
+        let key = self.tree.add_dynamic_child(k, &child.name)?;
+        let Some(n) = self.tree.node_mut(key) else {
+            return Err(RunError::NotFound { dn: dn.to_string() });
+        };
+        if child.spec != Spec::default() {
+            n.spec = Some(Box::new(child.spec));
+        }
+        let (group, started) = (n.group, n.dn.to_string());
+        let worker = self.workers.pick();
+        self.host(key, child.runnable, worker);
+        self.launch(group, [(key, Duration::ZERO)]);
+        Ok(started)
+    }
+
+    fn terminate_dynamic_child(
+        &mut self,
+        dn: &str,
+        name: &str,
+        reply: oneshot::Sender<Result<(), RunError>>,
+    ) {
+        let found = self.view().find(dn).filter(|k| self.tree.is_dynamic(*k));
+        let child = found
+            .and_then(|k| self.tree.node(k))
+            .and_then(|n| n.children.get(name).copied());
+        let Some(c) = child.filter(|c| self.tree.node(*c).is_some()) else {
+            let dn = format!("{dn}.{name}");
+            let _ = reply.send(Err(RunError::NotFound { dn }));
+            return;
+        };
+        if let Some(n) = self.tree.node_mut(c) {
+            n.removing = true;
+            n.token.cancel();
+        }
+        if let Some(waiting) = self.leaving.entry(c) {
+            waiting.or_default().push(reply);
+        }
+        // Already exited (or never started): removed by the next change.
+        self.tree.mark_dirty(c);
+    }
+
+    /// Removes the dynamic nodes' children among `dirty` that have ended for
+    /// good and whose subtree has exited: terminated, DONE, or temporary and
+    /// exited. A permanent or transient child that died is left to the sweep,
+    /// which restarts it.
+    pub(super) fn remove_finished(&mut self, dirty: &[NodeKey]) {
+        for &k in dirty {
+            let Some(n) = self.tree.node(k) else { continue };
+            let under_dynamic = n.parent.is_some_and(|p| self.tree.is_dynamic(p));
+            if !under_dynamic || !n.is_ready() {
+                continue;
+            }
+            let for_good = n.removing
+                || match n.state() {
+                    NodeState::Done => true,
+                    NodeState::Dead | NodeState::Canceled => {
+                        self.tree.restart_of(k) == Restart::Temporary
+                    }
+                    NodeState::New | NodeState::Healthy => false,
+                };
+            if for_good {
+                for gone in self.tree.remove_subtree(k) {
+                    self.forget(gone);
+                }
+            }
+        }
+    }
+
+    /// `k` has left the tree: its host goes (and with it its runnable), and
+    /// whoever waited for it to be terminated is answered.
+    pub(super) fn forget(&mut self, k: NodeKey) {
+        self.hosts.remove(k);
+        self.gates.remove(k);
+        self.pids.remove(k);
+        for reply in self.leaving.remove(k).into_iter().flatten() {
+            let _ = reply.send(Ok(()));
+        }
+    }
+}
+
+impl Handler<DynamicRequest> for Processor {
+    type Result = ();
+    fn handle(&mut self, request: DynamicRequest, ctx: &mut Self::Context) {
+        self.take_reports(ctx);
+        self.tick();
+        match request {
+            DynamicRequest::Start { at, child, reply } => {
+                let _ = reply.send(self.start_dynamic_child(&at, child));
+            }
+            DynamicRequest::Terminate { at, name, reply } => {
+                self.terminate_dynamic_child(&at, &name, reply);
+            }
+            DynamicRequest::Children { at, reply } => {
+                let found = self.view().find(&at).filter(|k| self.tree.is_dynamic(*k));
+                let _ = reply.send(match found {
+                    Some(k) => Ok(self.view().children(k)),
+                    None => Err(RunError::NotFound { dn: at.to_string() }),
+                });
+            }
+            DynamicRequest::Count { at, reply } => {
+                let found = self.view().find(&at).filter(|k| self.tree.is_dynamic(*k));
+                let count = found
+                    .and_then(|k| self.tree.node(k))
+                    .map(|n| n.children.len());
+                let _ = reply.send(count.ok_or(RunError::NotFound { dn: at.to_string() }));
+            }
+        }
+        self.after_change(ctx);
+    }
+}
