@@ -1,8 +1,15 @@
 //! A small service under supervision, served over HTTP: an actix-web server
-//! with the status page and an API, an actor counting the API's calls, a
-//! worker that crashes now and then, a child process, and a batch job that
-//! finishes. Prints the tree every three seconds and stops by itself after
-//! about 15 s (`--forever`: until Ctrl-C or SIGTERM, which drain first).
+//! with the status page, its Prometheus metrics and an API, an actor
+//! counting the API's calls, a worker that crashes now and then, a child
+//! process, a batch job that finishes, and jobs started and stopped over the
+//! API as dynamic children of `root.jobs`. Prints the tree every three
+//! seconds and stops by itself after about 15 s (`--forever`: until Ctrl-C
+//! or SIGTERM, which drain first).
+//!
+//! ```text
+//! curl -s -X POST http://127.0.0.1:8080/api/jobs          # root.jobs.job_1
+//! curl -s -X DELETE http://127.0.0.1:8080/api/jobs/job_1  # stops it early
+//! ```
 //!
 //! ```text
 //! cargo run --example tour
@@ -12,16 +19,19 @@
 //! ```
 
 use std::io::IsTerminal;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::{Actor, Handler, Message};
 use actix_supervisor::process::Command;
+use actix_supervisor::prometheus::PrometheusMetrics;
+use actix_supervisor::prometheus_client::registry::Registry;
 use actix_supervisor::render::TextTree;
 use actix_supervisor::web::{server, Status};
 use actix_supervisor::{
-    node_info, node_warn, Context, Group, RunResult, Signal, Supervised, Supervisor,
+    node_info, node_warn, Child, Context, Dynamic, DynamicGroup, Group, RunError, RunResult,
+    Signal, Supervised, Supervisor,
 };
 use actix_web::{web, App, HttpResponse};
 
@@ -80,6 +90,27 @@ async fn batch(ctx: Context) -> RunResult {
     Ok(())
 }
 
+/// A job started over the API: logs, works a few seconds, then is DONE
+/// (and leaves the tree).
+async fn job(ctx: Context) -> RunResult {
+    node_info!(ctx, "working");
+    ctx.signal(Signal::Healthy)?;
+    tokio::select! {
+        _ = tokio::time::sleep(Duration::from_secs(5)) => {
+            node_info!(ctx, "finished");
+            ctx.signal(Signal::Done)?;
+        }
+        _ = ctx.cancelled() => node_info!(ctx, "stopped early"),
+    }
+    Ok(())
+}
+
+/// The API's handle on `root.jobs`, and the number of the next job.
+struct Jobs {
+    node: Dynamic,
+    next: AtomicU64,
+}
+
 /// `TOUR_PORT` or 8080 if free, else a free port.
 fn pick_port() -> u16 {
     let wanted = std::env::var("TOUR_PORT")
@@ -98,6 +129,7 @@ fn pick_port() -> u16 {
 fn app(
     status: Status,
     counter: Supervised<Counter>,
+    jobs: web::Data<Jobs>,
 ) -> App<
     impl actix_web::dev::ServiceFactory<
         actix_web::dev::ServiceRequest,
@@ -109,7 +141,32 @@ fn app(
 > {
     App::new()
         .app_data(web::Data::new(counter))
+        .app_data(jobs)
         .service(web::scope("/status").configure(status.config()))
+        .route(
+            "/api/jobs",
+            web::post().to(|jobs: web::Data<Jobs>| async move {
+                let name = format!("job_{}", jobs.next.fetch_add(1, Ordering::Relaxed) + 1);
+                match jobs.node.start_child(Child::new(name, job)).await {
+                    Ok(dn) => HttpResponse::Created().body(format!("{dn}\n")),
+                    Err(e) => HttpResponse::ServiceUnavailable().body(format!("{e}\n")),
+                }
+            }),
+        )
+        .route(
+            "/api/jobs/{name}",
+            web::delete().to(
+                |jobs: web::Data<Jobs>, name: web::Path<String>| async move {
+                    match jobs.node.terminate_child(&name).await {
+                        Ok(()) => HttpResponse::Ok().body(format!("stopped {name}\n")),
+                        Err(e @ RunError::NotFound { .. }) => {
+                            HttpResponse::NotFound().body(format!("{e}\n"))
+                        }
+                        Err(e) => HttpResponse::ServiceUnavailable().body(format!("{e}\n")),
+                    }
+                },
+            ),
+        )
         .route(
             "/api/hello",
             web::get().to(|counter: web::Data<Supervised<Counter>>| async move {
@@ -127,17 +184,30 @@ fn main() {
     let port = pick_port();
     actix_rt::System::new().block_on(async move {
         let starts = Arc::new(AtomicU32::new(0));
+        let mut registry = Registry::default();
+        let metrics = PrometheusMetrics::new(&mut registry);
+        let registry = Arc::new(Mutex::new(registry));
         let sup = Supervisor::builder()
             .backoff(actix_supervisor::Backoff::default().initial(Duration::from_millis(300)))
+            .metrics(metrics)
             .start(move |ctx: Context| {
-                let starts = starts.clone();
+                let (starts, registry) = (starts.clone(), registry.clone());
                 async move {
                     let counter = ctx.run_actor("counter", || Counter(0)).await?;
-                    let status = Status::new(ctx.supervisor());
+                    let jobs = ctx
+                        .run_dynamic("jobs", DynamicGroup::new().max_children(100))
+                        .await?;
+                    let jobs = web::Data::new(Jobs {
+                        node: jobs,
+                        next: AtomicU64::new(0),
+                    });
+                    let status = Status::new(ctx.supervisor()).metrics(registry);
                     let addr = format!("127.0.0.1:{port}");
                     ctx.run(
                         "http",
-                        server(addr, move || app(status.clone(), counter.clone())),
+                        server(addr, move || {
+                            app(status.clone(), counter.clone(), jobs.clone())
+                        }),
                     )
                     .await?;
                     let clock =
@@ -156,6 +226,8 @@ fn main() {
         println!("status page: http://127.0.0.1:{port}/status/");
         println!("try: curl -s http://127.0.0.1:{port}/api/hello");
         println!("     curl -s http://127.0.0.1:{port}/status/readyz");
+        println!("     curl -s -X POST http://127.0.0.1:{port}/api/jobs");
+        println!("     curl -s http://127.0.0.1:{port}/status/metrics");
         // Colours when a person is watching, plain text when piped.
         let color = std::io::stdout().is_terminal();
         let print = |sup: Supervisor| async move {
