@@ -103,6 +103,7 @@ mod kameo_churn {
     use super::*;
     use kameo::actor::{Actor, ActorRef, Spawn};
     use kameo::error::Infallible;
+    use kameo::supervision::RestartPolicy;
 
     pub struct Worker;
 
@@ -124,14 +125,19 @@ mod kameo_churn {
         }
     }
 
-    /// The same churn: supervised spawns under one parent, graceful stops.
+    /// The same churn: supervised spawns under one parent, graceful stops
+    /// (never restarted, as a terminated dynamic child is not).
     pub async fn churn(pairs: usize) -> Duration {
         let pool = Pool::spawn(());
         let t = Instant::now();
         let mut next = 0usize;
         while next < pairs {
             let batch = LIVE.min(pairs - next);
-            let spawns = (0..batch).map(|_| Worker::supervise(&pool, ()).spawn());
+            let spawns = (0..batch).map(|_| {
+                Worker::supervise(&pool, ())
+                    .restart_policy(RestartPolicy::Never)
+                    .spawn()
+            });
             let workers = futures::future::join_all(spawns).await;
             let stops = workers.iter().map(|w| async move {
                 let _ = w.stop_gracefully().await;
@@ -201,6 +207,10 @@ fn main() {
         start.as_secs_f64()
     );
     let ours = system.block_on(churn(pairs));
+    println!(
+        "dynamic: churn of {pairs} pairs: {:.2} s (kameo next)",
+        ours.as_secs_f64()
+    );
     let theirs = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

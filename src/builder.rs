@@ -141,10 +141,7 @@ impl SupervisorBuilder {
     /// supervisor gives up, it shuts down and [`Supervisor::join`] returns
     /// [`Ended::GaveUp`](crate::Ended::GaveUp). Default: no limit, as in the reference.
     pub fn max_restarts(mut self, n: u32, within: Duration) -> Self {
-        self.intensity = Some(Intensity {
-            max_restarts: n,
-            within,
-        });
+        self.intensity = Some(Intensity::new(n, within));
         self
     }
 

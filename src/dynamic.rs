@@ -84,10 +84,7 @@ impl DynamicGroup {
     /// dynamic node gives up: it dies, its children stop, and its parent's
     /// policy applies.
     pub fn max_restarts(mut self, n: u32, within: Duration) -> Self {
-        self.intensity = Some(Intensity {
-            max_restarts: n,
-            within,
-        });
+        self.intensity = Some(Intensity::new(n, within));
         self
     }
 }

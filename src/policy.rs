@@ -96,6 +96,16 @@ pub struct Intensity {
     pub within: Duration,
 }
 
+impl Intensity {
+    /// At most `max_restarts` restarts within `within`.
+    pub const fn new(max_restarts: u32, within: Duration) -> Intensity {
+        Intensity {
+            max_restarts,
+            within,
+        }
+    }
+}
+
 /// The exponential backoff a DEAD node waits out before it is restarted.
 /// Only deaths wait: a node cancelled because of a sibling or an ancestor
 /// restarts at once.

@@ -132,6 +132,23 @@ pub(crate) struct Processor {
     batch: Vec<Report>,
     /// The inbox's doorbell, like the timers cancelled when Finished.
     doorbell: Option<SpawnHandle>,
+    /// A [`FlushHosts`] is queued.
+    flush_due: bool,
+}
+
+/// Sends what the workers have queued; see [`Processor::flush_soon`].
+struct FlushHosts;
+
+impl actix::Message for FlushHosts {
+    type Result = ();
+}
+
+impl Handler<FlushHosts> for Processor {
+    type Result = ();
+    fn handle(&mut self, _: FlushHosts, _: &mut Self::Context) {
+        self.flush_due = false;
+        self.hosts.flush(&self.workers);
+    }
 }
 
 impl Processor {
@@ -176,6 +193,7 @@ impl Processor {
             inbox: Arc::new(Inbox::default()),
             batch: Vec::new(),
             doorbell: None,
+            flush_due: false,
         }
     }
 
@@ -374,6 +392,13 @@ impl Processor {
     /// Runs the sweep over what changed, restarts what it finds, and checks
     /// whether a shutdown has drained.
     fn after_change(&mut self, ctx: &mut actix::Context<Self>) {
+        self.propagate();
+        self.hosts.flush(&self.workers);
+        self.check_drained(ctx);
+    }
+
+    /// The sweep and the planner over what changed, until nothing more does.
+    fn propagate(&mut self) {
         self.settle.changed(self.clock);
         self.changed_since_full_sweep = true;
         loop {
@@ -387,8 +412,16 @@ impl Processor {
                 self.restart_unit(unit);
             }
         }
-        self.hosts.flush(&self.workers);
-        self.check_drained(ctx);
+    }
+
+    /// Sends what is queued for the workers once the requests already in
+    /// the mailbox have been handled: concurrent `start_child` calls then
+    /// reach each worker as one batch rather than one message each.
+    fn flush_soon(&mut self, ctx: &mut actix::Context<Self>) {
+        if !self.flush_due {
+            self.flush_due = true;
+            ctx.notify(FlushHosts);
+        }
     }
 
     /// Every second: the sinks' summary, then the full sweep if anything

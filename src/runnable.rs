@@ -143,10 +143,7 @@ impl Child {
     /// restart them more than `n` times within `within`, it gives up and
     /// dies. See [`Intensity`].
     pub fn max_restarts(mut self, n: u32, within: Duration) -> Self {
-        self.spec.intensity = Some(Intensity {
-            max_restarts: n,
-            within,
-        });
+        self.spec.intensity = Some(Intensity::new(n, within));
         self
     }
 }

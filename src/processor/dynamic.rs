@@ -148,6 +148,8 @@ impl Handler<DynamicRequest> for Processor {
                 let _ = reply.send(count.ok_or(RunError::NotFound { dn: at.to_string() }));
             }
         }
-        self.after_change(ctx);
+        self.propagate();
+        self.flush_soon(ctx);
+        self.check_drained(ctx);
     }
 }
