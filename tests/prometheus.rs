@@ -1,5 +1,4 @@
-//! The Prometheus sink against a scripted scenario, read back through a
-//! real parser of the text exposition.
+//! The Prometheus sink against a scripted scenario, read back through a strict parser of the text exposition.
 #![cfg(feature = "prometheus")]
 
 mod common;
@@ -15,38 +14,87 @@ use common::*;
 /// One sample of the exposition: its name, its labels (sorted), its value.
 type Sample = (String, Vec<(String, String)>, f64);
 
-/// Every sample of the exposition.
+/// Every sample of the exposition, read by a strict parser of the
+/// OpenMetrics text format: `# HELP` and `# TYPE` lines with a known type,
+/// every sample inside the family typed last (its name, or the name with a
+/// suffix its type allows), labels as `key="value"` pairs with escapes,
+/// values as floats, and `# EOF` last. Anything else fails the test.
 fn samples(registry: &Registry) -> Vec<Sample> {
     let mut text = String::new();
     encode(&mut text, registry).unwrap();
-    let lines = text.lines().map(|l| Ok(l.to_string()));
-    let scrape = prometheus_parse::Scrape::parse(lines).expect("a valid exposition");
-    scrape
-        .samples
-        .into_iter()
-        .flat_map(|s| {
-            let mut labels: Vec<(String, String)> = s
-                .labels
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
+    let mut out = Vec::new();
+    let mut family: Option<(String, String)> = None;
+    let mut ended = false;
+    for line in text.lines() {
+        assert!(!ended, "a line after # EOF: {line:?}");
+        if line == "# EOF" {
+            ended = true;
+        } else if let Some(help) = line.strip_prefix("# HELP ") {
+            assert!(is_metric_name(help.split(' ').next().unwrap_or("")), "{line:?}");
+        } else if let Some(typed) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = typed.split_once(' ').expect("# TYPE name type");
+            let known = ["counter", "gauge", "histogram", "info", "unknown", "summary", "stateset"];
+            assert!(is_metric_name(name) && known.contains(&kind), "{line:?}");
+            family = Some((name.to_string(), kind.to_string()));
+        } else {
+            assert!(!line.starts_with('#'), "an unknown comment: {line:?}");
+            let (series, value) = line.rsplit_once(' ').expect("a sample: series value");
+            let value: f64 = value.parse().unwrap_or_else(|_| panic!("a float value: {line:?}"));
+            let (name, mut labels) = match series.split_once('{') {
+                Some((name, rest)) => (name, labels_of(rest.strip_suffix('}').expect("closing }"))),
+                None => (series, Vec::new()),
+            };
+            let (fam, kind) = family.as_ref().expect("a sample before any # TYPE");
+            let suffixes: &[&str] = match kind.as_str() {
+                "counter" => &["_total", "_created"],
+                "histogram" => &["_bucket", "_sum", "_count", "_created"],
+                "info" => &["_info"],
+                _ => &[""],
+            };
+            let rest = name.strip_prefix(fam.as_str());
+            assert!(
+                rest.is_some_and(|r| r.is_empty() || suffixes.contains(&r)),
+                "{name} is outside its family {fam} ({kind})"
+            );
             labels.sort();
-            match s.value {
-                prometheus_parse::Value::Counter(v)
-                | prometheus_parse::Value::Gauge(v)
-                | prometheus_parse::Value::Untyped(v) => vec![(s.metric, labels, v)],
-                prometheus_parse::Value::Histogram(buckets) => buckets
-                    .into_iter()
-                    .map(|b| {
-                        let mut l = labels.clone();
-                        l.push(("le".into(), b.less_than.to_string()));
-                        (format!("{}_bucket", s.metric), l, b.count)
-                    })
-                    .collect(),
-                prometheus_parse::Value::Summary(_) => vec![],
+            out.push((name.to_string(), labels, value));
+        }
+    }
+    assert!(ended, "the exposition ends with # EOF");
+    out
+}
+
+fn is_metric_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+/// `k="v",k2="v2"`, with `\\`, `\"` and `\n` escapes in the values.
+fn labels_of(body: &str) -> Vec<(String, String)> {
+    let mut labels = Vec::new();
+    let mut rest = body;
+    while !rest.is_empty() {
+        let (key, after) = rest.split_once("=\"").expect("key=\"value\"");
+        assert!(is_metric_name(key) && !key.contains(':'), "a label name: {key:?}");
+        let mut value = String::new();
+        let mut chars = after.char_indices();
+        let end = loop {
+            match chars.next().expect("a closing quote") {
+                (i, '"') => break i,
+                (_, '\\') => match chars.next().expect("an escaped character").1 {
+                    'n' => value.push('\n'),
+                    c @ ('\\' | '"') => value.push(c),
+                    c => panic!("an unknown escape \\{c}"),
+                },
+                (_, c) => value.push(c),
             }
-        })
-        .collect()
+        };
+        labels.push((key.to_string(), value));
+        rest = &after[end + 1..];
+        rest = rest.strip_prefix(',').unwrap_or(rest);
+    }
+    labels
 }
 
 fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
