@@ -30,16 +30,29 @@ fn samples(registry: &Registry) -> Vec<Sample> {
         if line == "# EOF" {
             ended = true;
         } else if let Some(help) = line.strip_prefix("# HELP ") {
-            assert!(is_metric_name(help.split(' ').next().unwrap_or("")), "{line:?}");
+            assert!(
+                is_metric_name(help.split(' ').next().unwrap_or("")),
+                "{line:?}"
+            );
         } else if let Some(typed) = line.strip_prefix("# TYPE ") {
             let (name, kind) = typed.split_once(' ').expect("# TYPE name type");
-            let known = ["counter", "gauge", "histogram", "info", "unknown", "summary", "stateset"];
+            let known = [
+                "counter",
+                "gauge",
+                "histogram",
+                "info",
+                "unknown",
+                "summary",
+                "stateset",
+            ];
             assert!(is_metric_name(name) && known.contains(&kind), "{line:?}");
             family = Some((name.to_string(), kind.to_string()));
         } else {
             assert!(!line.starts_with('#'), "an unknown comment: {line:?}");
             let (series, value) = line.rsplit_once(' ').expect("a sample: series value");
-            let value: f64 = value.parse().unwrap_or_else(|_| panic!("a float value: {line:?}"));
+            let value: f64 = value
+                .parse()
+                .unwrap_or_else(|_| panic!("a float value: {line:?}"));
             let (name, mut labels) = match series.split_once('{') {
                 Some((name, rest)) => (name, labels_of(rest.strip_suffix('}').expect("closing }"))),
                 None => (series, Vec::new()),
@@ -66,7 +79,9 @@ fn samples(registry: &Registry) -> Vec<Sample> {
 
 fn is_metric_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
 }
 
@@ -76,7 +91,10 @@ fn labels_of(body: &str) -> Vec<(String, String)> {
     let mut rest = body;
     while !rest.is_empty() {
         let (key, after) = rest.split_once("=\"").expect("key=\"value\"");
-        assert!(is_metric_name(key) && !key.contains(':'), "a label name: {key:?}");
+        assert!(
+            is_metric_name(key) && !key.contains(':'),
+            "a label name: {key:?}"
+        );
         let mut value = String::new();
         let mut chars = after.char_indices();
         let end = loop {
