@@ -368,6 +368,19 @@ impl LogTree {
         ))
     }
 
+    /// Drops `dn`'s rings (and those of its sub-loggers, `dn.*`): for a
+    /// node that has left the tree for good.
+    pub(crate) fn release(&self, dn: &str) {
+        let mut state = self
+            .inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        state.dns.retain(|k, _| {
+            !(k.as_ref() == dn || k.strip_prefix(dn).is_some_and(|r| r.starts_with('.')))
+        });
+    }
+
     /// How many DNs have a backlog.
     pub fn dn_count(&self) -> usize {
         self.inner

@@ -107,6 +107,8 @@ pub(crate) struct Processor {
     gates: SecondaryMap<NodeKey, oneshot::Sender<Starting>>,
     /// Callers of `terminate_child` waiting for their child to be gone.
     leaving: dynamic::Leaving,
+    /// The DNs of removed dynamic children whose logs are kept, oldest first.
+    removed_logs: std::collections::VecDeque<std::sync::Arc<str>>,
     /// A propagated panic, for the handles to re-raise.
     panic: PanicSlot,
     changed_since_full_sweep: bool,
@@ -177,6 +179,7 @@ impl Processor {
             jitter: Jitter::seeded(),
             gates: SecondaryMap::new(),
             leaving: SecondaryMap::new(),
+            removed_logs: Default::default(),
             pids: SecondaryMap::new(),
             restart_rate: RestartRate::new(),
             repairs: Repairs::default(),

@@ -144,7 +144,9 @@ async fn a_death_restarts_that_child_alone() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         sup.wait_settled().await;
-        if info(&sup, "root.jobs.a").await.restarts == 1 {
+        // Restarted (after its backoff, which wait_settled does not wait for).
+        let a = info(&sup, "root.jobs.a").await;
+        if (a.state, a.restarts) == (NodeState::Healthy, 1) {
             break;
         }
         assert!(
@@ -310,4 +312,50 @@ async fn shutdown_stops_children_mid_start_and_a_termination_in_flight_resolves(
     assert_eq!(terminated, Ok(()));
     assert!(sup.live_runnables().await.is_empty());
     assert_eq!(sup.join().await, actix_supervisor::Ended::ShutDown);
+}
+
+/// Removed children keep their log rings for a while (the last 1,024), then
+/// release them: a churn of unique names that log does not grow the log tree.
+#[actix_rt::test]
+async fn the_logs_of_removed_children_are_kept_for_a_while_then_released() {
+    let sup = with_jobs(builder(), DynamicGroup::new());
+    sup.wait_settled().await;
+    let jobs = sup.dynamic("root.jobs");
+    let logging = |ctx: Context| async move {
+        actix_supervisor::node_info!(ctx, "job ran");
+        finish(ctx).await
+    };
+    // In batches of 100: each batch logs, finishes and is removed before
+    // the next starts, so removal order follows the batches.
+    for batch in 0..12 {
+        for i in batch * 100..(batch + 1) * 100 {
+            jobs.start_child(Child::new(format!("j{i}"), logging))
+                .await
+                .unwrap();
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while jobs.count().await != Ok(0) {
+            sup.wait_settled().await;
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "batch {batch} stays"
+            );
+        }
+    }
+    let logs = sup.logs();
+    assert!(
+        logs.dn_count() <= 1_024 + 2,
+        "{} DNs keep logs",
+        logs.dn_count()
+    );
+    assert_eq!(
+        logs.tail("root.jobs.j1199", 1)[0].message,
+        "job ran",
+        "the last ones are kept"
+    );
+    assert!(
+        logs.tail("root.jobs.j0", 1).is_empty(),
+        "the first ones are released"
+    );
+    sup.shutdown().await;
 }

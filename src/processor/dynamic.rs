@@ -14,6 +14,11 @@ use crate::runnable::{Child, DynamicRequest};
 use crate::state::NodeState;
 use crate::tree::NodeKey;
 
+/// How many removed dynamic children keep their log rings (for `/logs` and
+/// a look at how a finished job ended); older ones are released, so that a
+/// churn of unique names does not grow the log tree.
+const KEEP_LOGS_OF_REMOVED: usize = 1024;
+
 /// Callers of `terminate_child` waiting for the child to be gone.
 pub(super) type Leaving =
     slotmap::SecondaryMap<NodeKey, Vec<oneshot::Sender<Result<(), RunError>>>>;
@@ -102,10 +107,26 @@ impl Processor {
                     NodeState::New | NodeState::Healthy => false,
                 };
             if for_good {
+                let dn = n.dn.clone();
                 for gone in self.tree.remove_subtree(k) {
                     self.forget(gone);
                 }
+                self.removed_logs.push_back(dn);
+                if self.removed_logs.len() > KEEP_LOGS_OF_REMOVED {
+                    self.release_oldest_logs();
+                }
             }
+        }
+    }
+
+    /// Releases the log rings of the oldest removed child, unless a live
+    /// node has taken its DN again.
+    fn release_oldest_logs(&mut self) {
+        let Some(dn) = self.removed_logs.pop_front() else {
+            return;
+        };
+        if self.view().find(&dn).is_none() {
+            self.config.logs.release(&dn);
         }
     }
 
