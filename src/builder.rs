@@ -62,6 +62,7 @@ pub struct SupervisorBuilder {
     log_capacity: usize,
     lead_up: usize,
     stall: Option<Duration>,
+    start_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for SupervisorBuilder {
@@ -77,6 +78,7 @@ impl std::fmt::Debug for SupervisorBuilder {
             .field("log_capacity", &self.log_capacity)
             .field("lead_up", &self.lead_up)
             .field("stall", &self.stall)
+            .field("start_timeout", &self.start_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -102,6 +104,7 @@ impl Default for SupervisorBuilder {
             log_capacity: 8192,
             lead_up: 10,
             stall: Some(Duration::from_secs(1)),
+            start_timeout: None,
         }
     }
 }
@@ -189,6 +192,15 @@ impl SupervisorBuilder {
         self
     }
 
+    /// How long a node may stay NEW once its runnable runs, for every child
+    /// that does not choose its own ([`Child::start_timeout`](crate::Child::start_timeout)):
+    /// a set-up stuck on a connection that never answers then dies, is
+    /// reported, and restarts by its policy. Default: none.
+    pub fn start_timeout(mut self, d: Duration) -> Self {
+        self.start_timeout = Some(d);
+        self
+    }
+
     /// How many leveled entries (and, apart, raw lines) the log tree keeps per
     /// DN. Default 8192.
     pub fn log_capacity(mut self, entries: usize) -> Self {
@@ -242,6 +254,7 @@ impl SupervisorBuilder {
                 restart: self.restart,
                 shutdown: Shutdown::Timeout(self.shutdown_timeout),
                 intensity: self.intensity,
+                start_timeout: self.start_timeout,
             },
             propagate_panics: self.propagate_panics,
             settle_window: self.settle_window,

@@ -398,6 +398,11 @@ impl Context {
         self.inner.incarnation
     }
 
+    /// Still NEW: neither Healthy nor Done signalled, not ended.
+    pub(crate) fn is_new(&self) -> bool {
+        self.inner.phase.load(Ordering::Acquire) == NEW
+    }
+
     /// Done was signalled (and the incarnation has not ended yet).
     pub(crate) fn done_signalled(&self) -> bool {
         self.inner.phase.load(Ordering::Acquire) == DONE

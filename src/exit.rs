@@ -17,6 +17,9 @@ pub(crate) enum Outcome {
     Aborted,
     /// The context was cancelled while the start waited out its backoff.
     CancelledBeforeStart,
+    /// Still NEW at its start deadline (`Child::start_timeout`): its future
+    /// was dropped.
+    StartTimedOut(std::time::Duration),
 }
 
 /// Everything the host reports when an incarnation ends.
@@ -86,6 +89,7 @@ pub(crate) fn classify(
             )),
             Outcome::Panicked(p) => Some(format!("panicked after cancellation: {p}")),
             Outcome::Aborted => Some("did not return in time after cancellation; aborted".into()),
+            Outcome::StartTimedOut(d) => Some(format!("did not become Healthy within {d:?}")),
         });
     }
     match &exit.outcome {
@@ -95,6 +99,7 @@ pub(crate) fn classify(
         }
         Outcome::Returned(Err(e)) => Verdict::Dead(format!("returned error: {}", chain(&**e))),
         Outcome::Panicked(p) => Verdict::Dead(format!("panicked: {p}")),
+        Outcome::StartTimedOut(d) => Verdict::Dead(format!("did not become Healthy within {d:?}")),
         // Only reachable after cancellation, which is handled above.
         Outcome::Aborted | Outcome::CancelledBeforeStart => Verdict::Canceled(None),
     }
@@ -109,7 +114,7 @@ pub(crate) fn is_death(exit: &ExitReport, restart: Restart) -> bool {
     }
     match &exit.outcome {
         Outcome::Returned(Ok(())) => !(exit.done || restart != Restart::Permanent),
-        Outcome::Returned(Err(_)) | Outcome::Panicked(_) => true,
+        Outcome::Returned(Err(_)) | Outcome::Panicked(_) | Outcome::StartTimedOut(_) => true,
         Outcome::Aborted | Outcome::CancelledBeforeStart => false,
     }
 }
@@ -292,6 +297,7 @@ mod tests {
                         Outcome::Panicked("p".into()),
                         Outcome::Aborted,
                         Outcome::CancelledBeforeStart,
+                        Outcome::StartTimedOut(std::time::Duration::from_secs(1)),
                     ];
                     for outcome in outcomes {
                         let mut e = exit(outcome, done);

@@ -125,3 +125,8 @@ pub use log as __log;
 #[cfg(all(doctest, feature = "web"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// The deployment guide's Rust examples, compiled as doctests.
+#[cfg(all(doctest, unix, feature = "systemd"))]
+#[doc = include_str!("../docs/deploy.md")]
+pub struct DeployDoctests;

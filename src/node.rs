@@ -72,6 +72,7 @@ impl Handler<Start> for NodeHost {
             shutdown,
             restart,
             takes_down,
+            start_timeout,
             mut starting,
         } = msg;
         // Made here rather than by the processor: the context is used and
@@ -85,6 +86,7 @@ impl Handler<Start> for NodeHost {
             self.processor.clone(),
         );
         let run_ctx = ctx.clone();
+        let ctx_for_deadline = ctx.clone();
         let logger = ctx.logger();
         let run_ctx_node = ctx.node();
         let incarnation = wrap_future::<_, Self>(wait_out(delay, gate, token.clone()))
@@ -116,7 +118,8 @@ impl Handler<Start> for NodeHost {
                             },
                             node: run_ctx_node,
                         };
-                        Either::Right(wrap_future(guard(fut, token, shutdown)))
+                        let late = start_timeout.map(|d| (d, ctx_for_deadline.clone()));
+                        Either::Right(wrap_future(guard(fut, token, shutdown, late)))
                     }
                     Err(payload) => Either::Left(ready(Outcome::Panicked(panicked(&*payload)))),
                 }
@@ -189,6 +192,7 @@ async fn guard(
     fut: impl Future<Output = RunResult>,
     token: CancellationToken,
     shutdown: Shutdown,
+    start_deadline: Option<(Duration, Context)>,
 ) -> Outcome {
     let deadline = async move {
         token.cancelled().await;
@@ -199,6 +203,19 @@ async fn guard(
             Shutdown::Infinity => std::future::pending().await,
         }
     };
+    // Still NEW at the start deadline: a death (boxed timer, as above).
+    let late = async move {
+        match start_deadline {
+            Some((d, ctx)) => {
+                Box::pin(tokio::time::sleep(d)).await;
+                if ctx.is_new() {
+                    return d;
+                }
+                std::future::pending().await
+            }
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
         biased;
         res = AssertUnwindSafe(fut).catch_unwind() => match res {
@@ -206,6 +223,7 @@ async fn guard(
             Err(payload) => Outcome::Panicked(panicked(&*payload)),
         },
         _ = deadline => Outcome::Aborted,
+        d = late => Outcome::StartTimedOut(d),
     }
 }
 

@@ -231,6 +231,8 @@ pub(crate) struct Spec {
     pub intensity: Option<Intensity>,
     /// For a dynamic node: how many children it may have at once.
     pub max_children: Option<usize>,
+    /// How long it may stay NEW once its runnable runs.
+    pub start_timeout: Option<Duration>,
 }
 
 /// How a group behaves as a whole.

@@ -27,7 +27,6 @@ use crate::logtree::LogTree;
 use crate::metrics::Metrics;
 use crate::panics::PanicSlot;
 use crate::policy::{Backoff, Spec};
-use crate::protocol::Request;
 use crate::repairs::Repairs;
 use crate::restart::{self, plan, Jitter, Plan};
 use crate::runnable::Runnable;
@@ -43,6 +42,7 @@ use crate::workers::Workers;
 mod dynamic;
 mod intake;
 mod launch;
+mod requests;
 
 /// The full sweep runs at most once per this many times its own duration.
 const FULL_SWEEP_SHARE: u32 = 50;
@@ -334,7 +334,9 @@ impl Processor {
             Plan::Escalate { owner, reason } => return self.give_up(owner, reason),
         };
         let owner = self.tree.group(unit.group).and_then(|g| g.owner);
-        restart::record(&mut self.tree, owner, now);
+        if !restart::on_request(&self.tree, &unit) {
+            restart::record(&mut self.tree, owner, now);
+        }
         self.restart_rate.add(now, starts.len() as u64);
         let backoff = starts.iter().map(|s| s.delay).max().unwrap_or_default();
         self.repairs.restarting(unit.group, starts.len(), backoff);
@@ -586,55 +588,5 @@ impl Handler<StartGroup> for Processor {
         // The caller resumes after this reply, usually to signal Healthy:
         // the tree is not settled until it has (it drops the guard then).
         res.map(|()| self.settle.guard())
-    }
-}
-
-impl Handler<Request> for Processor {
-    type Result = ();
-    fn handle(&mut self, request: Request, ctx: &mut Self::Context) {
-        self.take_reports(ctx);
-        match request {
-            Request::WaitSettled(reply) => {
-                self.settle.wait(reply);
-                self.poll_settled(ctx);
-            }
-            Request::Snapshot {
-                of,
-                unready_only,
-                reply,
-            } => {
-                let _ = reply.send(self.snapshot(of.as_deref(), unready_only));
-            }
-            Request::Counts(reply) => {
-                let _ = reply.send(self.counts());
-            }
-            Request::LiveRunnables(reply) => {
-                let mut live: Vec<String> = self
-                    .tree
-                    .nodes()
-                    .filter(|(_, n)| n.is_running())
-                    .map(|(_, n)| n.dn.to_string())
-                    .collect();
-                live.sort();
-                let _ = reply.send(live);
-            }
-            Request::Drain { start, reply } => {
-                if start && !self.draining && self.life == Life::Running {
-                    self.draining = true;
-                    self.sinks.say(
-                        Level::Info,
-                        "draining: not ready any more, shutting down soon".into(),
-                    );
-                }
-                let _ = reply.send(self.draining || self.life != Life::Running);
-            }
-            Request::Stop(reply) => {
-                self.tick();
-                self.begin_shutdown(Ended::ShutDown);
-                self.check_drained(ctx);
-                self.when_finished(reply);
-            }
-            Request::Join(reply) => self.when_finished(reply),
-        }
     }
 }

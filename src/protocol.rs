@@ -17,6 +17,7 @@ use actix::Message;
 use futures::channel::oneshot;
 use tokio_util::sync::CancellationToken;
 
+use crate::error::RunError;
 use crate::policy::{Restart, Shutdown};
 use crate::settle::Starting;
 use crate::state::{Counts, Ended, NodeInfo};
@@ -46,6 +47,12 @@ pub(crate) enum Request {
     Drain {
         start: bool,
         reply: oneshot::Sender<bool>,
+    },
+    /// Stops the node at `dn` (with the siblings its group's strategy takes
+    /// down) to start it again at once; answered once it is stopping.
+    Restart {
+        dn: String,
+        reply: oneshot::Sender<Result<(), RunError>>,
     },
     /// Cancels the tree; answered once nothing is live.
     Stop(oneshot::Sender<Ended>),
@@ -78,6 +85,8 @@ pub(crate) struct Start {
     /// What a death takes down besides the node's own subtree: its
     /// one-for-all group's shared token. The host cancels both at once.
     pub takes_down: Option<CancellationToken>,
+    /// How long it may stay NEW once its runnable runs (`None`: forever).
+    pub start_timeout: Option<Duration>,
     /// Held until the runnable has been polled once (see [`Starting`]).
     pub starting: Option<Starting>,
 }

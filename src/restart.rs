@@ -59,7 +59,8 @@ pub(crate) fn plan(
     random: &mut dyn FnMut() -> f64,
 ) -> Plan {
     let owner = tree.group(unit.group).and_then(|g| g.owner);
-    if let Some(intensity) = tree.intensity_of(owner) {
+    let counted = !on_request(tree, unit);
+    if let Some(intensity) = tree.intensity_of(owner).filter(|_| counted) {
         let recent = window(tree, owner).map_or(0, |w| {
             w.iter()
                 .filter(|t| now.duration_since(**t) < intensity.within)
@@ -115,6 +116,14 @@ pub(crate) fn plan(
         })
         .collect();
     Plan::Restart(starts)
+}
+
+/// A restart on request ([`Supervisor::restart`](crate::Supervisor::restart)):
+/// a member was stopped for it and none died meanwhile. It does not count
+/// against the owner's intensity.
+pub(crate) fn on_request(tree: &Tree, unit: &Unit) -> bool {
+    let nodes = || unit.members.iter().filter_map(|m| tree.node(*m));
+    nodes().any(|n| n.requested) && !nodes().any(|n| n.state() == NodeState::Dead)
 }
 
 /// The restart window of a group's owner (the supervisor's for the root's):

@@ -139,6 +139,17 @@ impl Child {
         self
     }
 
+    /// How long it may stay NEW once its runnable runs: still not Healthy
+    /// (nor Done) then, its future is dropped and it dies with "did not
+    /// become Healthy within 30s" (its last log lines in the report), and its
+    /// policy applies. Default: the builder's
+    /// [`start_timeout`](crate::SupervisorBuilder::start_timeout), none
+    /// unless set. The wait for a backoff or an ordered start does not count.
+    pub fn start_timeout(mut self, d: Duration) -> Self {
+        self.spec.start_timeout = Some(d);
+        self
+    }
+
     /// Its restart intensity as the parent of its own children: if it has to
     /// restart them more than `n` times within `within`, it gives up and
     /// dies. See [`Intensity`].
@@ -155,6 +166,7 @@ impl std::fmt::Debug for Child {
             .field("restart", &self.spec.restart)
             .field("shutdown", &self.spec.shutdown)
             .field("intensity", &self.spec.intensity)
+            .field("start_timeout", &self.spec.start_timeout)
             .finish_non_exhaustive()
     }
 }

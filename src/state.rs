@@ -201,6 +201,9 @@ pub enum ExitKind {
     /// It did not return within its stop deadline after cancellation, and
     /// its future was dropped.
     Aborted,
+    /// It was stopped to be started again on request
+    /// ([`Supervisor::restart`](crate::Supervisor::restart)).
+    Restarted,
 }
 
 impl ExitKind {
@@ -214,6 +217,7 @@ impl ExitKind {
             ExitKind::GaveUp => "gave_up",
             ExitKind::Cancelled => "cancelled",
             ExitKind::Aborted => "aborted",
+            ExitKind::Restarted => "restarted",
         }
     }
 }

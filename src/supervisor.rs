@@ -9,6 +9,7 @@ use actix::Recipient;
 use futures::channel::oneshot;
 
 use crate::context::Context;
+use crate::error::RunError;
 use crate::logger::Voice;
 use crate::logtree::LogTree;
 use crate::panics::PanicSlot;
@@ -151,6 +152,24 @@ impl Supervisor {
         let counts = self.ask(Request::Counts).await.unwrap_or_default();
         self.raise_panic();
         counts
+    }
+
+    /// Restarts the node at `dn` on purpose (to reload its configuration,
+    /// say): its current incarnation is cancelled and it is started again at
+    /// once, as the unit its group's strategy defines (a one-for-all group
+    /// restarts whole). No backoff, not counted against any restart
+    /// intensity; logged as "restarted on request" and reported to the sinks
+    /// as an exit of kind [`ExitKind::Restarted`](crate::ExitKind::Restarted).
+    /// Resolves once the node is stopping. Errors: [`RunError::NotFound`]
+    /// (no node has that DN), [`RunError::NotRunning`] (it is not running:
+    /// waiting out a backoff, exited, or the supervisor is shutting down).
+    /// A temporary node is stopped and, being temporary, not started again.
+    pub async fn restart(&self, dn: &str) -> Result<(), RunError> {
+        let dn = dn.to_string();
+        let not_running = RunError::NotRunning { dn: dn.clone() };
+        let res = self.ask(|reply| Request::Restart { dn, reply }).await;
+        self.raise_panic();
+        res.unwrap_or(Err(not_running))
     }
 
     /// Cancels the whole tree and resolves once nothing is live. Nothing is

@@ -97,6 +97,9 @@ pub(crate) struct Node {
     /// A dynamic node's child being terminated: removed, not restarted,
     /// once its subtree has exited.
     pub removing: bool,
+    /// Stopped to be restarted on request: its unit's restart neither waits
+    /// nor counts against the owner's intensity.
+    pub requested: bool,
     /// Set while a restarted node waits out its backoff. Internally it is
     /// NEW (its start is pending: live, so that nothing plans it twice and a
     /// parent's failure cancels the start), but until its host starts the
@@ -210,6 +213,7 @@ pub(crate) struct Defaults {
     pub restart: Restart,
     pub shutdown: Shutdown,
     pub intensity: Option<Intensity>,
+    pub start_timeout: Option<std::time::Duration>,
 }
 
 impl Tree {
@@ -273,6 +277,13 @@ impl Tree {
         self.spec_of(k)
             .and_then(|s| s.restart)
             .unwrap_or(self.defaults.restart)
+    }
+
+    /// How long `k` may stay NEW once its runnable runs.
+    pub fn start_timeout_of(&self, k: NodeKey) -> Option<std::time::Duration> {
+        self.spec_of(k)
+            .and_then(|s| s.start_timeout)
+            .or(self.defaults.start_timeout)
     }
 
     /// How `k` is stopped, before its runnable's own say.
@@ -630,6 +641,7 @@ impl Tree {
         node.incarnation = incarnation;
         node.restarts += 1;
         node.doom = None;
+        node.requested = false;
         // A new incarnation is a new supervisor of its children: OTP starts
         // it with an empty restart history.
         node.window = None;
@@ -753,6 +765,7 @@ impl Node {
             retired: None,
             waiting: None,
             removing: false,
+            requested: false,
             since_ms: 0,
             started_ms: None,
             kind: NodeKind::Runnable,

@@ -169,6 +169,12 @@ impl Processor {
         let kind = kind_of(&exit, &verdict, doom.is_some());
         match verdict {
             Verdict::Done => self.exit(k, NodeState::Done, kind, Cow::Borrowed("done")),
+            Verdict::Canceled(None) if node.requested => self.exit(
+                k,
+                NodeState::Canceled,
+                ExitKind::Restarted,
+                Cow::Borrowed("restarted on request"),
+            ),
             Verdict::Canceled(note) => {
                 let reason = match note {
                     Some(note) => {

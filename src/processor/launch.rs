@@ -58,6 +58,7 @@ impl Processor {
             shutdown: self.tree.shutdown_of(k),
             restart: self.tree.restart_of(k),
             takes_down: self.tree.takes_down(k),
+            start_timeout: self.tree.start_timeout_of(k),
             // Pending backoff timers and closed gates must not hold
             // `wait_settled`; an opened gate brings its own guard.
             starting: (delay.is_zero() && !gated).then(|| self.settle.guard()),

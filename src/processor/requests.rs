@@ -1,0 +1,90 @@
+//! The requests of the [`Supervisor`](crate::Supervisor) handle: each drains
+//! the inbox first, so that its answer reflects every report made before it.
+
+use actix::Handler;
+use log::Level;
+
+use super::{Life, Processor};
+use crate::error::RunError;
+use crate::protocol::Request;
+use crate::state::Ended;
+
+impl Handler<Request> for Processor {
+    type Result = ();
+    fn handle(&mut self, request: Request, ctx: &mut Self::Context) {
+        self.take_reports(ctx);
+        match request {
+            Request::WaitSettled(reply) => {
+                self.settle.wait(reply);
+                self.poll_settled(ctx);
+            }
+            Request::Snapshot {
+                of,
+                unready_only,
+                reply,
+            } => {
+                let _ = reply.send(self.snapshot(of.as_deref(), unready_only));
+            }
+            Request::Counts(reply) => {
+                let _ = reply.send(self.counts());
+            }
+            Request::LiveRunnables(reply) => {
+                let mut live: Vec<String> = self
+                    .tree
+                    .nodes()
+                    .filter(|(_, n)| n.is_running())
+                    .map(|(_, n)| n.dn.to_string())
+                    .collect();
+                live.sort();
+                let _ = reply.send(live);
+            }
+            Request::Drain { start, reply } => {
+                if start && !self.draining && self.life == Life::Running {
+                    self.draining = true;
+                    self.sinks.say(
+                        Level::Info,
+                        "draining: not ready any more, shutting down soon".into(),
+                    );
+                }
+                let _ = reply.send(self.draining || self.life != Life::Running);
+            }
+            Request::Stop(reply) => {
+                self.tick();
+                self.begin_shutdown(Ended::ShutDown);
+                self.check_drained(ctx);
+                self.when_finished(reply);
+            }
+            Request::Join(reply) => self.when_finished(reply),
+            Request::Restart { dn, reply } => {
+                self.tick();
+                let _ = reply.send(self.restart_on_request(&dn));
+                self.after_change(ctx);
+            }
+        }
+    }
+}
+
+impl Processor {
+    /// Stops `dn` (and what its group's strategy takes down with it) to be
+    /// started again at once: see [`Supervisor::restart`](crate::Supervisor::restart).
+    pub(super) fn restart_on_request(&mut self, dn: &str) -> Result<(), RunError> {
+        let k = self
+            .view()
+            .find(dn)
+            .ok_or_else(|| RunError::NotFound { dn: dn.to_string() })?;
+        let running = self
+            .tree
+            .node(k)
+            .is_some_and(|n| n.is_running() && !n.token.is_cancelled());
+        if self.life != Life::Running || !running {
+            return Err(RunError::NotRunning { dn: dn.to_string() });
+        }
+        if let Some(n) = self.tree.node_mut(k) {
+            n.requested = true;
+        }
+        self.sinks
+            .say(Level::Info, format!("restarting {dn} on request"));
+        self.tree.cancel_for_death(k);
+        Ok(())
+    }
+}
