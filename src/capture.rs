@@ -7,9 +7,10 @@
 //! the wrapped logger unchanged.
 //!
 //! Captured: `log` calls made while the runnable's own future is polled, in
-//! any function it calls or future it awaits. Not captured: tasks it spawns
-//! (`actix::spawn`, `tokio::spawn`), other threads, and `Runnable::run` itself
-//! before the future is first polled. Those can log through
+//! any function it calls or future it awaits, and in tasks it starts with
+//! [`Context::spawn`](crate::Context::spawn). Not captured: tasks started
+//! with `actix::spawn` or `tokio::spawn`, other threads, and `Runnable::run`
+//! itself before the future is first polled. Those can log through
 //! [`Context::logger`](crate::Context::logger) instead, which always works.
 
 use std::cell::RefCell;

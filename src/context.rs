@@ -28,6 +28,7 @@ use crate::protocol::Request;
 use crate::runnable::{DynamicRequest, Group, Runnable};
 use crate::settle::Starting;
 use crate::state::{NodeState, Signal};
+use crate::tasks::{TaskHandle, Tasks};
 use crate::tree::NodeKey;
 
 /// The processor as the tree's side sees it: where reports go (its inbox)
@@ -159,6 +160,8 @@ struct Inner {
     /// one namespace (both extend the DN), and `sub_logger` must answer
     /// synchronously.
     names: Mutex<BTreeMap<String, NameUse>>,
+    /// The tasks it spawned, from the first `spawn` on.
+    tasks: std::sync::OnceLock<Arc<Tasks>>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -188,6 +191,7 @@ impl Context {
                 processor,
                 logs,
                 names: Mutex::new(BTreeMap::new()),
+                tasks: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -291,6 +295,45 @@ impl Context {
             .names
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `task` on this arbiter as part of this incarnation: it ends when
+    /// the incarnation ends, however that happens (at the node's stop
+    /// deadline if the node is being stopped: it sees
+    /// [`cancelled`](Self::cancelled); at once otherwise), its `log` calls
+    /// are filed at the node's DN (with [`CaptureLogger`](crate::CaptureLogger)),
+    /// and its panic is the node's death, naming the task ("task 2
+    /// panicked: ..."). The node counts as stopped only once its tasks have
+    /// ended. Await the handle for the task's output.
+    ///
+    /// ```
+    /// use actix_supervisor::{Context, RunResult, Signal};
+    ///
+    /// async fn with_heartbeat(ctx: Context) -> RunResult {
+    ///     let beat = ctx.clone();
+    ///     ctx.spawn(async move {
+    ///         loop {
+    ///             actix_supervisor::node_debug!(beat, "beat");
+    ///             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    ///         }
+    ///     });
+    ///     ctx.signal(Signal::Healthy)?;
+    ///     ctx.cancelled().await; // the heartbeat ends with this incarnation
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn spawn<F>(&self, task: F) -> TaskHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        let tasks = self.inner.tasks.get_or_init(Arc::default);
+        tasks.spawn(task, self.logger(), &self.inner.token)
+    }
+
+    /// The tasks this incarnation spawned, if any.
+    pub(crate) fn tasks(&self) -> Option<&Tasks> {
+        self.inner.tasks.get().map(|t| &**t)
     }
 
     /// The link to the processor, for the handles made from a context.
@@ -417,7 +460,13 @@ impl Context {
     /// signalled, the first misuse, the sub-loggers it made, and whether its
     /// token was cancelled at this moment.
     pub(crate) fn finish(&self, outcome: Outcome) -> ExitReport {
-        let cancelled = self.inner.token.is_cancelled();
+        // A task's panic came first: that is how the incarnation ended.
+        let task_death = self.tasks().and_then(Tasks::death);
+        let cancelled = task_death.is_none() && self.inner.token.is_cancelled();
+        let outcome = match task_death {
+            Some(why) => Outcome::Panicked(why),
+            None => outcome,
+        };
         let done = self.inner.phase.swap(EXITED, Ordering::AcqRel) == DONE;
         let dn = || self.inner.dn.to_string();
         let misuse = match self.inner.misuse.load(Ordering::Acquire) {

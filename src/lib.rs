@@ -85,6 +85,7 @@ mod supervisor;
 mod sweep;
 #[cfg(feature = "systemd")]
 pub mod systemd;
+mod tasks;
 pub mod testing;
 mod tree;
 mod view;
@@ -116,6 +117,7 @@ pub use state::{
 pub use supervisor::Supervisor;
 #[cfg(unix)]
 pub use supervisor::TerminationSignals;
+pub use tasks::{TaskError, TaskHandle};
 
 #[doc(hidden)]
 pub use log as __log;

@@ -86,7 +86,7 @@ impl Handler<Start> for NodeHost {
             self.processor.clone(),
         );
         let run_ctx = ctx.clone();
-        let ctx_for_deadline = ctx.clone();
+        let guard_ctx = ctx.clone();
         let logger = ctx.logger();
         let run_ctx_node = ctx.node();
         let incarnation = wrap_future::<_, Self>(wait_out(delay, gate, token.clone()))
@@ -118,8 +118,8 @@ impl Handler<Start> for NodeHost {
                             },
                             node: run_ctx_node,
                         };
-                        let late = start_timeout.map(|d| (d, ctx_for_deadline.clone()));
-                        Either::Right(wrap_future(guard(fut, token, shutdown, late)))
+                        let guarded = guard(fut, token, shutdown, start_timeout, guard_ctx);
+                        Either::Right(wrap_future(guarded))
                     }
                     Err(payload) => Either::Left(ready(Outcome::Panicked(panicked(&*payload)))),
                 }
@@ -192,7 +192,8 @@ async fn guard(
     fut: impl Future<Output = RunResult>,
     token: CancellationToken,
     shutdown: Shutdown,
-    start_deadline: Option<(Duration, Context)>,
+    start_deadline: Option<Duration>,
+    ctx: Context,
 ) -> Outcome {
     let deadline = async move {
         token.cancelled().await;
@@ -204,9 +205,10 @@ async fn guard(
         }
     };
     // Still NEW at the start deadline: a death (boxed timer, as above).
-    let late = async move {
+    tokio::pin!(deadline);
+    let late = async {
         match start_deadline {
-            Some((d, ctx)) => {
+            Some(d) => {
                 Box::pin(tokio::time::sleep(d)).await;
                 if ctx.is_new() {
                     return d;
@@ -216,15 +218,27 @@ async fn guard(
             None => std::future::pending().await,
         }
     };
-    tokio::select! {
+    let outcome = tokio::select! {
         biased;
         res = AssertUnwindSafe(fut).catch_unwind() => match res {
             Ok(result) => Outcome::Returned(result),
             Err(payload) => Outcome::Panicked(panicked(&*payload)),
         },
-        _ = deadline => Outcome::Aborted,
+        _ = &mut deadline => Outcome::Aborted,
         d = late => Outcome::StartTimedOut(d),
+    };
+    // Its tasks end with it: a stopping node's get the rest of its stop
+    // deadline; otherwise they are aborted at once.
+    if let Some(tasks) = ctx.tasks() {
+        if ctx.is_cancelled() {
+            tokio::select! {
+                _ = tasks.join() => {}
+                _ = &mut deadline => {}
+            }
+        }
+        tasks.abort();
     }
+    outcome
 }
 
 /// A caught panic's message, with the backtrace the panic hook kept, if any.

@@ -42,6 +42,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "context",
             "supervisor",
             "dynamic",
+            "tasks",
         ],
     ),
     (

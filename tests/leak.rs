@@ -1,6 +1,7 @@
 //! Everything a supervisor starts ends with it: after `shutdown()` (or an
 //! escalation at the root) and dropping the handles, the process's thread
-//! count and live heap return to where they were.
+//! count and live heap return to where they were; tasks spawned by
+//! incarnations too.
 //!
 //! One test in its own binary: the thread count and the global allocator are
 //! process-wide, so nothing else may run beside it.
@@ -89,5 +90,38 @@ async fn supervisors_release_their_threads_and_memory() {
             &format!("after escalation round {round}"),
         )
         .await;
+    }
+
+    // Tasks tied to incarnations (`Context::spawn`): 200 incarnations that
+    // each spawn a looping task and die, then a shutdown.
+    for round in 0..3 {
+        let starts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let s = starts.clone();
+        let sup = builder()
+            .backoff(actix_supervisor::Backoff::default().initial(Duration::ZERO))
+            .start(move |ctx: Context| {
+                let n = s.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async move {
+                    ctx.spawn(async {
+                        loop {
+                            tokio::time::sleep(Duration::from_millis(1)).await;
+                        }
+                    });
+                    ctx.signal(actix_supervisor::Signal::Healthy)?;
+                    if n < 200 {
+                        return Err("flapping".into());
+                    }
+                    ctx.cancelled().await;
+                    Ok(())
+                }
+            });
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while starts.load(std::sync::atomic::Ordering::SeqCst) <= 200 {
+            sup.wait_settled().await;
+            assert!(tokio::time::Instant::now() < deadline, "200 restarts");
+        }
+        sup.shutdown().await;
+        drop(sup);
+        back_to(threads, heap, SLACK, &format!("after task round {round}")).await;
     }
 }

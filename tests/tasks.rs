@@ -1,0 +1,159 @@
+//! Tasks tied to an incarnation (`Context::spawn`): they end with it however it ends, their panics are its death, and shutdown waits for them up to the stop deadline.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_supervisor::{Backoff, Context, NodeState, RunResult, Signal, TaskError};
+use common::*;
+
+/// Counts the tasks alive: one is made in each task, dropped when it ends.
+struct Alive(Arc<AtomicUsize>);
+
+impl Alive {
+    fn new(count: &Arc<AtomicUsize>) -> Alive {
+        count.fetch_add(1, Ordering::SeqCst);
+        Alive(count.clone())
+    }
+}
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Waits (bounded) until `cond` holds, settling the tree between looks.
+async fn until(sup: &actix_supervisor::Supervisor, what: &str, cond: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        sup.wait_settled().await;
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+    }
+}
+
+#[actix_rt::test]
+async fn a_thousand_restarts_leave_one_looping_task_alive() {
+    let alive = Arc::new(AtomicUsize::new(0));
+    let starts = Arc::new(AtomicUsize::new(0));
+    let (a, s) = (alive.clone(), starts.clone());
+    let sup = root_with(
+        builder().backoff(Backoff::default().initial(Duration::ZERO)),
+        actix_supervisor::Group::new().with("flapper", move |ctx: Context| {
+            let (alive, n) = (a.clone(), s.fetch_add(1, Ordering::SeqCst) + 1);
+            async move {
+                ctx.spawn(async move {
+                    let _alive = Alive::new(&alive);
+                    loop {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                });
+                ctx.signal(Signal::Healthy)?;
+                if n < 1_000 {
+                    tokio::task::yield_now().await;
+                    return RunResult::Err("flapping".into());
+                }
+                ctx.cancelled().await;
+                Ok(())
+            }
+        }),
+    );
+    until(&sup, "1,000 starts", || {
+        starts.load(Ordering::SeqCst) >= 1_000
+    })
+    .await;
+    until(&sup, "one task alive", || alive.load(Ordering::SeqCst) == 1).await;
+    assert_eq!(info(&sup, "root.flapper").await.restarts, 999);
+    sup.shutdown().await;
+    until(&sup, "no task alive", || alive.load(Ordering::SeqCst) == 0).await;
+}
+
+#[actix_rt::test]
+async fn a_tasks_output_and_its_panic_which_is_the_nodes_death_naming_the_task() {
+    let (tx, mut rx) = events();
+    let first = Arc::new(AtomicBool::new(true));
+    let sup = root_with(
+        builder(),
+        actix_supervisor::Group::new().with("x", move |ctx: Context| {
+            let (tx, first) = (tx.clone(), first.swap(false, Ordering::SeqCst));
+            async move {
+                let answer = ctx.spawn(async { 42 }).await;
+                let _ = tx.send(format!("answer {answer:?}"));
+                ctx.signal(Signal::Healthy)?;
+                if first {
+                    let boom = ctx.spawn(async { panic!("boom") });
+                    let _ = tx.send(format!("boom {:?}", boom.await));
+                }
+                ctx.cancelled().await;
+                Ok(())
+            }
+        }),
+    );
+    assert_eq!(next(&mut rx).await, "answer Ok(42)");
+    assert_eq!(
+        next(&mut rx).await,
+        format!(
+            "boom {:?}",
+            Err::<(), _>(TaskError::Panicked("boom".into()))
+        )
+    );
+    assert_eq!(next(&mut rx).await, "answer Ok(42)", "restarted");
+    sup.wait_settled().await;
+    let x = info(&sup, "root.x").await;
+    assert_eq!((x.state, x.restarts), (NodeState::Healthy, 1));
+    assert_eq!(
+        x.last_error.as_deref(),
+        Some("panicked: task 2 panicked: boom")
+    );
+    let reports = sup
+        .logs()
+        .tail("supervisor", 50)
+        .into_iter()
+        .filter(|e| e.message.starts_with("root.x died:"))
+        .count();
+    assert_eq!(reports, 1, "one death report");
+    sup.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn shutdown_waits_for_tasks_and_aborts_a_deaf_one_at_the_deadline() {
+    let cleaned = Arc::new(AtomicBool::new(false));
+    let c = cleaned.clone();
+    let sup = root_with(
+        builder().shutdown_timeout(Duration::from_millis(300)),
+        actix_supervisor::Group::new()
+            .with("tidy", move |ctx: Context| {
+                let c = c.clone();
+                async move {
+                    let on_stop = ctx.clone();
+                    ctx.spawn(async move {
+                        on_stop.cancelled().await;
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        c.store(true, Ordering::SeqCst);
+                    });
+                    serve(&ctx).await
+                }
+            })
+            .with("deaf", |ctx: Context| async move {
+                ctx.spawn(std::future::pending::<()>());
+                serve(&ctx).await
+            }),
+    );
+    sup.wait_settled().await;
+    let t = Instant::now();
+    sup.shutdown().await;
+    let took = t.elapsed();
+    assert!(
+        cleaned.load(Ordering::SeqCst),
+        "shutdown waited for the task"
+    );
+    assert!(
+        took >= Duration::from_millis(300),
+        "the deaf task held its node until the deadline: {took:?}"
+    );
+    let deaf = info(&sup, "root.deaf").await;
+    assert_eq!(deaf.state, NodeState::Canceled);
+    assert!(sup.live_runnables().await.is_empty());
+}
