@@ -192,6 +192,15 @@ impl Dynamic {
             .await
     }
 
+    /// Restarts the child `name` on request, as
+    /// [`Supervisor::restart`](crate::Supervisor::restart) does: at once, no
+    /// backoff, not counted against the dynamic node's intensity.
+    pub async fn restart_child(&self, name: &str) -> Result<(), RunError> {
+        let name = name.to_string();
+        self.ask(|at, reply| DynamicRequest::Restart { at, name, reply })
+            .await
+    }
+
     /// The records of the live children (not their descendants), sorted by DN.
     pub async fn children(&self) -> Result<Vec<NodeInfo>, RunError> {
         self.ask(|at, reply| DynamicRequest::Children { at, reply })

@@ -274,6 +274,11 @@ pub(crate) enum DynamicRequest {
         name: String,
         reply: oneshot::Sender<Result<(), RunError>>,
     },
+    Restart {
+        at: Arc<str>,
+        name: String,
+        reply: oneshot::Sender<Result<(), RunError>>,
+    },
     Children {
         at: Arc<str>,
         reply: oneshot::Sender<Result<Vec<NodeInfo>, RunError>>,

@@ -359,3 +359,43 @@ async fn the_logs_of_removed_children_are_kept_for_a_while_then_released() {
     );
     sup.shutdown().await;
 }
+
+#[actix_rt::test]
+async fn a_child_restarts_on_request_alone_and_uncounted() {
+    let sup = with_jobs(
+        builder(),
+        DynamicGroup::new().max_restarts(0, Duration::from_secs(60)),
+    );
+    sup.wait_settled().await;
+    let jobs = sup.dynamic("root.jobs");
+    for name in ["a", "b"] {
+        jobs.start_child(Child::new(name, server())).await.unwrap();
+    }
+    sup.wait_settled().await;
+    jobs.restart_child("a").await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        sup.wait_settled().await;
+        let a = info(&sup, "root.jobs.a").await;
+        if (a.state, a.restarts) == (NodeState::Healthy, 1) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{a:?}");
+    }
+    let (b, node) = (
+        info(&sup, "root.jobs.b").await,
+        info(&sup, "root.jobs").await,
+    );
+    assert_eq!(
+        (b.restarts, node.restarts),
+        (0, 0),
+        "b untouched, nobody gave up"
+    );
+    assert_eq!(
+        jobs.restart_child("nope").await,
+        Err(RunError::NotFound {
+            dn: "root.jobs.nope".into()
+        })
+    );
+    sup.shutdown().await;
+}

@@ -154,6 +154,14 @@ impl Handler<DynamicRequest> for Processor {
             DynamicRequest::Terminate { at, name, reply } => {
                 self.terminate_dynamic_child(&at, &name, reply);
             }
+            DynamicRequest::Restart { at, name, reply } => {
+                let dn = format!("{at}.{name}");
+                let found = self.view().find(&at).filter(|k| self.tree.is_dynamic(*k));
+                let _ = reply.send(match found {
+                    Some(_) => self.restart_on_request(&dn),
+                    None => Err(RunError::NotFound { dn: at.to_string() }),
+                });
+            }
             DynamicRequest::Children { at, reply } => {
                 let found = self.view().find(&at).filter(|k| self.tree.is_dynamic(*k));
                 let _ = reply.send(match found {
