@@ -304,7 +304,9 @@ impl Context {
     /// are filed at the node's DN (with [`CaptureLogger`](crate::CaptureLogger)),
     /// and its panic is the node's death, naming the task ("task 2
     /// panicked: ..."). The node counts as stopped only once its tasks have
-    /// ended. Await the handle for the task's output.
+    /// ended. Await the handle for the task's output. Called off an actix
+    /// arbiter (from a plain thread), it starts nothing and the handle
+    /// answers [`TaskError::NotOnArbiter`](crate::TaskError::NotOnArbiter).
     ///
     /// ```
     /// use actix_supervisor::{Context, RunResult, Signal};

@@ -57,6 +57,11 @@ impl Tasks {
         F::Output: 'static,
     {
         let (tx, rx) = oneshot::channel();
+        if actix_rt::Arbiter::try_current().is_none() {
+            // Not on an arbiter (a plain thread): nothing to run it on.
+            let _ = tx.send(Err(TaskError::NotOnArbiter));
+            return TaskHandle { rx };
+        }
         let number = {
             let mut state = self.state();
             state.spawned += 1;
@@ -144,6 +149,9 @@ pub enum TaskError {
     Panicked(String),
     /// The incarnation ended first and the task was stopped.
     Stopped,
+    /// `spawn` was called off an actix arbiter (a plain thread), where there
+    /// is nothing to run the task on: it was not started.
+    NotOnArbiter,
 }
 
 impl std::fmt::Display for TaskError {
@@ -151,6 +159,10 @@ impl std::fmt::Display for TaskError {
         match self {
             TaskError::Panicked(message) => write!(f, "the task panicked: {message}"),
             TaskError::Stopped => write!(f, "the task was stopped with its incarnation"),
+            TaskError::NotOnArbiter => write!(
+                f,
+                "the task was not started: spawn was called off an actix arbiter"
+            ),
         }
     }
 }

@@ -157,3 +157,23 @@ async fn shutdown_waits_for_tasks_and_aborts_a_deaf_one_at_the_deadline() {
     assert_eq!(deaf.state, NodeState::Canceled);
     assert!(sup.live_runnables().await.is_empty());
 }
+
+#[actix_rt::test]
+async fn spawning_off_an_arbiter_is_an_error_not_a_panic() {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let sup = root_with(
+        builder(),
+        actix_supervisor::Group::new().with("x", move |ctx: Context| {
+            let tx = tx.clone();
+            async move {
+                let elsewhere = ctx.clone();
+                let handle = std::thread::spawn(move || elsewhere.spawn(async { 1 }));
+                let task = handle.join().expect("no panic on the plain thread");
+                let _ = tx.send(task.await);
+                serve(&ctx).await
+            }
+        }),
+    );
+    assert_eq!(rx.recv().await, Some(Err(TaskError::NotOnArbiter)));
+    sup.shutdown().await;
+}
