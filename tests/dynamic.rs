@@ -141,19 +141,7 @@ async fn a_death_restarts_that_child_alone() {
     }
     sup.wait_settled().await;
     assert!(board.kill("root.jobs.a"));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        sup.wait_settled().await;
-        // Restarted (after its backoff, which wait_settled does not wait for).
-        let a = info(&sup, "root.jobs.a").await;
-        if (a.state, a.restarts) == (NodeState::Healthy, 1) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "a was not restarted"
-        );
-    }
+    until_back(&sup, "root.jobs.a", 1).await;
     let (a, b) = (
         info(&sup, "root.jobs.a").await,
         info(&sup, "root.jobs.b").await,
@@ -182,15 +170,8 @@ async fn an_exceeded_intensity_kills_the_dynamic_node_which_comes_back_empty() {
     jobs.start_child(Child::new("b", server())).await.unwrap();
     sup.wait_settled().await;
     assert!(board.kill("root.jobs.a"));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let node = loop {
-        sup.wait_settled().await;
-        let node = info(&sup, "root.jobs").await;
-        if node.restarts == 1 && node.state == NodeState::Healthy {
-            break node;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{node:?}");
-    };
+    until_back(&sup, "root.jobs", 1).await;
+    let node = info(&sup, "root.jobs").await;
     assert_eq!(node.children_total, 0, "restarted empty");
     assert_eq!(jobs.count().await, Ok(0));
     let reason = node.last_error.unwrap();
@@ -373,15 +354,7 @@ async fn a_child_restarts_on_request_alone_and_uncounted() {
     }
     sup.wait_settled().await;
     jobs.restart_child("a").await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        sup.wait_settled().await;
-        let a = info(&sup, "root.jobs.a").await;
-        if (a.state, a.restarts) == (NodeState::Healthy, 1) {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{a:?}");
-    }
+    until_back(&sup, "root.jobs.a", 1).await;
     let (b, node) = (
         info(&sup, "root.jobs.b").await,
         info(&sup, "root.jobs").await,

@@ -46,19 +46,6 @@ async fn restarts(sup: &Supervisor, dns: &[&str]) -> Vec<(NodeState, u64)> {
     out
 }
 
-/// Waits until `dn` shows `n` restarts and is Healthy again.
-async fn until_back(sup: &Supervisor, dn: &str, n: u64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        sup.wait_settled().await;
-        let node = info(sup, dn).await;
-        if (node.state, node.restarts) == (NodeState::Healthy, n) {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{node:?}");
-    }
-}
-
 #[actix_rt::test]
 async fn a_restart_on_request_restarts_the_unit_its_strategy_defines() {
     const H: NodeState = NodeState::Healthy;

@@ -63,6 +63,21 @@ pub async fn until_cancelled(ctx: &Context) -> RunResult {
     Ok(())
 }
 
+/// Settles the tree until `dn` shows `n` restarts and is Healthy again (a
+/// restart after a backoff, which `wait_settled` does not wait for; 10 s
+/// hang guard).
+pub async fn until_back(sup: &Supervisor, dn: &str, n: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        sup.wait_settled().await;
+        let node = info(sup, dn).await;
+        if (node.state, node.restarts) == (NodeState::Healthy, n) {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{node:?}");
+    }
+}
+
 /// Waits (10 s hang guard) for a log line containing `text`; returns it.
 pub async fn said(
     stream: &mut (impl futures::Stream<Item = actix_supervisor::LogEvent> + Unpin),
