@@ -24,13 +24,15 @@ use tokio::time::Instant;
 
 /// Held by a start whose runnable has not been polled yet, or by a
 /// `run_group` caller that has not resumed after the processor's answer.
-pub(crate) struct Starting(Arc<AtomicUsize>);
+pub(crate) struct Starting(Option<Arc<AtomicUsize>>);
 
 impl Drop for Starting {
     /// Released after what this thread holds for the processor has gone
     /// out (see `inbox::defer_release`).
     fn drop(&mut self) {
-        crate::inbox::defer_release(self.0.clone());
+        if let Some(counter) = self.0.take() {
+            crate::inbox::defer_release(counter);
+        }
     }
 }
 
@@ -59,7 +61,7 @@ impl Settle {
     /// A guard that keeps the tree unsettled until dropped.
     pub fn guard(&self) -> Starting {
         self.starting.fetch_add(1, Ordering::AcqRel);
-        Starting(self.starting.clone())
+        Starting(Some(self.starting.clone()))
     }
 
     /// The tree changed at `at`.

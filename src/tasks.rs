@@ -95,8 +95,8 @@ impl Tasks {
     /// Records the first failure and cancels the node, which ends the
     /// incarnation.
     fn fail(&self, why: String, node: &CancellationToken) {
-        let first = node.is_cancelled();
-        self.state().failure.get_or_insert((why, !first));
+        let stopping_already = node.is_cancelled();
+        self.state().failure.get_or_insert((why, !stopping_already));
         node.cancel();
     }
 

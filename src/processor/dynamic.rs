@@ -24,15 +24,23 @@ pub(super) type Leaving =
     slotmap::SecondaryMap<NodeKey, Vec<oneshot::Sender<Result<(), RunError>>>>;
 
 impl Processor {
+    /// The dynamic node at `dn`; [`RunError::NotFound`] when no node there
+    /// is one.
+    fn find_dynamic(&self, dn: &str) -> Result<NodeKey, RunError> {
+        self.view()
+            .find(dn)
+            .filter(|k| self.tree.is_dynamic(*k))
+            .ok_or_else(|| RunError::NotFound { dn: dn.to_string() })
+    }
+
     /// The dynamic node at `dn`, live and accepting children.
     fn running_dynamic(&self, dn: &str) -> Result<NodeKey, RunError> {
-        let not_found = || RunError::NotFound { dn: dn.to_string() };
-        let k = self.view().find(dn).ok_or_else(not_found)?;
-        let n = self.tree.node(k).ok_or_else(not_found)?;
-        if !self.tree.is_dynamic(k) {
-            return Err(not_found());
-        }
-        if self.life != Life::Running || !n.is_running() || n.token.is_cancelled() {
+        let k = self.find_dynamic(dn)?;
+        let running = self
+            .tree
+            .node(k)
+            .is_some_and(|n| n.is_running() && !n.token.is_cancelled());
+        if self.life != Life::Running || !running {
             return Err(RunError::NotRunning { dn: dn.to_string() });
         }
         Ok(k)
@@ -67,8 +75,9 @@ impl Processor {
         name: &str,
         reply: oneshot::Sender<Result<(), RunError>>,
     ) {
-        let found = self.view().find(dn).filter(|k| self.tree.is_dynamic(*k));
-        let child = found
+        let child = self
+            .find_dynamic(dn)
+            .ok()
             .and_then(|k| self.tree.node(k))
             .and_then(|n| n.children.get(name).copied());
         let Some(c) = child.filter(|c| self.tree.node(*c).is_some()) else {
@@ -155,26 +164,20 @@ impl Handler<DynamicRequest> for Processor {
                 self.terminate_dynamic_child(&at, &name, reply);
             }
             DynamicRequest::Restart { at, name, reply } => {
-                let dn = format!("{at}.{name}");
-                let found = self.view().find(&at).filter(|k| self.tree.is_dynamic(*k));
-                let _ = reply.send(match found {
-                    Some(_) => self.restart_on_request(&dn),
-                    None => Err(RunError::NotFound { dn: at.to_string() }),
-                });
+                let restarted = self
+                    .find_dynamic(&at)
+                    .and_then(|_| self.restart_on_request(&format!("{at}.{name}")));
+                let _ = reply.send(restarted);
             }
             DynamicRequest::Children { at, reply } => {
-                let found = self.view().find(&at).filter(|k| self.tree.is_dynamic(*k));
-                let _ = reply.send(match found {
-                    Some(k) => Ok(self.view().children(k)),
-                    None => Err(RunError::NotFound { dn: at.to_string() }),
-                });
+                let children = self.find_dynamic(&at).map(|k| self.view().children(k));
+                let _ = reply.send(children);
             }
             DynamicRequest::Count { at, reply } => {
-                let found = self.view().find(&at).filter(|k| self.tree.is_dynamic(*k));
-                let count = found
-                    .and_then(|k| self.tree.node(k))
-                    .map(|n| n.children.len());
-                let _ = reply.send(count.ok_or(RunError::NotFound { dn: at.to_string() }));
+                let count = self
+                    .find_dynamic(&at)
+                    .map(|k| self.tree.node(k).map_or(0, |n| n.children.len()));
+                let _ = reply.send(count);
             }
         }
         self.propagate();
