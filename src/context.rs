@@ -160,8 +160,9 @@ struct Inner {
     /// one namespace (both extend the DN), and `sub_logger` must answer
     /// synchronously.
     names: Mutex<BTreeMap<String, NameUse>>,
-    /// The tasks it spawned, from the first `spawn` on.
-    tasks: std::sync::OnceLock<Arc<Tasks>>,
+    /// The tasks it spawned, from the first `spawn` on. One pointer: every
+    /// incarnation carries it, few use it.
+    tasks: once_cell::race::OnceBox<Arc<Tasks>>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -191,7 +192,7 @@ impl Context {
                 processor,
                 logs,
                 names: Mutex::new(BTreeMap::new()),
-                tasks: std::sync::OnceLock::new(),
+                tasks: once_cell::race::OnceBox::new(),
             }),
         }
     }
@@ -329,7 +330,7 @@ impl Context {
         F: Future + 'static,
         F::Output: 'static,
     {
-        let tasks = self.inner.tasks.get_or_init(Arc::default);
+        let tasks = self.inner.tasks.get_or_init(Box::default);
         tasks.spawn(task, self.logger(), &self.inner.token)
     }
 

@@ -204,19 +204,21 @@ async fn guard(
             Shutdown::Infinity => std::future::pending().await,
         }
     };
-    // Still NEW at the start deadline: a death (boxed timer, as above).
     tokio::pin!(deadline);
-    let late = async {
-        match start_deadline {
-            Some(d) => {
-                Box::pin(tokio::time::sleep(d)).await;
-                if ctx.is_new() {
+    // Still NEW at the start deadline: a death. Boxed, and only when a
+    // deadline is set: this future lives as long as the node, in every node.
+    let late = match start_deadline {
+        Some(d) => {
+            let probe = ctx.clone();
+            Either::Right(Box::pin(async move {
+                tokio::time::sleep(d).await;
+                if probe.is_new() {
                     return d;
                 }
                 std::future::pending().await
-            }
-            None => std::future::pending().await,
+            }))
         }
+        None => Either::Left(std::future::pending()),
     };
     let outcome = tokio::select! {
         biased;
@@ -228,13 +230,17 @@ async fn guard(
         d = late => Outcome::StartTimedOut(d),
     };
     // Its tasks end with it: a stopping node's get the rest of its stop
-    // deadline; otherwise they are aborted at once.
+    // deadline; otherwise they are aborted at once. (Boxed, likewise: few
+    // nodes have tasks.)
     if let Some(tasks) = ctx.tasks() {
         if ctx.is_cancelled() {
-            tokio::select! {
-                _ = tasks.join() => {}
-                _ = &mut deadline => {}
-            }
+            Box::pin(async {
+                tokio::select! {
+                    _ = tasks.join() => {}
+                    _ = deadline.as_mut() => {}
+                }
+            })
+            .await;
         }
         tasks.abort();
     }
