@@ -71,6 +71,7 @@ mod processor;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
 mod protocol;
+mod query;
 pub mod render;
 mod repairs;
 mod restart;
@@ -89,6 +90,7 @@ mod tasks;
 pub mod testing;
 mod tree;
 mod view;
+mod walk;
 #[cfg(feature = "web")]
 pub mod web;
 mod workers;
@@ -110,6 +112,7 @@ pub use panics::install_panic_hook;
 pub use policy::{Backoff, Intensity, Restart, Shutdown, Strategy};
 #[cfg(feature = "prometheus")]
 pub use prometheus_client;
+pub use query::{Query, Selection};
 pub use runnable::{Child, Group, Runnable};
 pub use state::{
     Counts, Ended, ExitKind, GroupInfo, LastExit, NodeInfo, NodeKind, NodeState, Signal,

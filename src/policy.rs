@@ -233,6 +233,9 @@ pub(crate) struct Spec {
     pub max_children: Option<usize>,
     /// How long it may stay NEW once its runnable runs.
     pub start_timeout: Option<Duration>,
+    /// Whether it keeps the service from being ready while it is not
+    /// (`None`: if and only if it is permanent).
+    pub affects_readiness: Option<bool>,
 }
 
 /// How a group behaves as a whole.

@@ -33,8 +33,8 @@ use crate::runnable::Runnable;
 use crate::settle::{Settle, Starting};
 use crate::sinks::Sinks;
 use crate::stall::{Stalls, Watch};
-use crate::state::{Counts, Ended, ExitKind, NodeInfo, NodeState};
-use crate::sweep::{full_sweep, sweep, Unit};
+use crate::state::{Counts, Ended, ExitKind, NodeState};
+use crate::sweep::{sweep, Unit};
 use crate::tree::{Defaults, NodeKey, Tree};
 use crate::view::{RestartRate, View};
 use crate::workers::Workers;
@@ -43,11 +43,13 @@ mod dynamic;
 mod intake;
 mod launch;
 mod requests;
+mod walks;
 
-/// The full sweep runs at most once per this many times its own duration.
+/// The safety sweep runs at most once per this many times the processor
+/// time its last run took.
 const FULL_SWEEP_SHARE: u32 = 50;
 
-/// How often the full sweep double-checks the incremental one.
+/// How often the safety sweep double-checks the incremental one.
 const SAFETY_SWEEP_PERIOD: Duration = Duration::from_secs(1);
 
 /// The supervisor's settings, fixed at start.
@@ -112,10 +114,12 @@ pub(crate) struct Processor {
     /// A propagated panic, for the handles to re-raise.
     panic: PanicSlot,
     changed_since_full_sweep: bool,
-    /// The full sweep is O(nodes): it waits until then, so that it takes at
-    /// most 1/[`FULL_SWEEP_SHARE`] of the processor's time however large
-    /// the tree (a million nodes take tens of milliseconds to sweep).
+    /// The safety sweep visits every node (in slices): it waits until then,
+    /// so that it takes at most 1/[`FULL_SWEEP_SHARE`] of the processor's
+    /// time however large the tree.
     full_sweep_due: Instant,
+    /// Snapshots, queries and the safety sweep under way (see `walks.rs`).
+    walks: walks::Walks,
     /// The safety sweep's timer. Cancelled when the life is Finished: a
     /// spawned future keeps an actix actor alive, and the processor must
     /// stop (and stop its arbiter) once the last handle is dropped.
@@ -188,6 +192,7 @@ impl Processor {
             panic,
             changed_since_full_sweep: false,
             full_sweep_due: Instant::now(),
+            walks: walks::Walks::default(),
             safety_timer: None,
             watch_timer: None,
             stalls: Stalls::default(),
@@ -207,20 +212,6 @@ impl Processor {
             pids: &self.pids,
             blocked_by: self.stalls.blocked_by(),
         }
-    }
-
-    /// The records of the subtree at `of` (the whole tree when `None`), or
-    /// only its unready nodes; `None` when no node has that DN.
-    fn snapshot(&self, of: Option<&str>, unready_only: bool) -> Option<Vec<NodeInfo>> {
-        let view = self.view();
-        let top = match of {
-            Some(dn) => view.find(dn)?,
-            None => self.tree.root(),
-        };
-        Some(match unready_only {
-            true => view.collect(top, |k, n| view.is_unready(k, n)),
-            false => view.snapshot(top),
-        })
     }
 
     fn counts(&self) -> Counts {
@@ -429,7 +420,7 @@ impl Processor {
         }
     }
 
-    /// Every second: the sinks' summary, then the full sweep if anything
+    /// Every second: the sinks' summary, then the safety sweep if anything
     /// changed (and its share of the time allows).
     fn safety_sweep(&mut self, ctx: &mut actix::Context<Self>) {
         let now = self.tick();
@@ -446,20 +437,7 @@ impl Processor {
             return;
         }
         self.changed_since_full_sweep = false;
-        let took = std::time::Instant::now();
-        let missed = full_sweep(&self.tree);
-        self.full_sweep_due = now + took.elapsed() * FULL_SWEEP_SHARE;
-        if !missed.is_empty() {
-            let msg = format!(
-                "the full sweep found {} restartable groups the incremental sweep missed",
-                missed.len()
-            );
-            self.sinks.say(Level::Error, msg);
-            for unit in missed {
-                self.restart_unit(unit);
-            }
-            self.after_change(ctx);
-        }
+        self.begin_sweep(ctx);
     }
 
     fn begin_shutdown(&mut self, why: Ended) {

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::RunError;
 use crate::policy::{Restart, Shutdown};
+use crate::query::Keep;
 use crate::settle::Starting;
 use crate::state::{Counts, Ended, NodeInfo};
 use crate::tree::NodeKey;
@@ -30,15 +31,20 @@ pub(crate) enum Request {
     /// Answered once the tree has been quiet for the settle window
     /// (see `settle.rs`).
     WaitSettled(oneshot::Sender<()>),
-    /// The nodes of the subtree at `of` (the whole tree when `None`); `None`
-    /// back when no node has that DN. With `unready_only`, only the nodes
-    /// that keep the service from being ready (see `View::is_unready`): a
-    /// readiness probe then builds no record for the nodes that are fine.
-    Snapshot {
-        of: Option<String>,
-        unready_only: bool,
-        reply: oneshot::Sender<Option<Vec<NodeInfo>>>,
+    /// The records of the subtree at `top` (the whole tree when `None`),
+    /// `depth` levels deep, of the nodes `keep` accepts, at most `limit`;
+    /// [`RunError::NotFound`] when no node has that DN. Taken in slices
+    /// (see `walk.rs`). With [`Keep::Unready`], a readiness probe builds no
+    /// record for the nodes that are fine.
+    Select {
+        top: Option<String>,
+        depth: Option<u32>,
+        keep: Keep,
+        limit: Option<usize>,
+        reply: oneshot::Sender<Result<Selected, RunError>>,
     },
+    /// Whether the processor runs (not shutting down nor shut down).
+    Running(oneshot::Sender<bool>),
     /// The tree's summary.
     Counts(oneshot::Sender<Counts>),
     /// The DNs of the running nodes, sorted.
@@ -62,6 +68,15 @@ pub(crate) enum Request {
 
 impl Message for Request {
     type Result = ();
+}
+
+/// The records a [`Request::Select`] collected, one chunk per slice (the
+/// handle joins them, off the processor).
+#[derive(Debug, Default)]
+pub(crate) struct Selected {
+    pub chunks: Vec<Vec<NodeInfo>>,
+    /// More nodes matched than the limit allowed.
+    pub truncated: bool,
 }
 
 /// Run one incarnation. From the processor to the node's host.

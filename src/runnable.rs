@@ -150,6 +150,17 @@ impl Child {
         self
     }
 
+    /// Whether `/readyz` waits for it. By default a permanent node does (the
+    /// service is not ready while it is not HEALTHY or DONE, or waits out a
+    /// backoff) and a transient or temporary one does not. Say `false` for
+    /// a permanent background job whose failures should not take the pod
+    /// out of the load balancer (a poller, a cache warmer), `true` for a
+    /// transient one that must be up to serve. The root always counts.
+    pub fn affects_readiness(mut self, yes: bool) -> Self {
+        self.spec.affects_readiness = Some(yes);
+        self
+    }
+
     /// Its restart intensity as the parent of its own children: if it has to
     /// restart them more than `n` times within `within`, it gives up and
     /// dies. See [`Intensity`].
@@ -167,6 +178,7 @@ impl std::fmt::Debug for Child {
             .field("shutdown", &self.spec.shutdown)
             .field("intensity", &self.spec.intensity)
             .field("start_timeout", &self.spec.start_timeout)
+            .field("affects_readiness", &self.spec.affects_readiness)
             .finish_non_exhaustive()
     }
 }

@@ -14,6 +14,7 @@ use crate::logger::Voice;
 use crate::logtree::LogTree;
 use crate::panics::PanicSlot;
 use crate::protocol::Request;
+use crate::query::{Keep, Query, Selection};
 use crate::runnable::DynamicRequest;
 use crate::state::{Counts, Ended, NodeInfo};
 
@@ -103,41 +104,102 @@ impl Supervisor {
         live
     }
 
-    /// Every node of the tree, sorted by DN. One message to the processor:
-    /// it never holds up repairs for longer than building the list.
+    /// Every node of the tree, sorted by DN. See [`query`](Self::query)
+    /// for what a snapshot of a large tree promises, and for a part of it.
     pub async fn snapshot(&self) -> Vec<NodeInfo> {
-        let nodes = self.snapshot_request(None, false).await;
+        let nodes = self.select(None, None, Keep::All, None).await;
         self.raise_panic();
-        nodes.unwrap_or_default()
+        nodes.map(|s| s.nodes).unwrap_or_default()
     }
 
-    /// The nodes that keep the service from being ready, for `/readyz`;
-    /// `None` if the processor does not answer.
-    #[cfg(feature = "web")]
-    pub(crate) async fn unready(&self) -> Option<Vec<NodeInfo>> {
-        self.snapshot_request(None, true).await
+    /// The nodes that keep the service from being ready for longer than
+    /// `grace`, for `/readyz`; `None` if the processor does not answer.
+    #[cfg_attr(not(feature = "web"), allow(dead_code))]
+    pub(crate) async fn unready(&self, grace: std::time::Duration) -> Option<Vec<NodeInfo>> {
+        let keep = Keep::Unready { grace };
+        self.select(None, None, keep, None)
+            .await
+            .ok()
+            .map(|s| s.nodes)
+    }
+
+    /// Whether the processor answers and runs (is not shutting down or shut
+    /// down): what `/healthz` asks. `None`: no answer at all.
+    #[cfg_attr(not(feature = "web"), allow(dead_code))]
+    pub(crate) async fn running(&self) -> Option<bool> {
+        self.ask(Request::Running).await
     }
 
     /// Every node of the subtree at `dn` (that node included), sorted by DN;
     /// `None` when no node has that DN.
     pub async fn snapshot_of(&self, dn: &str) -> Option<Vec<NodeInfo>> {
-        let nodes = self.snapshot_request(Some(dn.to_string()), false).await;
+        let nodes = self.select(Some(dn), None, Keep::All, None).await;
         self.raise_panic();
-        nodes
+        nodes.ok().map(|s| s.nodes)
     }
 
-    async fn snapshot_request(
+    /// The nodes `q` selects (a subtree, some levels, some states, a
+    /// limit), sorted by DN. Errors: [`RunError::NotFound`] when no node
+    /// has the query's DN, [`RunError::ShutDown`] when the supervisor has
+    /// ended.
+    ///
+    /// **Consistency.** The processor reads the tree a slice of about a
+    /// thousand nodes at a time and serves the tree's reports between
+    /// slices, so that a large snapshot never delays a repair for long. A
+    /// tree that fits in one slice is read in one turn: its snapshot is
+    /// exact, one instant. For a larger one each record is consistent (read
+    /// in one turn), and the records are in DN order, each node once, but
+    /// they are not all of the same instant: a node added or removed while
+    /// the walk is under way may be missing or present.
+    ///
+    /// ```
+    /// # use actix_supervisor::{Context, Query, RunResult, Signal, Supervisor};
+    /// # #[actix_rt::main] async fn main() {
+    /// # let sup = Supervisor::start(|ctx: Context| async move {
+    /// #     ctx.signal(Signal::Healthy)?; ctx.cancelled().await; RunResult::Ok(()) });
+    /// # sup.wait_settled().await;
+    /// let troubled = sup.query(&Query::new().not_healthy().limit(1000)).await.unwrap();
+    /// assert!(troubled.nodes.is_empty() && !troubled.truncated);
+    /// # sup.shutdown().await;
+    /// # }
+    /// ```
+    pub async fn query(&self, q: &Query) -> Result<Selection, RunError> {
+        let res = self
+            .select(q.top(), q.levels(), q.keep(), q.max_records())
+            .await;
+        self.raise_panic();
+        res
+    }
+
+    async fn select(
         &self,
-        of: Option<String>,
-        unready_only: bool,
-    ) -> Option<Vec<NodeInfo>> {
-        self.ask(|reply| Request::Snapshot {
-            of,
-            unready_only,
-            reply,
-        })
-        .await
-        .flatten()
+        top: Option<&str>,
+        depth: Option<u32>,
+        keep: Keep,
+        limit: Option<usize>,
+    ) -> Result<Selection, RunError> {
+        let top = top.map(str::to_string);
+        let gone = RunError::ShutDown {
+            dn: top.clone().unwrap_or_else(|| crate::tree::ROOT_NAME.into()),
+        };
+        let selected = self
+            .ask(|reply| Request::Select {
+                top,
+                depth,
+                keep,
+                limit,
+                reply,
+            })
+            .await
+            .ok_or(gone)??;
+        // Joined here, on the caller's thread rather than the processor's.
+        let mut nodes = Vec::with_capacity(selected.chunks.iter().map(Vec::len).sum());
+        for chunk in selected.chunks {
+            nodes.extend(chunk);
+        }
+        let mut out = Selection::default();
+        (out.nodes, out.truncated) = (nodes, selected.truncated);
+        Ok(out)
     }
 
     /// The tree as indented text, like `systemctl status`: see

@@ -19,13 +19,12 @@
 //! tree, any node below such a node has a cancelled parent, so "highest" is
 //! implied by "under a live parent" and no walk is needed.
 //!
-//! [`sweep`] looks only at the nodes the tree marked dirty (O(changes), a
-//! rest-for-one group costing O(members)); [`full_sweep`] recomputes readiness
-//! from scratch over the whole tree (O(tree)). The processor runs the first
-//! after every change and the second on a slow timer as a safety net; tests
-//! check they always agree.
-
-use std::collections::HashSet;
+//! [`sweep`] looks only at the nodes it is given (O(changes), a rest-for-one
+//! group costing O(members)). The processor runs it after every change over
+//! the nodes the tree marked dirty, and, as a safety net on a slow timer,
+//! over every node, a slice at a time (`processor/walks.rs`). The tests'
+//! `full_sweep` recomputes readiness from scratch over the whole tree, and
+//! checks the incremental sweep always agrees with it.
 
 use crate::policy::{Restart, Strategy};
 use crate::tree::{GroupKey, NodeKey, Tree};
@@ -74,6 +73,7 @@ pub(crate) fn sweep(tree: &Tree, mut dirty: Vec<NodeKey>) -> Vec<Unit> {
 
 /// Every unit that can be restarted now, computing readiness from the
 /// states alone (not from the tree's counters).
+#[cfg(test)]
 pub(crate) fn full_sweep(tree: &Tree) -> Vec<Unit> {
     // Post-order over an explicit stack: deep trees must not overflow.
     let mut order = Vec::with_capacity(tree.len());
@@ -84,7 +84,7 @@ pub(crate) fn full_sweep(tree: &Tree) -> Vec<Unit> {
             stack.extend(n.children.values().copied());
         }
     }
-    let mut ready = HashSet::new();
+    let mut ready = std::collections::HashSet::new();
     for k in order.into_iter().rev() {
         let Some(n) = tree.node(k) else { continue };
         if n.state().is_exited() && n.children.values().all(|c| ready.contains(c)) {
@@ -175,9 +175,12 @@ mod tests {
         }
     }
 
+    /// Every other member waits out a backoff, so that the tally's
+    /// waiting count is exercised too.
     fn restart_unit(t: &mut Tree, u: &Unit) {
-        for m in &u.members {
-            t.reset(*m, None);
+        let later = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+        for (i, m) in u.members.iter().enumerate() {
+            t.reset(*m, (i % 2 == 1).then_some(later));
         }
     }
 
@@ -389,6 +392,12 @@ mod tests {
                 let k = keys[rng.below(keys.len())];
                 let n = t.node(k).unwrap();
                 let (state, cancelled) = (n.state(), n.token.is_cancelled());
+                if n.waiting().is_some() && rng.below(2) == 0 {
+                    let incarnation = n.incarnation;
+                    assert!(t.begin(k, incarnation));
+                    assert!(!t.begin(k, incarnation), "a start begins once");
+                    continue;
+                }
                 match (rng.below(4), state) {
                     (0, NodeState::New) if !cancelled && t.len() < 60 => {
                         let count = 1 + rng.below(3);

@@ -104,7 +104,7 @@ pub(crate) struct Node {
     /// NEW (its start is pending: live, so that nothing plans it twice and a
     /// parent's failure cancels the start), but until its host starts the
     /// runnable it is reported in the state it exited in.
-    pub waiting: Option<Waiting>,
+    waiting: Option<Waiting>,
 }
 
 /// A node's last exit, as recorded.
@@ -144,6 +144,11 @@ impl Node {
     /// backoff, the state the node exited in.
     pub fn reported_state(&self) -> NodeState {
         self.waiting.map_or(self.state, |w| w.was)
+    }
+
+    /// The pending restart it waits for, if any (see [`Node::waiting`]).
+    pub fn waiting(&self) -> Option<Waiting> {
+        self.waiting
     }
 
     /// Its runnable is running (NEW or HEALTHY and not waiting to start).
@@ -198,6 +203,8 @@ pub(crate) struct Tree {
     pub top_window: std::collections::VecDeque<Instant>,
     /// Groups with an ordered stop under way.
     stopping: Vec<GroupKey>,
+    /// Nodes by reported state (see [`Tally`]).
+    tally: Tally,
     /// Where the nodes' millisecond times count from.
     epoch: Instant,
     /// "Now" for the change being applied, in ms since the epoch: the
@@ -237,7 +244,10 @@ impl Tree {
             0,
         ));
         groups[group].members.push(root);
+        let mut tally = Tally::default();
+        tally.add(&nodes[root]);
         Tree {
+            tally,
             nodes,
             groups,
             root,
@@ -277,6 +287,14 @@ impl Tree {
         self.spec_of(k)
             .and_then(|s| s.restart)
             .unwrap_or(self.defaults.restart)
+    }
+
+    /// Whether `k` keeps the service from being ready while it is not: as
+    /// its spec says, else if and only if it is permanent.
+    pub fn affects_readiness(&self, k: NodeKey) -> bool {
+        self.spec_of(k)
+            .and_then(|s| s.affects_readiness)
+            .unwrap_or_else(|| self.restart_of(k) == Restart::Permanent)
     }
 
     /// How long `k` may stay NEW once its runnable runs.
@@ -328,14 +346,17 @@ impl Tree {
         self.groups.get(g)
     }
 
+    #[cfg(test)]
     pub fn nodes(&self) -> impl Iterator<Item = (NodeKey, &Node)> {
         self.nodes.iter()
     }
 
+    #[cfg(test)]
     pub fn groups(&self) -> impl Iterator<Item = (GroupKey, &GroupRecord)> {
         self.groups.iter()
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.nodes.len()
     }
@@ -427,6 +448,7 @@ impl Tree {
                 node.last_error = old.last_error;
                 node.retired = old.children;
             }
+            self.tally.add(&node);
             let k = self.nodes.insert(node);
             self.nodes[parent].children.insert(name.into(), k);
             keys.push(k);
@@ -442,10 +464,11 @@ impl Tree {
     /// over with any transition: it began, or it was cancelled.
     pub fn set_state(&mut self, k: NodeKey, state: NodeState) -> NodeState {
         let now = self.now_ms;
-        let node = &mut self.nodes[k];
-        node.waiting = None;
-        node.since_ms = now;
-        let before = std::mem::replace(&mut node.state, state);
+        let before = self.retally(k, |node| {
+            node.waiting = None;
+            node.since_ms = now;
+            std::mem::replace(&mut node.state, state)
+        });
         match (before.is_live(), state.is_live()) {
             (true, false) => self.adjust_live(k, -1),
             (false, true) => self.adjust_live(k, 1),
@@ -506,6 +529,7 @@ impl Tree {
             let Some(child) = self.nodes.remove(c) else {
                 continue;
             };
+            self.tally.remove(&child);
             for g in child.groups {
                 self.groups.remove(g);
             }
@@ -555,12 +579,11 @@ impl Tree {
         let since = self.nodes[k].since_ms;
         let until_ms = until.map(|t| self.ms(t));
         self.set_state(k, NodeState::New);
-        let node = &mut self.nodes[k];
-        node.started_ms = None;
+        self.nodes[k].started_ms = None;
         if let Some(until_ms) = until_ms {
             // Still reported as it exited, since it exited.
-            node.waiting = Some(Waiting { was, until_ms });
-            node.since_ms = since;
+            self.set_waiting(k, Waiting { was, until_ms });
+            self.nodes[k].since_ms = since;
         }
         removed
     }
@@ -624,6 +647,10 @@ impl Tree {
                 ));
             }
         }
+        let counted = Tally::of(self);
+        if self.tally != counted {
+            return Err(format!("tally {:?} != {counted:?}", self.tally));
+        }
         Ok(())
     }
 }
@@ -679,6 +706,9 @@ impl Node {
 
 mod dynamic;
 mod stops;
+mod tally;
+
+pub(crate) use tally::Tally;
 #[cfg(test)]
 mod tests;
 

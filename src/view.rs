@@ -1,15 +1,14 @@
-//! The operator's view, built from the tree: the snapshot's records, the
-//! summary, and the restart rate behind "restarts in the last minute". Read
-//! only; the processor builds a [`View`] over its state to answer a message.
+//! The operator's view, built from the tree: the snapshot's records, who is
+//! not ready, the summary, and the restart rate behind "restarts in the last
+//! minute". Read only; the processor builds a [`View`] over its state to
+//! answer a message (the walks that read many nodes are in `walk.rs`).
 
-#[cfg(test)]
-use std::time::Duration;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use slotmap::SecondaryMap;
 use tokio::time::Instant;
 
-use crate::policy::Restart;
+use crate::query::Keep;
 use crate::state::{Counts, GroupInfo, LastExit, NodeInfo, NodeState};
 use crate::tree::{self, NodeKey, Tree};
 
@@ -25,7 +24,7 @@ pub(crate) struct View<'a> {
 impl View<'_> {
     /// The record of one node, for a snapshot; `group` as its parent's walk
     /// found it.
-    fn info(
+    pub fn info(
         &self,
         key: NodeKey,
         n: &tree::Node,
@@ -69,7 +68,7 @@ impl View<'_> {
                 let at = tree.at(e.at_ms);
                 LastExit::new(e.kind, e.reason.to_string(), at, wall_of(at))
             }),
-            restart_at: n.waiting.map(|w| tree.at(w.until_ms)),
+            restart_at: n.waiting().map(|w| tree.at(w.until_ms)),
             group,
             children_live,
             children_total: n.children.len() as u32,
@@ -82,67 +81,38 @@ impl View<'_> {
         }
     }
 
-    /// Every node of the subtree at `top` (the whole tree for the root),
-    /// sorted by DN. A pre-order walk with each node's children in name
-    /// order is DN order (`.` sorts before every name character), so only
-    /// siblings are sorted; the groups give each child's place on the way.
-    pub fn snapshot(&self, top: NodeKey) -> Vec<NodeInfo> {
-        self.collect(top, |_, _| true)
-    }
-
-    /// Not ready: the root is not HEALTHY, or a permanent node is neither
-    /// HEALTHY nor DONE, or waits out a backoff.
-    pub fn is_unready(&self, key: NodeKey, n: &tree::Node) -> bool {
+    /// Not ready: the root is not HEALTHY (a DONE root has returned, so
+    /// its whole subtree has stopped), or a node that affects readiness
+    /// (see [`Tree::affects_readiness`]) is neither HEALTHY nor DONE, or
+    /// waits out a backoff. `Some` with how long it has been so, counted
+    /// from its last exit; `Some(Duration::MAX)` for a first start, which
+    /// no grace covers.
+    pub fn unready_for(&self, key: NodeKey, n: &tree::Node, now_ms: u32) -> Option<Duration> {
         let root = n.parent.is_none();
-        let required = root || self.tree.restart_of(key) == Restart::Permanent;
+        if !root && !self.tree.affects_readiness(key) {
+            return None;
+        }
         let state = n.reported_state();
         let fine = state == NodeState::Healthy || (!root && state == NodeState::Done);
-        required && (!fine || n.waiting.is_some())
+        if fine && n.waiting().is_none() {
+            return None;
+        }
+        let since = match (&n.last_exit, n.state()) {
+            (None, _) if n.restarts == 0 => return Some(Duration::MAX),
+            (Some(e), NodeState::New) => e.at_ms,
+            _ => n.since_ms,
+        };
+        Some(Duration::from_millis(u64::from(
+            now_ms.saturating_sub(since),
+        )))
     }
 
-    /// Like [`snapshot`](Self::snapshot), with a record only for the nodes
-    /// `keep` accepts (the walk still visits every node of the subtree).
-    pub fn collect(
-        &self,
-        top: NodeKey,
-        keep: impl Fn(NodeKey, &tree::Node) -> bool,
-    ) -> Vec<NodeInfo> {
-        let (now, wall) = (Instant::now(), SystemTime::now());
-        let tree = self.tree;
-        let top_group = tree.node(top).and_then(|n| {
-            let parent = tree.node(n.parent?)?;
-            let ordinal = parent.groups.iter().position(|g| *g == n.group)?;
-            let g = tree.group(n.group)?;
-            let index = g.members.iter().position(|m| *m == top)?;
-            Some(GroupInfo::new(
-                ordinal,
-                g.options.strategy,
-                index,
-                g.members.len(),
-            ))
-        });
-        let mut out = Vec::new();
-        let mut stack = vec![(top, top_group)];
-        let mut kids: Vec<(&str, NodeKey, GroupInfo)> = Vec::new();
-        while let Some((k, group)) = stack.pop() {
-            let Some(n) = tree.node(k) else { continue };
-            if keep(k, n) {
-                out.push(self.info(k, n, group, now, wall));
-            }
-            kids.clear();
-            for (ordinal, g) in n.groups.iter().enumerate() {
-                let Some(g) = tree.group(*g) else { continue };
-                for (index, m) in g.members.iter().enumerate() {
-                    let Some(child) = tree.node(*m) else { continue };
-                    let name = child.dn.rsplit('.').next().unwrap_or_default();
-                    let info = GroupInfo::new(ordinal, g.options.strategy, index, g.members.len());
-                    kids.push((name, *m, info));
-                }
-            }
-            kids.sort_unstable_by(|a, b| b.0.cmp(a.0));
-            stack.extend(kids.iter().map(|(_, m, g)| (*m, Some(*g))));
+    /// Whether the walk keeps a record of the node.
+    pub fn keeps(&self, keep: Keep, key: NodeKey, n: &tree::Node, now_ms: u32) -> bool {
+        match keep {
+            Keep::Unready { grace } => self.unready_for(key, n, now_ms).is_some_and(|d| d > grace),
+            other => other.state(n.reported_state()),
         }
-        out
     }
 
     /// The records of `k`'s children (not their descendants), sorted by DN.
@@ -177,23 +147,14 @@ impl View<'_> {
         })
     }
 
+    /// The summary: O(1), from the tree's running tally.
     pub fn counts(&self, restarts_last_minute: u64) -> Counts {
         let mut c = Counts {
-            nodes: self.tree.len(),
             stalled: self.blocked_by.iter().flatten().count(),
             restarts_last_minute,
             ..Counts::default()
         };
-        for (_, n) in self.tree.nodes() {
-            match n.reported_state() {
-                NodeState::New => c.new += 1,
-                NodeState::Healthy => c.healthy += 1,
-                NodeState::Dead => c.dead += 1,
-                NodeState::Done => c.done += 1,
-                NodeState::Canceled => c.canceled += 1,
-            }
-            c.waiting += usize::from(n.waiting.is_some());
-        }
+        self.tree.tally().fill(&mut c);
         c
     }
 }

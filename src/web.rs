@@ -226,6 +226,7 @@ where
 pub struct Status {
     sup: Supervisor,
     registry: Option<Arc<Mutex<Registry>>>,
+    grace: Duration,
 }
 
 impl fmt::Debug for Status {
@@ -245,6 +246,7 @@ impl Status {
         Status {
             sup,
             registry: None,
+            grace: Duration::ZERO,
         }
     }
 
@@ -273,10 +275,18 @@ impl Status {
     }
 }
 
+/// Alive: the processor answers within [`HEALTH_BOUND`] and is not shutting
+/// down. It answers from its mailbox in O(1), so a slow answer means it is
+/// wedged (a sink or a long turn holding its thread).
 async fn healthz(s: web::Data<Status>) -> HttpResponse {
-    match tokio::time::timeout(HEALTH_BOUND, s.sup.counts()).await {
-        Ok(_) => HttpResponse::Ok().body("ok\n"),
-        Err(_) => HttpResponse::ServiceUnavailable().body("the supervisor does not answer\n"),
+    let unavailable = |why: String| HttpResponse::ServiceUnavailable().body(why + "\n");
+    match tokio::time::timeout(HEALTH_BOUND, s.sup.running()).await {
+        Ok(Some(true)) => HttpResponse::Ok().body("ok\n"),
+        Ok(Some(false)) => unavailable("the supervisor is shutting down or shut down".into()),
+        Ok(None) => unavailable("the supervisor's processor has stopped".into()),
+        Err(_) => unavailable(format!(
+            "the supervisor's processor did not answer within {HEALTH_BOUND:?} (wedged)"
+        )),
     }
 }
 
@@ -287,7 +297,7 @@ async fn readyz(s: web::Data<Status>) -> HttpResponse {
     }
     // The processor picks the nodes that are not ready; the others cost no
     // record (a probe of a large tree stays cheap).
-    let missing = s.sup.unready().await;
+    let missing = s.sup.unready(s.grace).await;
     if missing.as_ref().is_some_and(Vec::is_empty) {
         return HttpResponse::Ok().json(serde_json::json!({ "ready": true }));
     }

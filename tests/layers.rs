@@ -16,6 +16,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "name",
             "policy",
             "state",
+            "query",
             "error",
             "exit",
             "logtree",
@@ -27,6 +28,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "restart",
             "repairs",
             "view",
+            "walk",
         ],
     ),
     (

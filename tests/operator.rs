@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use actix_supervisor::process::Command;
 use actix_supervisor::{
-    Context, ExitKind, Group, NodeKind, NodeState, Signal, Strategy, Supervisor,
+    Context, ExitKind, Group, NodeKind, NodeState, Query, RunError, RunResult, Signal, Strategy,
+    Supervisor,
 };
 use common::*;
 
@@ -266,4 +267,100 @@ async fn the_snapshot_serializes_to_json_and_dot() {
         "{dot}"
     );
     sup.shutdown().await;
+}
+
+/// 3 groups of 40, each member with 40 children: 4,921 nodes, several of
+/// the processor's slices.
+async fn wide(ctx: Context) -> RunResult {
+    let mut g = Group::new();
+    for i in 0..3 {
+        g = g.with(format!("g{i}"), |ctx: Context| async move {
+            let mut g = Group::new();
+            for j in 0..40 {
+                g = g.with(format!("m{j}"), |ctx: Context| async move {
+                    let mut g = Group::new();
+                    for k in 0..40 {
+                        g = g.with(format!("l{k}"), |ctx: Context| async move {
+                            if ctx.dn() == "root.g0.m0.l0" {
+                                ctx.signal(Signal::Healthy)?;
+                                ctx.signal(Signal::Done)?;
+                                return Ok(());
+                            }
+                            ctx.signal(Signal::Healthy)?;
+                            ctx.cancelled().await;
+                            Ok(())
+                        });
+                    }
+                    ctx.run_group(g).await?;
+                    ctx.signal(Signal::Healthy)?;
+                    ctx.cancelled().await;
+                    Ok(())
+                });
+            }
+            ctx.run_group(g).await?;
+            ctx.signal(Signal::Healthy)?;
+            ctx.cancelled().await;
+            Ok(())
+        });
+    }
+    ctx.run_group(g).await?;
+    ctx.signal(Signal::Healthy)?;
+    ctx.cancelled().await;
+    Ok(())
+}
+
+#[actix_rt::test]
+async fn queries_over_a_tree_larger_than_a_slice_are_exact_when_it_is_quiet() {
+    let sup = Supervisor::start(wide);
+    sup.wait_settled().await;
+    let all = sup.snapshot().await;
+    assert_eq!(all.len(), 1 + 3 + 120 + 4800);
+    let dns: Vec<&str> = all.iter().map(|n| n.dn.as_str()).collect();
+    let mut sorted = dns.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(dns, sorted, "DN order, each node once");
+    let m7 = all.iter().find(|n| n.dn == "root.g1.m7").unwrap();
+    assert_eq!((m7.group.unwrap().index, m7.group.unwrap().size), (7, 40));
+    assert_eq!((m7.children_total, m7.children_live), (40, 40));
+
+    // Two levels: the root, its groups, their members.
+    let top = sup.query(&Query::new().depth(2)).await.unwrap();
+    assert_eq!(top.nodes.len(), 1 + 3 + 120);
+    assert!(!top.truncated);
+    // A subtree, one level deep.
+    let sub = sup
+        .query(&Query::new().dn("root.g2").depth(1))
+        .await
+        .unwrap();
+    assert_eq!(sub.nodes.len(), 41);
+    assert_eq!(sub.nodes[0].dn, "root.g2");
+    // By state: the one DONE leaf alone.
+    let done = sup.query(&Query::new().not_healthy()).await.unwrap();
+    let done: Vec<_> = done
+        .nodes
+        .iter()
+        .map(|n| (n.dn.as_str(), n.state))
+        .collect();
+    assert_eq!(done, [("root.g0.m0.l0", NodeState::Done)]);
+    // A limit: the first records in DN order, and the flag.
+    let first = sup.query(&Query::new().limit(10)).await.unwrap();
+    assert!(first.truncated);
+    assert_eq!(first.nodes.len(), 10);
+    assert!(first.nodes.iter().zip(&all).all(|(a, b)| a.dn == b.dn));
+    let exact = sup.query(&Query::new().limit(all.len())).await.unwrap();
+    assert!(!exact.truncated && exact.nodes.len() == all.len());
+    // No such node: the error names it.
+    let err = sup.query(&Query::new().dn("root.g9")).await.unwrap_err();
+    assert!(
+        matches!(&err, RunError::NotFound { dn } if dn == "root.g9"),
+        "{err}"
+    );
+    // The summary agrees with the walk, and costs no walk.
+    let c = sup.counts().await;
+    assert_eq!((c.nodes, c.healthy, c.done), (all.len(), all.len() - 1, 1));
+    sup.shutdown().await;
+    // After the shutdown the last tree is still there to look at.
+    let after = sup.query(&Query::new().states(&[NodeState::Healthy])).await;
+    assert!(after.is_ok_and(|s| s.nodes.is_empty()));
 }

@@ -41,16 +41,11 @@ impl Processor {
     }
 
     pub(super) fn on_began(&mut self, msg: Began) {
-        let Some(node) = self.tree.node_mut(msg.node) else {
-            return;
-        };
-        if node.incarnation != msg.incarnation || node.waiting.take().is_none() {
+        if !self.tree.begin(msg.node, msg.incarnation) {
             return; // a late message, or the start was cancelled meanwhile
         }
-        self.sinks.state(&node.dn, NodeState::New);
-        let now = self.tree.now_ms();
-        if let Some(node) = self.tree.node_mut(msg.node) {
-            node.since_ms = now;
+        if let Some(node) = self.tree.node(msg.node) {
+            self.sinks.state(&node.dn, NodeState::New);
         }
         self.mark_started(msg.node);
     }

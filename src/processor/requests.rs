@@ -18,26 +18,20 @@ impl Handler<Request> for Processor {
                 self.settle.wait(reply);
                 self.poll_settled(ctx);
             }
-            Request::Snapshot {
-                of,
-                unready_only,
+            Request::Select {
+                top,
+                depth,
+                keep,
+                limit,
                 reply,
-            } => {
-                let _ = reply.send(self.snapshot(of.as_deref(), unready_only));
+            } => self.select(top.as_deref(), depth, keep, limit, reply, ctx),
+            Request::Running(reply) => {
+                let _ = reply.send(self.life == Life::Running);
             }
             Request::Counts(reply) => {
                 let _ = reply.send(self.counts());
             }
-            Request::LiveRunnables(reply) => {
-                let mut live: Vec<String> = self
-                    .tree
-                    .nodes()
-                    .filter(|(_, n)| n.is_running())
-                    .map(|(_, n)| n.dn.to_string())
-                    .collect();
-                live.sort();
-                let _ = reply.send(live);
-            }
+            Request::LiveRunnables(reply) => self.list_live(reply, ctx),
             Request::Drain { start, reply } => {
                 if start && !self.draining && self.life == Life::Running {
                     self.draining = true;

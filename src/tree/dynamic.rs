@@ -65,9 +65,9 @@ impl Tree {
         let dn: Arc<str> = format!("{}.{}", p.dn, name).into();
         let token = member_token(&p.token, options);
         let incarnation = self.take_incarnation();
-        let k = self
-            .nodes
-            .insert(Node::new(dn, Some(parent), group, token, incarnation));
+        let node = Node::new(dn, Some(parent), group, token, incarnation);
+        self.tally.add(&node);
+        let k = self.nodes.insert(node);
         self.nodes[parent].children.insert(name.into(), k);
         let g = &mut self.groups[group];
         g.members.push(k);
@@ -84,13 +84,14 @@ impl Tree {
             return Vec::new();
         };
         debug_assert!(node.is_ready(), "removal of a live subtree");
-        let (parent, group) = (node.parent, node.group);
+        let (parent, group, dn) = (node.parent, node.group, node.dn.clone());
         let mut removed = Vec::new();
         let mut stack = vec![k];
         while let Some(c) = stack.pop() {
             let Some(n) = self.nodes.remove(c) else {
                 continue;
             };
+            self.tally.remove(&n);
             stack.extend(n.children.values().copied());
             for g in n.groups {
                 self.groups.remove(g);
@@ -104,7 +105,11 @@ impl Tree {
             }
         }
         if let Some(p) = parent.and_then(|p| self.nodes.get_mut(p)) {
-            p.children.retain(|_, c| *c != k);
+            // By name: a dynamic node may have many children.
+            let name = &dn[dn.rfind('.').map_or(0, |i| i + 1)..];
+            if p.children.get(name) == Some(&k) {
+                p.children.remove(name);
+            }
         }
         removed
     }
