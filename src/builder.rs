@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use actix::Actor;
 
+use crate::context::HandleParts;
 use crate::logtree::LogTree;
 use crate::metrics::Metrics;
 use crate::policy::{Backoff, Intensity, Restart, Shutdown};
 use crate::processor::{Config, Processor};
+use crate::protocol::Extras;
 use crate::runnable::Runnable;
 use crate::stall::Watch;
 use crate::supervisor::Supervisor;
@@ -63,6 +65,7 @@ pub struct SupervisorBuilder {
     lead_up: usize,
     stall: Option<Duration>,
     start_timeout: Option<Duration>,
+    extras: Extras,
 }
 
 impl std::fmt::Debug for SupervisorBuilder {
@@ -105,6 +108,7 @@ impl Default for SupervisorBuilder {
             lead_up: 10,
             stall: Some(Duration::from_secs(1)),
             start_timeout: None,
+            extras: Extras::default(),
         }
     }
 }
@@ -228,6 +232,31 @@ impl SupervisorBuilder {
         self
     }
 
+    /// Records the supervisor's metrics in a Prometheus registry of its own,
+    /// which [`Supervisor::registry`] hands out and the
+    /// [`Status`](crate::web::Status) page serves at `/metrics` with no
+    /// more wiring: the one line metrics take.
+    ///
+    /// ```
+    /// # use actix_supervisor::{Context, RunResult, Signal, Supervisor};
+    /// # #[actix_rt::main] async fn main() {
+    /// let sup = Supervisor::builder().prometheus().start(|ctx: Context| async move {
+    ///     ctx.signal(Signal::Healthy)?;
+    ///     ctx.cancelled().await;
+    ///     RunResult::Ok(())
+    /// });
+    /// assert!(sup.registry().is_some());
+    /// # sup.shutdown().await;
+    /// # }
+    /// ```
+    #[cfg(feature = "prometheus")]
+    pub fn prometheus(mut self) -> Self {
+        let mut registry = prometheus_client::registry::Registry::default();
+        let sink = crate::prometheus::PrometheusMetrics::new(&mut registry);
+        self.extras.registry = Some(Arc::new(std::sync::Mutex::new(registry)));
+        self.metrics(sink)
+    }
+
     /// Starts the tree: the root node, named `root`, runs `root`.
     ///
     /// # Panics
@@ -246,7 +275,9 @@ impl SupervisorBuilder {
         };
         let panic: crate::panics::PanicSlot = Arc::default();
         let logs = LogTree::new(self.log_capacity);
+        let extras = Arc::new(self.extras);
         let config = Config {
+            extras: extras.clone(),
             logs: logs.clone(),
             lead_up: self.lead_up,
             backoff: self.backoff,
@@ -266,11 +297,12 @@ impl SupervisorBuilder {
         let processor = Processor::start_in_arbiter(&arbiter, move |_| {
             Processor::new(root, config, workers, shared)
         });
-        Supervisor::from_parts(
-            processor.clone().recipient(),
-            processor.recipient(),
+        let parts = HandleParts {
+            requests: processor.clone().recipient(),
+            dynamic: processor.recipient(),
             panic,
-            logs,
-        )
+            extras,
+        };
+        Supervisor::from_parts(parts, logs, false)
     }
 }

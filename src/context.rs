@@ -19,12 +19,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{RunError, SignalError};
 use crate::exit::{ExitReport, Outcome};
-use crate::inbox::{Began, Exited, Inbox, Pid, Report, SignalMsg};
+use crate::inbox::{Addrs, Began, Exited, Inbox, Pid, Report, SignalMsg};
 use crate::logger::Logger;
 use crate::logtree::LogTree;
 use crate::name::is_valid_name;
 use crate::panics::PanicSlot;
-use crate::protocol::Request;
+use crate::protocol::{Extras, Request};
 use crate::runnable::{DynamicRequest, Group, Runnable};
 use crate::settle::Starting;
 use crate::state::{NodeState, Signal};
@@ -38,12 +38,21 @@ use crate::tree::NodeKey;
 #[derive(Clone)]
 pub(crate) struct Link(Arc<Shared>);
 
+/// What a [`Supervisor`](crate::Supervisor) handle is made of.
+pub(crate) struct HandleParts {
+    pub requests: Recipient<Request>,
+    pub dynamic: Recipient<DynamicRequest>,
+    pub panic: PanicSlot,
+    pub extras: Arc<Extras>,
+}
+
 struct Shared {
     groups: Recipient<StartGroup>,
     requests: Recipient<Request>,
     dynamic: Recipient<DynamicRequest>,
     panic: PanicSlot,
     inbox: Arc<Inbox>,
+    extras: Arc<Extras>,
 }
 
 impl Link {
@@ -53,6 +62,7 @@ impl Link {
         dynamic: Recipient<DynamicRequest>,
         panic: PanicSlot,
         inbox: Arc<Inbox>,
+        extras: Arc<Extras>,
     ) -> Link {
         Link(Arc::new(Shared {
             groups,
@@ -60,18 +70,29 @@ impl Link {
             dynamic,
             panic,
             inbox,
+            extras,
         }))
     }
 
     /// What a [`Supervisor`](crate::Supervisor) handle is made of.
-    pub fn handle_parts(&self) -> (Recipient<Request>, Recipient<DynamicRequest>, PanicSlot) {
+    pub fn handle_parts(&self) -> HandleParts {
         let s = &self.0;
-        (s.requests.clone(), s.dynamic.clone(), s.panic.clone())
+        HandleParts {
+            requests: s.requests.clone(),
+            dynamic: s.dynamic.clone(),
+            panic: s.panic.clone(),
+            extras: s.extras.clone(),
+        }
     }
 
     /// Reports an incarnation's end.
     pub fn exited(&self, msg: Exited) {
         self.0.inbox.send(Report::Exited(msg));
+    }
+
+    /// Reports where a server node listens.
+    pub fn addrs(&self, msg: Addrs) {
+        self.0.inbox.send(Report::Addrs(msg));
     }
 
     /// Reports that a delayed start has begun.
@@ -433,6 +454,16 @@ impl Context {
             node: self.inner.node,
             incarnation: self.inner.incarnation,
             pid: Some(pid),
+        });
+    }
+
+    /// Where a server node listens, for snapshots (empty: nowhere now).
+    #[cfg_attr(not(feature = "web"), allow(dead_code))]
+    pub(crate) fn report_addrs(&self, addrs: Vec<std::net::SocketAddr>) {
+        self.inner.processor.addrs(Addrs {
+            node: self.inner.node,
+            incarnation: self.inner.incarnation,
+            addrs,
         });
     }
 

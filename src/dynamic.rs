@@ -119,7 +119,7 @@ impl Context {
         self.run_group(Group::new().child(child)).await?;
         Ok(Dynamic {
             at: format!("{}.{name}", self.dn()).into(),
-            to: self.link().handle_parts().1,
+            to: self.link().handle_parts().dynamic,
         })
     }
 }

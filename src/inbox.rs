@@ -44,6 +44,7 @@ pub(crate) enum Report {
     Began(Began),
     Signal(SignalMsg),
     Pid(Pid),
+    Addrs(Addrs),
 }
 
 /// A node's incarnation ended. From its host.
@@ -71,6 +72,13 @@ pub(crate) struct Pid {
     pub node: NodeKey,
     pub incarnation: u64,
     pub pid: Option<u32>,
+}
+
+/// The addresses a server node listens on (empty: it stopped listening).
+pub(crate) struct Addrs {
+    pub node: NodeKey,
+    pub incarnation: u64,
+    pub addrs: Vec<std::net::SocketAddr>,
 }
 
 #[derive(Default)]

@@ -148,6 +148,12 @@ impl Voice {
         log::log!(target: "actix_supervisor", level, "{message}");
         self.logs.push(&self.dn, Some(level), message, None);
     }
+
+    /// Like [`say`](Self::say), with a different text for each.
+    pub fn say_apart(&self, level: Level, to_facade: String, to_tree: String) {
+        log::log!(target: "actix_supervisor", level, "{to_facade}");
+        self.logs.push(&self.dn, Some(level), to_tree, None);
+    }
 }
 
 /// Splits bytes into raw lines of a [`Logger`]. A last line without a newline

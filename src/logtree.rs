@@ -307,7 +307,8 @@ impl LogTree {
 
     /// The report of `dn`'s death: the reason, then its last `lines` log
     /// lines (and its sub-loggers'), marking those from incarnations before
-    /// `mark`, the sequence number when the dying one started.
+    /// `mark`, the sequence number when the dying one started. The lines
+    /// `shown` accepts are only counted: the reader has seen them already.
     pub(crate) fn death_report(
         &self,
         dn: &str,
@@ -315,15 +316,27 @@ impl LogTree {
         sub_loggers: &[String],
         lines: usize,
         mark: u64,
+        shown: impl Fn(&Entry) -> bool,
     ) -> String {
         let mut report = format!("{dn} died: {reason}");
         let mut dns: Vec<&str> = vec![dn];
         dns.extend(sub_loggers.iter().map(String::as_str));
-        let lead_up = self.tail_of(&dns, lines);
+        let mut lead_up = self.tail_of(&dns, lines);
+        let total = lead_up.len();
+        lead_up.retain(|e| !shown(e));
+        let above = total - lead_up.len();
         if lead_up.is_empty() {
+            if above > 0 {
+                report.push_str(&format!(" (its last {above} log lines are above)"));
+            }
             return report;
         }
-        report.push_str(&format!("\n  its last {} log lines:", lead_up.len()));
+        match above {
+            0 => report.push_str(&format!("\n  its last {total} log lines:")),
+            _ => report.push_str(&format!(
+                "\n  its last {total} log lines, {above} of them above:"
+            )),
+        }
         let mut earlier = lead_up.first().is_some_and(|e| e.seq <= mark);
         if earlier {
             report.push_str("\n    -- from earlier incarnations:");

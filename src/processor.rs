@@ -27,6 +27,7 @@ use crate::logtree::LogTree;
 use crate::metrics::Metrics;
 use crate::panics::PanicSlot;
 use crate::policy::{Backoff, Spec};
+use crate::protocol::Extras;
 use crate::repairs::Repairs;
 use crate::restart::{self, plan, Jitter, Plan};
 use crate::runnable::Runnable;
@@ -54,6 +55,8 @@ const SAFETY_SWEEP_PERIOD: Duration = Duration::from_secs(1);
 
 /// The supervisor's settings, fixed at start.
 pub(crate) struct Config {
+    /// What every handle shares (see [`Extras`]).
+    pub extras: Arc<Extras>,
     pub backoff: Backoff,
     /// What a child's spec leaves unset.
     pub defaults: Defaults,
@@ -99,6 +102,8 @@ pub(crate) struct Processor {
     jitter: Jitter,
     /// The pids of running process nodes.
     pids: SecondaryMap<NodeKey, u32>,
+    /// Where running server nodes listen.
+    addrs: SecondaryMap<NodeKey, Vec<std::net::SocketAddr>>,
     restart_rate: RestartRate,
     repairs: Repairs,
     /// When the safety tick last ran, for the processor's lag.
@@ -185,6 +190,7 @@ impl Processor {
             leaving: SecondaryMap::new(),
             removed_logs: Default::default(),
             pids: SecondaryMap::new(),
+            addrs: SecondaryMap::new(),
             restart_rate: RestartRate::new(),
             repairs: Repairs::default(),
             last_tick: Instant::now(),
@@ -210,6 +216,7 @@ impl Processor {
         View {
             tree: &self.tree,
             pids: &self.pids,
+            addrs: &self.addrs,
             blocked_by: self.stalls.blocked_by(),
         }
     }
@@ -523,6 +530,7 @@ impl Actor for Processor {
             me.recipient(),
             self.panic.clone(),
             self.inbox.clone(),
+            self.config.extras.clone(),
         ));
         self.doorbell = Some(ctx.add_stream(self.inbox.doorbell()));
         self.tick();

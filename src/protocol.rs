@@ -62,12 +62,24 @@ pub(crate) enum Request {
     },
     /// Cancels the tree; answered once nothing is live.
     Stop(oneshot::Sender<Ended>),
+    /// Cancels the tree; answered at once (a caller inside the tree cannot
+    /// wait for the tree to drain: it is part of it).
+    BeginStop(oneshot::Sender<()>),
     /// Answered once the supervisor has ended, with why.
     Join(oneshot::Sender<Ended>),
 }
 
 impl Message for Request {
     type Result = ();
+}
+
+/// What every handle on one supervisor shares besides its channels (the
+/// builder fills it; contexts and handles carry it).
+#[derive(Debug, Default)]
+pub(crate) struct Extras {
+    /// The registry the builder's `prometheus()` made, for the status.
+    #[cfg(feature = "prometheus")]
+    pub registry: Option<Arc<std::sync::Mutex<prometheus_client::registry::Registry>>>,
 }
 
 /// The records a [`Request::Select`] collected, one chunk per slice (the

@@ -45,6 +45,11 @@ impl Sinks {
         self.voice.say(level, message);
     }
 
+    /// Says `to_facade` to the log facade and files `to_tree` in the log tree.
+    pub fn say_apart(&self, level: Level, to_facade: String, to_tree: String) {
+        self.voice.say_apart(level, to_facade, to_tree);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.sinks.is_empty()
     }

@@ -117,6 +117,10 @@ pub struct NodeInfo {
     pub kind: NodeKind,
     /// A process node's pid while its process runs.
     pub pid: Option<u32>,
+    /// The addresses a server node ([`web::server`](crate::web)) listens on
+    /// while it runs: with port 0, where it actually listens.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Vec::is_empty"))]
+    pub addrs: Vec<std::net::SocketAddr>,
     /// Which incarnation of this DN is current: 1 for the first start,
     /// `restarts + 1` after that.
     pub incarnation: u64,

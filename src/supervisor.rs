@@ -2,18 +2,21 @@
 //! through [`Request`]s only; the builder that starts a tree is in
 //! `builder.rs`.
 
-use std::sync::PoisonError;
+#[cfg(feature = "prometheus")]
+use std::sync::Mutex;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use actix::Recipient;
 use futures::channel::oneshot;
 
 use crate::context::Context;
+use crate::context::HandleParts;
 use crate::error::RunError;
 use crate::logger::Voice;
 use crate::logtree::LogTree;
 use crate::panics::PanicSlot;
-use crate::protocol::Request;
+use crate::protocol::{Extras, Request};
 use crate::query::{Keep, Query, Selection};
 use crate::runnable::DynamicRequest;
 use crate::state::{Counts, Ended, NodeInfo};
@@ -47,6 +50,10 @@ pub struct Supervisor {
     pub(crate) dynamic: Recipient<DynamicRequest>,
     panic: PanicSlot,
     logs: LogTree,
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
+    extras: Arc<Extras>,
+    /// Made inside the tree (`Context::supervisor`): see [`shutdown`](Self::shutdown).
+    inside: bool,
 }
 
 impl std::fmt::Debug for Supervisor {
@@ -58,18 +65,23 @@ impl std::fmt::Debug for Supervisor {
 }
 
 impl Supervisor {
-    pub(crate) fn from_parts(
-        processor: Recipient<Request>,
-        dynamic: Recipient<DynamicRequest>,
-        panic: PanicSlot,
-        logs: LogTree,
-    ) -> Supervisor {
+    pub(crate) fn from_parts(parts: HandleParts, logs: LogTree, inside: bool) -> Supervisor {
         Supervisor {
-            processor,
-            dynamic,
-            panic,
+            processor: parts.requests,
+            dynamic: parts.dynamic,
+            panic: parts.panic,
             logs,
+            extras: parts.extras,
+            inside,
         }
+    }
+
+    /// The Prometheus registry the supervisor records in, when it was built
+    /// with [`prometheus()`](crate::SupervisorBuilder::prometheus): add your
+    /// own families to it, or serve it yourself.
+    #[cfg(feature = "prometheus")]
+    pub fn registry(&self) -> Option<Arc<Mutex<prometheus_client::registry::Registry>>> {
+        self.extras.registry.clone()
     }
 
     /// Asks the processor, after delivering what this thread holds (see
@@ -136,6 +148,17 @@ impl Supervisor {
         let nodes = self.select(Some(dn), None, Keep::All, None).await;
         self.raise_panic();
         nodes.ok().map(|s| s.nodes)
+    }
+
+    /// Where the server node at `dn` listens now (see
+    /// [`NodeInfo::addrs`]): empty while it does not, or when no node has
+    /// that DN. With port 0, this is how a test learns the port.
+    pub async fn addrs(&self, dn: &str) -> Vec<std::net::SocketAddr> {
+        let top = self.select(Some(dn), Some(0), Keep::All, Some(1)).await;
+        top.ok()
+            .and_then(|s| s.nodes.into_iter().next())
+            .map(|n| n.addrs)
+            .unwrap_or_default()
     }
 
     /// The nodes `q` selects (a subtree, some levels, some states, a
@@ -237,7 +260,34 @@ impl Supervisor {
     /// Cancels the whole tree and resolves once nothing is live. Nothing is
     /// restarted any more. A runnable still running `shutdown_timeout` after
     /// its cancellation is aborted. Calling it again is harmless.
+    ///
+    /// **From inside the tree** (a handle from
+    /// [`Context::supervisor`](crate::Context::supervisor), as a runnable or
+    /// a handler of a supervised server holds), it resolves as soon as the
+    /// shutdown has begun: waiting for the tree to drain would wait for the
+    /// caller itself. The caller's node is cancelled with the rest; a
+    /// runnable returns on [`ctx.cancelled()`](crate::Context::cancelled),
+    /// and the shutdown ends promptly and clean. Await
+    /// [`join`](Self::join) on an outside handle for the end.
+    ///
+    /// ```
+    /// # use actix_supervisor::{Context, Ended, RunResult, Signal, Supervisor};
+    /// # #[actix_rt::main] async fn main() {
+    /// let sup = Supervisor::start(|ctx: Context| async move {
+    ///     ctx.signal(Signal::Healthy)?;
+    ///     // The work is over: stop the whole service from inside.
+    ///     ctx.supervisor().shutdown().await;
+    ///     ctx.cancelled().await;
+    ///     RunResult::Ok(())
+    /// });
+    /// assert_eq!(sup.join().await, Ended::ShutDown);
+    /// # }
+    /// ```
     pub async fn shutdown(&self) {
+        if self.inside {
+            let _ = self.ask(Request::BeginStop).await;
+            return self.raise_panic();
+        }
         let _ = self.ask(Request::Stop).await;
         self.raise_panic();
     }
@@ -338,8 +388,7 @@ impl Context {
     /// example to serve its status from inside the tree. Like any handle it
     /// keeps the processor reachable; the tree drops it with the node.
     pub fn supervisor(&self) -> Supervisor {
-        let (requests, dynamic, panic) = self.link().handle_parts();
-        Supervisor::from_parts(requests, dynamic, panic, self.logs().clone())
+        Supervisor::from_parts(self.link().handle_parts(), self.logs().clone(), true)
     }
 }
 

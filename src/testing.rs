@@ -137,6 +137,51 @@ impl TestHarness {
         }
     }
 
+    /// Resolves once the tree is ready by `/readyz`'s rule: the root is
+    /// HEALTHY, and every node that affects readiness (by default, every
+    /// permanent one; see [`Child::affects_readiness`]) is HEALTHY or DONE
+    /// and not waiting out a backoff.
+    ///
+    /// # Panics
+    /// When it is not ready within [`READY_WAIT`], naming each node that is
+    /// not, with its state and last error.
+    ///
+    /// [`Child::affects_readiness`]: crate::Child::affects_readiness
+    pub async fn wait_ready(&self) {
+        let deadline = tokio::time::Instant::now() + READY_WAIT;
+        loop {
+            let missing = self.sup.unready(Duration::ZERO).await.unwrap_or_default();
+            if missing.is_empty() {
+                return;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let what: Vec<String> = missing
+                    .iter()
+                    .map(|n| {
+                        let waiting = if n.restart_at.is_some() {
+                            ", waiting to restart"
+                        } else {
+                            ""
+                        };
+                        let error = n
+                            .last_error
+                            .as_deref()
+                            .map(|e| format!(", last error: {e}"));
+                        format!(
+                            "{} ({}{waiting}{})",
+                            n.dn,
+                            n.state,
+                            error.unwrap_or_default()
+                        )
+                    })
+                    .collect();
+                panic!("not ready within {READY_WAIT:?}: {}", what.join("; "));
+            }
+            // Polled: readiness changes with every state, backoff and start.
+            tokio::time::sleep(READY_POLL).await;
+        }
+    }
+
     /// The supervisor running the test.
     pub fn supervisor(&self) -> &Supervisor {
         &self.sup
@@ -171,6 +216,12 @@ impl TestHarness {
         self.printer.abort();
     }
 }
+
+/// How long [`TestHarness::wait_ready`] waits.
+pub const READY_WAIT: Duration = Duration::from_secs(10);
+
+/// How often [`TestHarness::wait_ready`] looks.
+const READY_POLL: Duration = Duration::from_millis(10);
 
 /// How long [`TestHarness::await_death`] waits.
 const DEATH_WAIT: Duration = Duration::from_secs(10);

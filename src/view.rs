@@ -17,6 +17,8 @@ pub(crate) struct View<'a> {
     pub tree: &'a Tree,
     /// The pids of running process nodes.
     pub pids: &'a SecondaryMap<NodeKey, u32>,
+    /// Where running server nodes listen.
+    pub addrs: &'a SecondaryMap<NodeKey, Vec<std::net::SocketAddr>>,
     /// Per worker: the node the stall watch flagged on it, and since when.
     pub blocked_by: &'a [Option<(NodeKey, Instant)>],
 }
@@ -55,6 +57,7 @@ impl View<'_> {
             since_wall: wall_of(since),
             kind: n.kind,
             pid: self.pids.get(key).copied(),
+            addrs: self.addrs.get(key).cloned().unwrap_or_default(),
             incarnation: n.restarts + 1,
             uptime: n
                 .started_ms

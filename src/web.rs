@@ -36,16 +36,19 @@ use actix_http::body::MessageBody;
 use actix_http::{Request, Response};
 use actix_service::IntoServiceFactory;
 use actix_web::dev::{AppConfig, Service, ServiceFactory};
-use actix_web::{web, HttpResponse, HttpServer};
+use actix_web::error::{InternalError, QueryPayloadError};
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use futures::future::LocalBoxFuture;
 use prometheus_client::registry::Registry;
 
 use crate::context::Context;
+use crate::error::RunError;
 use crate::error::RunResult;
 use crate::policy::Shutdown;
+use crate::query::{Query, Selection};
 use crate::render::{glyph, human, TextTree};
 use crate::runnable::Runnable;
-use crate::state::{NodeInfo, Signal};
+use crate::state::{NodeInfo, NodeState, Signal};
 use crate::supervisor::Supervisor;
 
 /// How much longer than the server's graceful period its node's stop
@@ -68,7 +71,7 @@ where
     Server {
         factory,
         addr: addr.into(),
-        workers: 1,
+        workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
         grace: Duration::from_secs(3),
         bound: Arc::default(),
         app: PhantomData,
@@ -95,7 +98,8 @@ pub struct Server<F, I, S, B> {
 }
 
 impl<F, I, S, B> Server<F, I, S, B> {
-    /// How many HTTP worker threads actix-web runs. Default 1.
+    /// How many HTTP worker threads actix-web runs. Default: as actix-web,
+    /// one per core.
     pub fn workers(mut self, n: usize) -> Self {
         self.workers = n.max(1);
         self
@@ -179,6 +183,7 @@ where
                 .bind(addr.as_str())
                 .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
             *bound.lock().unwrap_or_else(PoisonError::into_inner) = server.addrs();
+            ctx.report_addrs(server.addrs());
             let _unbind = Unbind(bound);
             let server = server.run();
             let handle = server.handle();
@@ -227,34 +232,83 @@ pub struct Status {
     sup: Supervisor,
     registry: Option<Arc<Mutex<Registry>>>,
     grace: Duration,
+    logs: bool,
 }
 
 impl fmt::Debug for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Status")
             .field("metrics", &self.registry.is_some())
+            .field("readiness_grace", &self.grace)
+            .field("logs", &self.logs)
             .finish_non_exhaustive()
     }
 }
+
+/// How many records `/tree.json` returns without `?limit=`.
+pub const TREE_JSON_LIMIT: usize = 10_000;
+
+/// The most `/tree.json`'s `?limit=` may ask for.
+pub const TREE_JSON_MAX_LIMIT: usize = 100_000;
 
 /// How long `/healthz` waits for the processor to answer.
 const HEALTH_BOUND: Duration = Duration::from_millis(500);
 
 impl Status {
-    /// The status of `sup`.
+    /// The status of `sup`. With the supervisor built with
+    /// [`prometheus()`](crate::SupervisorBuilder::prometheus), `/metrics`
+    /// serves its registry.
     pub fn new(sup: Supervisor) -> Status {
+        let registry = sup.registry();
         Status {
             sup,
-            registry: None,
+            registry,
             grace: Duration::ZERO,
+            logs: true,
         }
     }
 
     /// Serves `registry` at `/metrics` (for example the one a
-    /// [`PrometheusMetrics`](crate::prometheus::PrometheusMetrics) records in).
+    /// [`PrometheusMetrics`](crate::prometheus::PrometheusMetrics) records in),
+    /// instead of the supervisor's own.
     pub fn metrics(mut self, registry: Arc<Mutex<Registry>>) -> Self {
         self.registry = Some(registry);
         self
+    }
+
+    /// How long a node that was ready may be unready before `/readyz` says
+    /// so. Default zero: a death makes the service unready at once. A node's
+    /// first start is never covered: the service is not ready before every
+    /// node that counts has come up once. Set it a little above the backoff
+    /// a flapping dependency usually needs (and below the time the load
+    /// balancer may keep sending to a broken pod), so that one quick restart
+    /// does not take the pod out of the load balancer; see `docs/deploy.md`.
+    pub fn readiness_grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// Whether `/logs` is served (default: yes). Log lines may hold what the
+    /// public should not read: turn it off where the status is not on a
+    /// private listener (see [`server`](Self::server)).
+    pub fn logs(mut self, on: bool) -> Self {
+        self.logs = on;
+        self
+    }
+
+    /// A runnable serving this status alone at `/` on `addr`, meant for a
+    /// private (loopback or cluster-internal) admin listener apart from the
+    /// application's public one:
+    ///
+    /// ```no_run
+    /// # use actix_supervisor::{web::Status, Context, RunResult};
+    /// # async fn root(ctx: Context) -> RunResult {
+    /// ctx.run("admin", Status::new(ctx.supervisor()).server("127.0.0.1:9090")).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn server(&self, addr: impl Into<String>) -> impl Runnable {
+        let config = self.config();
+        server(addr, move || App::new().configure(config.clone())).workers(1)
     }
 
     /// The routes, for `App::configure` or `Scope::configure`.
@@ -262,15 +316,19 @@ impl Status {
         let status = self.clone();
         move |cfg: &mut web::ServiceConfig| {
             let s = status.clone();
+            let logs_on = s.logs;
             cfg.app_data(web::Data::new(s))
+                .app_data(web::QueryConfig::default().error_handler(bad_query))
                 .route("/healthz", web::get().to(healthz))
                 .route("/readyz", web::get().to(readyz))
                 .route("/metrics", web::get().to(metrics))
                 .route("/tree", web::get().to(tree_text))
                 .route("/tree.json", web::get().to(tree_json))
-                .route("/logs", web::get().to(logs))
                 .route("/", web::get().to(page))
                 .route("", web::get().to(page));
+            if logs_on {
+                cfg.route("/logs", web::get().to(logs));
+            }
         }
     }
 }
@@ -334,18 +392,133 @@ async fn metrics(s: web::Data<Status>) -> HttpResponse {
     }
 }
 
-async fn tree_text(s: web::Data<Status>) -> HttpResponse {
-    let nodes = s.sup.snapshot().await;
-    HttpResponse::Ok()
-        .content_type("text/plain; charset=utf-8")
-        .body(TextTree::new(&nodes).to_string())
+/// A malformed query string: 400, saying what was wrong.
+fn bad_query(err: QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
+    let body = format!("bad query: {err}\n");
+    InternalError::from_response(err, HttpResponse::BadRequest().body(body)).into()
 }
 
-async fn tree_json(s: web::Data<Status>) -> HttpResponse {
-    HttpResponse::Ok().json(s.sup.snapshot().await)
+fn bad_request(why: String) -> HttpResponse {
+    HttpResponse::BadRequest().body(why + "\n")
+}
+
+/// `dn` if it is a DN (`root`, or `root.` and names), else why not.
+fn check_dn(dn: &str) -> Result<(), String> {
+    let mut parts = dn.split('.');
+    let rooted = parts.next() == Some(crate::tree::ROOT_NAME);
+    if rooted && parts.all(crate::name::is_valid_name) {
+        Ok(())
+    } else {
+        Err(format!(
+            "bad dn {:?}: a DN is root, then names of a-z, 0-9 and _ after dots (root.http.listener)",
+            dn.chars().take(200).collect::<String>()
+        ))
+    }
 }
 
 #[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TreeQuery {
+    dn: Option<String>,
+    depth: Option<u32>,
+    state: Option<String>,
+    limit: Option<usize>,
+}
+
+impl TreeQuery {
+    /// The query, or why it is not one.
+    fn to_query(&self, default_limit: Option<usize>) -> Result<Query, String> {
+        let mut q = Query::new();
+        if let Some(dn) = &self.dn {
+            check_dn(dn)?;
+            q = q.dn(dn.as_str());
+        }
+        if let Some(depth) = self.depth {
+            q = q.depth(depth);
+        }
+        if let Some(state) = &self.state {
+            q = match state.as_str() {
+                "not_healthy" | "unhealthy" => q.not_healthy(),
+                list => q.states(&parse_states(list)?),
+            };
+        }
+        match self.limit {
+            Some(n) if n > TREE_JSON_MAX_LIMIT => {
+                return Err(format!(
+                    "limit {n} is over {TREE_JSON_MAX_LIMIT}: narrow the query with dn= and depth= instead"
+                ))
+            }
+            Some(n) => q = q.limit(n),
+            None => {
+                if let Some(n) = default_limit {
+                    q = q.limit(n);
+                }
+            }
+        }
+        Ok(q)
+    }
+}
+
+/// `NEW,DEAD` (any case) as states.
+fn parse_states(list: &str) -> Result<Vec<NodeState>, String> {
+    list.split(',')
+        .map(|s| match s.to_ascii_uppercase().as_str() {
+            "NEW" => Ok(NodeState::New),
+            "HEALTHY" => Ok(NodeState::Healthy),
+            "DEAD" => Ok(NodeState::Dead),
+            "DONE" => Ok(NodeState::Done),
+            "CANCELED" => Ok(NodeState::Canceled),
+            _ => Err(format!(
+                "bad state {:?}: one of NEW, HEALTHY, DEAD, DONE, CANCELED (comma-separated), or not_healthy",
+                s.chars().take(50).collect::<String>()
+            )),
+        })
+        .collect()
+}
+
+/// Runs `q`, answering 404 for an unknown DN and 503 when the supervisor
+/// is gone.
+async fn run_query(s: &Status, q: &Query) -> Result<Selection, HttpResponse> {
+    s.sup.query(q).await.map_err(|e| match e {
+        RunError::NotFound { dn } => {
+            HttpResponse::NotFound().body(format!("no node {dn} in the tree\n"))
+        }
+        other => HttpResponse::ServiceUnavailable().body(format!("{other}\n")),
+    })
+}
+
+/// The text render of the (sub)tree `?dn=`, `?depth=` levels deep.
+async fn tree_text(s: web::Data<Status>, q: web::Query<TreeQuery>) -> HttpResponse {
+    let query = match q.to_query(Some(TREE_JSON_LIMIT)) {
+        Ok(query) => query,
+        Err(why) => return bad_request(why),
+    };
+    match run_query(&s, &query).await {
+        Ok(sel) => HttpResponse::Ok()
+            .content_type("text/plain; charset=utf-8")
+            .insert_header(("X-Truncated", sel.truncated.to_string()))
+            .body(TextTree::new(&sel.nodes).to_string()),
+        Err(res) => res,
+    }
+}
+
+/// The records `?dn=`, `?depth=`, `?state=` and `?limit=` select, at most
+/// [`TREE_JSON_LIMIT`] by default; `X-Truncated: true` when more matched.
+async fn tree_json(s: web::Data<Status>, q: web::Query<TreeQuery>) -> HttpResponse {
+    let query = match q.to_query(Some(TREE_JSON_LIMIT)) {
+        Ok(query) => query,
+        Err(why) => return bad_request(why),
+    };
+    match run_query(&s, &query).await {
+        Ok(sel) => HttpResponse::Ok()
+            .insert_header(("X-Truncated", sel.truncated.to_string()))
+            .json(sel.nodes),
+        Err(res) => res,
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct LogsQuery {
     dn: String,
     #[serde(default)]
@@ -355,6 +528,11 @@ struct LogsQuery {
 /// The node's last 200 log lines (its sub-loggers' too), or those after
 /// sequence number `after`, as JSON.
 async fn logs(s: web::Data<Status>, q: web::Query<LogsQuery>) -> HttpResponse {
+    if q.dn != "supervisor" {
+        if let Err(why) = check_dn(&q.dn) {
+            return bad_request(why);
+        }
+    }
     let query = crate::LogQuery::dn(&q.dn);
     let entries = s.sup.logs().backlog(&query);
     let fresh: Vec<_> = entries.iter().filter(|e| e.seq > q.after).collect();

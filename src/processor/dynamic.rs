@@ -145,6 +145,7 @@ impl Processor {
         self.hosts.remove(k);
         self.gates.remove(k);
         self.pids.remove(k);
+        self.addrs.remove(k);
         for reply in self.leaving.remove(k).into_iter().flatten() {
             let _ = reply.send(Ok(()));
         }

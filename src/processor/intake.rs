@@ -10,7 +10,8 @@ use log::Level;
 
 use super::{Life, Processor};
 use crate::exit::{classify, kind_of, ExitReport, Outcome, Verdict};
-use crate::inbox::{Began, Pid, Report};
+use crate::inbox::{Addrs, Began, Pid, Report};
+use crate::logtree::Entry;
 use crate::restart;
 use crate::state::{Ended, ExitKind, NodeState, Signal};
 use crate::tree::{self, NodeKey};
@@ -33,6 +34,7 @@ impl Processor {
                     Report::Began(m) => self.on_began(m),
                     Report::Signal(m) => self.on_signal(m.node, m.incarnation, m.signal),
                     Report::Pid(m) => self.on_pid(m),
+                    Report::Addrs(m) => self.on_addrs(m),
                 }
             }
             self.after_change(ctx);
@@ -65,6 +67,18 @@ impl Processor {
         }
     }
 
+    pub(super) fn on_addrs(&mut self, msg: Addrs) {
+        let current = self
+            .tree
+            .node(msg.node)
+            .is_some_and(|n| n.incarnation == msg.incarnation && n.state().is_live());
+        if current && !msg.addrs.is_empty() {
+            self.addrs.insert(msg.node, msg.addrs);
+        } else {
+            self.addrs.remove(msg.node);
+        }
+    }
+
     /// `k`'s runnable starts now: for its uptime.
     pub(super) fn mark_started(&mut self, k: NodeKey) {
         let now = self.tree.now_ms();
@@ -84,6 +98,7 @@ impl Processor {
         self.tree.set_state(k, state);
         self.gates.remove(k);
         self.pids.remove(k);
+        self.addrs.remove(k);
         let at_ms = self.tree.now_ms();
         if let Some(n) = self.tree.node_mut(k) {
             n.started_ms = None;
@@ -128,14 +143,16 @@ impl Processor {
             return;
         };
         let logs = &self.config.logs;
-        let report = logs.death_report(
-            &node.dn,
-            &reason,
-            sub_loggers,
-            self.config.lead_up,
-            node.log_mark,
-        );
-        self.sinks.say(Level::Error, report);
+        let (lead_up, mark) = (self.config.lead_up, node.log_mark);
+        let report = |shown: &dyn Fn(&Entry) -> bool| {
+            logs.death_report(&node.dn, &reason, sub_loggers, lead_up, mark, shown)
+        };
+        // The log facade has printed the node's leveled lines already (see
+        // `Logger::log_at`): its copy of the report does not repeat them.
+        // The log tree's keeps the whole lead-up.
+        let for_facade = report(&|e| e.level.is_some_and(|l| facade_showed(l, &e.dn)));
+        let whole = report(&|_| false);
+        self.sinks.say_apart(Level::Error, for_facade, whole);
         node.last_error = Some(reason.as_str().into());
         self.repairs.death(node.group, self.clock);
         self.exit(k, NodeState::Dead, kind, reason.into());
@@ -225,4 +242,11 @@ impl Processor {
             });
         }
     }
+}
+
+/// Whether the log facade printed a node's line at `level` (the node logger
+/// forwards its lines to the facade with the DN as the target).
+fn facade_showed(level: Level, dn: &str) -> bool {
+    level <= log::max_level()
+        && log::logger().enabled(&log::Metadata::builder().level(level).target(dn).build())
 }

@@ -48,6 +48,12 @@ impl Handler<Request> for Processor {
                 self.check_drained(ctx);
                 self.when_finished(reply);
             }
+            Request::BeginStop(reply) => {
+                self.tick();
+                self.begin_shutdown(Ended::ShutDown);
+                self.check_drained(ctx);
+                let _ = reply.send(());
+            }
             Request::Join(reply) => self.when_finished(reply),
             Request::Restart { dn, reply } => {
                 self.tick();
