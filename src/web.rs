@@ -420,9 +420,20 @@ fn check_dn(dn: &str) -> Result<(), String> {
 #[serde(deny_unknown_fields)]
 struct TreeQuery {
     dn: Option<String>,
-    depth: Option<u32>,
+    depth: Option<String>,
     state: Option<String>,
-    limit: Option<usize>,
+    limit: Option<String>,
+}
+
+/// `value` of the parameter `name` as a number, or why not.
+fn number<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, String> {
+    value.parse().map_err(|_| {
+        format!(
+            "bad {name} {:?}: a whole number, 0 or more, that fits in {} bits",
+            value.chars().take(50).collect::<String>(),
+            8 * std::mem::size_of::<T>()
+        )
+    })
 }
 
 impl TreeQuery {
@@ -433,8 +444,8 @@ impl TreeQuery {
             check_dn(dn)?;
             q = q.dn(dn.as_str());
         }
-        if let Some(depth) = self.depth {
-            q = q.depth(depth);
+        if let Some(depth) = &self.depth {
+            q = q.depth(number("depth", depth)?);
         }
         if let Some(state) = &self.state {
             q = match state.as_str() {
@@ -442,7 +453,12 @@ impl TreeQuery {
                 list => q.states(&parse_states(list)?),
             };
         }
-        match self.limit {
+        let limit: Option<usize> = self
+            .limit
+            .as_deref()
+            .map(|n| number("limit", n))
+            .transpose()?;
+        match limit {
             Some(n) if n > TREE_JSON_MAX_LIMIT => {
                 return Err(format!(
                     "limit {n} is over {TREE_JSON_MAX_LIMIT}: narrow the query with dn= and depth= instead"
@@ -521,8 +537,7 @@ async fn tree_json(s: web::Data<Status>, q: web::Query<TreeQuery>) -> HttpRespon
 #[serde(deny_unknown_fields)]
 struct LogsQuery {
     dn: String,
-    #[serde(default)]
-    after: u64,
+    after: Option<String>,
 }
 
 /// The node's last 200 log lines (its sub-loggers' too), or those after
@@ -533,9 +548,13 @@ async fn logs(s: web::Data<Status>, q: web::Query<LogsQuery>) -> HttpResponse {
             return bad_request(why);
         }
     }
+    let after: u64 = match q.after.as_deref().map(|a| number("after", a)).transpose() {
+        Ok(after) => after.unwrap_or(0),
+        Err(why) => return bad_request(why),
+    };
     let query = crate::LogQuery::dn(&q.dn);
     let entries = s.sup.logs().backlog(&query);
-    let fresh: Vec<_> = entries.iter().filter(|e| e.seq > q.after).collect();
+    let fresh: Vec<_> = entries.iter().filter(|e| e.seq > after).collect();
     let lines: Vec<_> = fresh[fresh.len().saturating_sub(200)..]
         .iter()
         .map(|e| {
