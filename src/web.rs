@@ -46,10 +46,12 @@ use crate::error::RunError;
 use crate::error::RunResult;
 use crate::policy::Shutdown;
 use crate::query::{Query, Selection};
-use crate::render::{glyph, human, TextTree};
+use crate::render::TextTree;
 use crate::runnable::Runnable;
-use crate::state::{NodeInfo, NodeState, Signal};
+use crate::state::{NodeState, Signal};
 use crate::supervisor::Supervisor;
+
+mod page;
 
 /// How much longer than the server's graceful period its node's stop
 /// deadline is at least.
@@ -324,8 +326,9 @@ impl Status {
                 .route("/metrics", web::get().to(metrics))
                 .route("/tree", web::get().to(tree_text))
                 .route("/tree.json", web::get().to(tree_json))
-                .route("/", web::get().to(page))
-                .route("", web::get().to(page));
+                .route("/page.json", web::get().to(page::page_json))
+                .route("/", web::get().to(page::page))
+                .route("", web::get().to(page::page));
             if logs_on {
                 cfg.route("/logs", web::get().to(logs));
             }
@@ -568,51 +571,3 @@ async fn logs(s: web::Data<Status>, q: web::Query<LogsQuery>) -> HttpResponse {
         .collect();
     HttpResponse::Ok().json(lines)
 }
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// One row of the page's tree, server-rendered (the script renders the same
-/// from `/tree.json`).
-fn row(n: &NodeInfo, now: tokio::time::Instant) -> String {
-    let depth = n.dn.matches('.').count();
-    let name = n.dn.rsplit('.').next().unwrap_or(&n.dn);
-    let when = match (n.restart_at, n.uptime) {
-        (Some(at), _) => format!("restart in {}", human(at.saturating_duration_since(now))),
-        (None, Some(up)) => format!("up {}", human(up)),
-        _ => String::new(),
-    };
-    let stalled = if n.stalled_since.is_some() {
-        "STALLED"
-    } else {
-        ""
-    };
-    format!(
-        "<tr data-dn=\"{dn}\" class=\"{state}\"><td style=\"padding-left:{pad}em\">{glyph} {name}</td><td class=\"state\">{state}</td><td class=\"restarts\">{restarts}</td><td>{when}</td><td class=\"stalled\">{stalled}</td><td class=\"error\">{error}</td></tr>",
-        dn = escape(&n.dn),
-        state = n.state,
-        pad = depth as f32 * 1.2 + 0.3,
-        glyph = glyph(n),
-        name = escape(name),
-        restarts = n.restarts,
-        error = escape(n.last_error.as_deref().unwrap_or("").lines().next().unwrap_or("")),
-    )
-}
-
-async fn page(s: web::Data<Status>) -> HttpResponse {
-    let nodes = s.sup.snapshot().await;
-    let now = tokio::time::Instant::now();
-    let rows: String = nodes.iter().map(|n| row(n, now)).collect();
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(PAGE.replace("{{rows}}", &rows))
-}
-
-/// The status page: server-rendered, enhanced by a small script that polls
-/// `tree.json` every second and follows a clicked node's log lines. No
-/// external resources.
-const PAGE: &str = include_str!("web_page.html");

@@ -10,7 +10,7 @@
 //!
 //! Chromium runs with a virtual-time budget: the page's timers run in
 //! virtual time, which waits while a fetch is pending. The test holds the
-//! page's second poll of `tree.json` until it has killed the node and seen
+//! page's second poll of `page.json` until it has killed the node and seen
 //! it restarted, so the page's update is ordered without any sleep.
 #![cfg(feature = "web")]
 
@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_supervisor::web::{server, Status};
-use actix_supervisor::{Context, NodeState};
+use actix_supervisor::{Context, Group, NodeState, Strategy};
 use actix_web::dev::Service;
 use actix_web::{web, App};
 use common::*;
@@ -101,7 +101,7 @@ async fn the_status_page_follows_a_restart_without_a_reload() {
                             if path == "/status/" {
                                 g.pages.fetch_add(1, Ordering::SeqCst);
                             }
-                            if path == "/status/tree.json"
+                            if path == "/status/page.json"
                                 && g.polls.fetch_add(1, Ordering::SeqCst) == 1
                             {
                                 g.held.notify_one();
@@ -140,7 +140,7 @@ async fn the_status_page_follows_a_restart_without_a_reload() {
     // The page is up and polling: its second poll waits for us.
     tokio::time::timeout(Duration::from_secs(60), gate.held.notified())
         .await
-        .expect("the page polled tree.json twice within 60 s");
+        .expect("the page polled page.json twice within 60 s");
     assert!(board.kill("root.worker"));
     await_state(&mut feed, "root.worker", NodeState::Dead, 1).await;
     await_state(&mut feed, "root.worker", NodeState::Healthy, 1).await;
@@ -171,6 +171,136 @@ async fn the_status_page_follows_a_restart_without_a_reload() {
     assert!(
         dom.contains("nodes, ") && dom.contains("healthy"),
         "the script ran: {dom}"
+    );
+    sup.shutdown().await;
+}
+
+/// 10 groups of 100 members of 100 leaves each: 101,011 nodes. One leaf
+/// fails at once and waits out an hour's backoff.
+fn big_tree(ctx: Context) -> futures::future::LocalBoxFuture<'static, actix_supervisor::RunResult> {
+    fn level(
+        names: &'static str,
+        n: usize,
+        next: Option<
+            fn(Context) -> futures::future::LocalBoxFuture<'static, actix_supervisor::RunResult>,
+        >,
+    ) -> Group {
+        let mut g = Group::new().strategy(Strategy::OneForOne);
+        for i in 0..n {
+            g =
+                g.with(
+                    format!("{names}{i}"),
+                    move |ctx: Context| -> futures::future::LocalBoxFuture<
+                        'static,
+                        actix_supervisor::RunResult,
+                    > {
+                        match next {
+                            Some(next) => next(ctx),
+                            None => Box::pin(async move {
+                                if ctx.dn() == "root.tree.g3.m7.l42" {
+                                    return Err("the disk is full".into());
+                                }
+                                serve(&ctx).await
+                            }),
+                        }
+                    },
+                );
+        }
+        g
+    }
+    fn member(
+        ctx: Context,
+    ) -> futures::future::LocalBoxFuture<'static, actix_supervisor::RunResult> {
+        Box::pin(async move {
+            ctx.run_group(level("l", 100, None)).await?;
+            serve(&ctx).await
+        })
+    }
+    fn group(
+        ctx: Context,
+    ) -> futures::future::LocalBoxFuture<'static, actix_supervisor::RunResult> {
+        Box::pin(async move {
+            ctx.run_group(level("m", 100, Some(member))).await?;
+            serve(&ctx).await
+        })
+    }
+    Box::pin(async move {
+        ctx.run_group(level("g", 10, Some(group))).await?;
+        serve(&ctx).await
+    })
+}
+
+#[actix_rt::test]
+async fn the_status_page_of_a_large_tree_shows_the_top_the_trouble_and_what_is_opened() {
+    if !chromium_present() {
+        return;
+    }
+    init_log();
+    let sup = builder()
+        .backoff(backoff_ms(3_600_000))
+        .start(|ctx: Context| async move {
+            let status = Status::new(ctx.supervisor());
+            ctx.run("tree", big_tree).await?;
+            ctx.run("admin", status.server("127.0.0.1:0")).await?;
+            serve(&ctx).await
+        });
+    sup.wait_settled().await;
+    let counts = sup.counts().await;
+    assert!(counts.nodes > 100_000, "{counts:?}");
+    assert_eq!((counts.dead, counts.waiting), (1, 1), "{counts:?}");
+    let addr = sup.addrs("root.admin").await[0];
+
+    let profile = std::env::temp_dir().join(format!(
+        "actix-supervisor-chromium-big-{}",
+        std::process::id()
+    ));
+    let out = tokio::process::Command::new("chromium")
+        .args(CHROMIUM_FLAGS)
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("--virtual-time-budget=3000")
+        .arg("--dump-dom")
+        .arg(format!("http://{addr}/#open=root.tree.g3.m7"))
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(120), out)
+        .await
+        .expect("chromium finished within 120 s")
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&profile);
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<&str> = dom.split("<tr ").skip(1).collect();
+    let row = |dn: &str| {
+        rows.iter()
+            .find(|r| r.contains(&format!("data-dn=\"{dn}\"")))
+            .copied()
+            .unwrap_or_else(|| panic!("no row for {dn}"))
+    };
+    // The troubled leaf, with its whole DN, first (the troubled table).
+    let bad = row("root.tree.g3.m7.l42");
+    assert!(
+        bad.contains("DEAD") && bad.contains("root.tree.g3.m7.l42"),
+        "{bad}"
+    );
+    assert!(bad.contains("the disk is full"), "{bad}");
+    // The top levels, a collapsed node's count of children.
+    let m0 = row("root.tree.g0");
+    assert!(m0.contains("100 children, 100 live"), "{m0}");
+    // The opened node's children (the script ran and expanded it).
+    let leaf = row("root.tree.g3.m7.l99");
+    assert!(leaf.contains("HEALTHY"), "{leaf}");
+    assert!(
+        !rows
+            .iter()
+            .any(|r| r.contains("data-dn=\"root.tree.g3.m6.l0\"")),
+        "an unopened node's children are not on the page"
+    );
+    // Bounded: the root, its two levels, the opened node's children, the
+    // troubled row, whatever the size of the tree.
+    assert!(rows.len() < 1_300, "{} rows", rows.len());
+    assert!(
+        dom.contains("nodes, ") && dom.contains("updated"),
+        "the script ran"
     );
     sup.shutdown().await;
 }
