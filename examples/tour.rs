@@ -20,13 +20,11 @@
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Actor, Handler, Message};
 use actix_supervisor::process::Command;
-use actix_supervisor::prometheus::PrometheusMetrics;
-use actix_supervisor::prometheus_client::registry::Registry;
 use actix_supervisor::render::TextTree;
 use actix_supervisor::web::{server, Status};
 use actix_supervisor::{
@@ -184,14 +182,12 @@ fn main() {
     let port = pick_port();
     actix_rt::System::new().block_on(async move {
         let starts = Arc::new(AtomicU32::new(0));
-        let mut registry = Registry::default();
-        let metrics = PrometheusMetrics::new(&mut registry);
-        let registry = Arc::new(Mutex::new(registry));
         let sup = Supervisor::builder()
             .backoff(actix_supervisor::Backoff::default().initial(Duration::from_millis(300)))
-            .metrics(metrics)
+            // Metrics: the status serves them at /status/metrics.
+            .prometheus()
             .start(move |ctx: Context| {
-                let (starts, registry) = (starts.clone(), registry.clone());
+                let starts = starts.clone();
                 async move {
                     let counter = ctx.run_actor("counter", || Counter(0)).await?;
                     let jobs = ctx
@@ -201,7 +197,7 @@ fn main() {
                         node: jobs,
                         next: AtomicU64::new(0),
                     });
-                    let status = Status::new(ctx.supervisor()).metrics(registry);
+                    let status = Status::new(ctx.supervisor());
                     let addr = format!("127.0.0.1:{port}");
                     ctx.run(
                         "http",

@@ -9,11 +9,8 @@
 //!
 //! Then open <http://127.0.0.1:8080/status/>.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix_supervisor::prometheus::PrometheusMetrics;
-use actix_supervisor::prometheus_client::registry::Registry;
 use actix_supervisor::web::{server, Status};
 use actix_supervisor::{node_info, Backoff, Context, Group, RunResult, Signal, Supervisor};
 use actix_web::{web, App, HttpResponse};
@@ -38,9 +35,6 @@ async fn flaky(ctx: Context) -> RunResult {
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let seconds: Option<u64> = std::env::args().nth(1).and_then(|a| a.parse().ok());
-    let mut registry = Registry::default();
-    let metrics = PrometheusMetrics::new(&mut registry);
-    let registry = Arc::new(Mutex::new(registry));
     actix_rt::System::new().block_on(async move {
         let sup = Supervisor::builder()
             // Long enough to see a node wait on the page.
@@ -49,32 +43,29 @@ fn main() {
                     .initial(Duration::from_secs(2))
                     .jitter(0.0),
             )
-            .metrics(metrics)
-            .start(move |ctx: Context| {
-                let registry = registry.clone();
-                async move {
-                    let status = Status::new(ctx.supervisor()).metrics(registry);
-                    ctx.run(
-                        "http",
-                        server("127.0.0.1:8080", move || {
-                            App::new()
-                                .service(web::scope("/status").configure(status.config()))
-                                .route(
-                                    "/",
-                                    web::get().to(|| async { HttpResponse::Ok().body("hello\n") }),
-                                )
-                        }),
-                    )
-                    .await?;
-                    ctx.run_group(
-                        Group::new()
-                            .with("db", worker)
-                            .with("cache", worker)
-                            .with("feed", flaky),
-                    )
-                    .await?;
-                    worker(ctx).await
-                }
+            .prometheus()
+            .start(move |ctx: Context| async move {
+                let status = Status::new(ctx.supervisor());
+                ctx.run(
+                    "http",
+                    server("127.0.0.1:8080", move || {
+                        App::new()
+                            .service(web::scope("/status").configure(status.config()))
+                            .route(
+                                "/",
+                                web::get().to(|| async { HttpResponse::Ok().body("hello\n") }),
+                            )
+                    }),
+                )
+                .await?;
+                ctx.run_group(
+                    Group::new()
+                        .with("db", worker)
+                        .with("cache", worker)
+                        .with("feed", flaky),
+                )
+                .await?;
+                worker(ctx).await
             });
         println!("status page: http://127.0.0.1:8080/status/");
         match seconds {
