@@ -74,3 +74,50 @@ async fn every_transition_is_reported_in_order() {
     assert_eq!(table["root"].state, Canceled);
     assert!(table["root"].transition >= table["root.w"].transition);
 }
+
+/// Panics on every transition of `root.bad`.
+struct PanicsOnBad;
+
+impl Metrics for PanicsOnBad {
+    fn node_state(&self, dn: &str, _: NodeState) {
+        if dn == "root.bad" {
+            panic!("the sink's own bug");
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn a_panicking_sink_is_named_with_the_event_and_the_panic_once_a_minute() {
+    let board = Switchboard::default();
+    let sup = actix_supervisor::Supervisor::builder()
+        .backoff(backoff_ms(1))
+        .metrics(PanicsOnBad)
+        .start({
+            let b = board.clone();
+            move |ctx: actix_supervisor::Context| {
+                let b = b.clone();
+                async move {
+                    ctx.run("bad", b.runnable()).await?;
+                    serve(&ctx).await
+                }
+            }
+        });
+    sup.wait_settled().await;
+    // More events of the same sink: a death, a restart, HEALTHY again.
+    assert!(board.kill("root.bad"));
+    sup.wait_settled().await;
+    let said: Vec<String> = sup
+        .logs()
+        .backlog(&actix_supervisor::LogQuery::dn("supervisor"))
+        .iter()
+        .map(|e| e.message.clone())
+        .filter(|m| m.contains("metrics sink"))
+        .collect();
+    assert_eq!(said.len(), 1, "{said:#?}");
+    assert!(
+        said[0]
+            .contains("metrics sink #0 panicked on node_state(root.bad, NEW): the sink's own bug"),
+        "{said:#?}"
+    );
+    sup.shutdown().await;
+}
