@@ -76,6 +76,7 @@ pub mod render;
 mod repairs;
 mod restart;
 mod runnable;
+mod said;
 #[cfg(feature = "serde")]
 mod serde_time;
 mod settle;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use log::Level;
 
 use crate::logtree::LogTree;
+use crate::said::Said;
 
 /// A logger for one DN: a node's ([`Context::logger`](crate::Context::logger))
 /// or a sub-logger's ([`Context::sub_logger`](crate::Context::sub_logger)).
@@ -145,14 +146,18 @@ impl Voice {
     }
 
     pub fn say(&self, level: Level, message: String) {
-        log::log!(target: "actix_supervisor", level, "{message}");
-        self.logs.push(&self.dn, Some(level), message, None);
+        self.tell(Said::note(level, message));
     }
 
-    /// Like [`say`](Self::say), with a different text for each.
-    pub fn say_apart(&self, level: Level, to_facade: String, to_tree: String) {
-        log::log!(target: "actix_supervisor", level, "{to_facade}");
-        self.logs.push(&self.dn, Some(level), to_tree, None);
+    /// Reports `said`: its line to the log facade and the log tree (where
+    /// `in_tree` replaces it if set) and, with the `tracing` feature, its
+    /// structured event.
+    pub fn tell(&self, said: Said) {
+        log::log!(target: "actix_supervisor", said.level, "{}", said.message);
+        #[cfg(feature = "tracing")]
+        said.emit();
+        let text = said.in_tree.unwrap_or(said.message);
+        self.logs.push(&self.dn, Some(said.level), text, None);
     }
 }
 

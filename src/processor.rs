@@ -31,6 +31,7 @@ use crate::protocol::Extras;
 use crate::repairs::Repairs;
 use crate::restart::{self, plan, Jitter, Plan};
 use crate::runnable::Runnable;
+use crate::said::Said;
 use crate::settle::{Settle, Starting};
 use crate::sinks::Sinks;
 use crate::stall::{Stalls, Watch};
@@ -235,14 +236,15 @@ impl Processor {
         let flips = self.stalls.update(&watch, |k| tree.node(k).map(|n| &*n.dn));
         for flip in flips {
             self.workers.set_blocked(flip.worker, flip.blocked);
-            if let Some(message) = flip.message {
-                let level = if flip.blocked {
-                    Level::Warn
-                } else {
-                    Level::Info
-                };
-                self.sinks.say(level, message);
-            }
+            let (Some(message), Some(n)) = (flip.message, self.tree.node(flip.node)) else {
+                continue;
+            };
+            let said = match flip.blocked {
+                true => Said::new(Level::Warn, "stalled", message),
+                false => Said::new(Level::Info, "unstalled", message),
+            };
+            self.sinks
+                .announce(said.dn(&n.dn).incarnation(n.restarts + 1));
         }
     }
 
@@ -347,8 +349,8 @@ impl Processor {
                     });
             }
         }
-        for line in restart::log_lines(&self.tree, &starts) {
-            self.sinks.say(Level::Info, line);
+        for said in restart::log_lines(&self.tree, &starts) {
+            self.sinks.announce(said);
         }
         let mut launch = Vec::with_capacity(starts.len());
         for s in starts {
@@ -374,12 +376,16 @@ impl Processor {
             m.escalated(dn.as_deref())
         });
         let Some(p) = owner else {
-            self.sinks.say(
-                Level::Error,
-                format!("the supervisor gives up: {reason}; shutting down"),
-            );
+            let message = format!("the supervisor gives up: {reason}; shutting down");
+            let said = Said::new(Level::Error, "gave_up", message).reason(reason.as_str());
+            self.sinks.announce(said);
             return self.begin_shutdown(Ended::GaveUp { reason });
         };
+        if let Some(dn) = &dn {
+            let message = format!("{dn} gives up: {reason}");
+            let said = Said::new(Level::Error, "escalated", message).dn(dn);
+            self.sinks.announce(said.reason(reason.as_str()));
+        }
         let Some(parent) = self.tree.node_mut(p) else {
             return;
         };
@@ -450,8 +456,9 @@ impl Processor {
     fn begin_shutdown(&mut self, why: Ended) {
         self.ending.get_or_insert(why);
         if self.life == Life::Running {
+            let message = "shutting down: cancelling the tree".to_string();
             self.sinks
-                .say(Level::Info, "shutting down: cancelling the tree".into());
+                .announce(Said::new(Level::Info, "shutting_down", message));
             self.life = Life::Stopping;
             self.sinks.tell(format_args!("stopping"), |m| m.stopping());
             self.tree.top().cancel();
@@ -462,8 +469,9 @@ impl Processor {
         if self.life != Life::Stopping || !self.tree.all_exited() {
             return;
         }
+        let message = "shut down: nothing is live".to_string();
         self.sinks
-            .say(Level::Info, "shut down: nothing is live".into());
+            .announce(Said::new(Level::Info, "shut_down", message));
         self.life = Life::Finished;
         self.hosts.clear();
         // Nothing runs any more: whoever waits for a termination is done.

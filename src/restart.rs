@@ -23,7 +23,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use log::Level;
+
 use crate::policy::Backoff;
+use crate::said::Said;
 use crate::state::{NodeState, Signal};
 use crate::sweep::Unit;
 use crate::tree::{Node, NodeKey, Tree};
@@ -170,7 +173,7 @@ pub(crate) fn reset_on_signal(node: &mut Node, signal: Signal, backoff: &Backoff
 /// How a restart is announced: one line per dead member, one for all the
 /// siblings that come back with them (a group of 50,000 must not mean
 /// 50,000 lines, nor 50,000 names copied to show five).
-pub(crate) fn log_lines(tree: &Tree, launches: &[Launch]) -> Vec<String> {
+pub(crate) fn log_lines(tree: &Tree, launches: &[Launch]) -> Vec<Said> {
     let mut lines = Vec::new();
     let mut shown: Vec<&str> = Vec::new();
     let mut siblings = 0usize;
@@ -180,10 +183,13 @@ pub(crate) fn log_lines(tree: &Tree, launches: &[Launch]) -> Vec<String> {
         };
         if n.state() == NodeState::Dead {
             let restart = n.restarts + 1;
-            lines.push(format!(
-                "restarting {} (restart {restart}) in {:?}",
-                n.dn, l.delay
-            ));
+            let message = format!("restarting {} (restart {restart}) in {:?}", n.dn, l.delay);
+            let said = Said::new(Level::Info, "restarting", message)
+                .dn(&n.dn)
+                .restarts(restart)
+                .backoff(l.delay)
+                .incarnation(restart + 1);
+            lines.push(said);
         } else {
             siblings += 1;
             if shown.len() < 5 {
@@ -196,10 +202,11 @@ pub(crate) fn log_lines(tree: &Tree, launches: &[Launch]) -> Vec<String> {
             0 => String::new(),
             more => format!(" and {more} more"),
         };
-        lines.push(format!(
+        let message = format!(
             "restarting their group siblings at once: {}{more}",
             shown.join(", ")
-        ));
+        );
+        lines.push(Said::new(Level::Info, "restarting_siblings", message));
     }
     lines
 }

@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use crate::exit::panic_message;
 use crate::logger::Voice;
 use crate::metrics::Metrics;
+use crate::said::Said;
 use crate::state::NodeState;
 
 /// How often a panicking sink is said at most.
@@ -45,9 +46,9 @@ impl Sinks {
         self.voice.say(level, message);
     }
 
-    /// Says `to_facade` to the log facade and files `to_tree` in the log tree.
-    pub fn say_apart(&self, level: Level, to_facade: String, to_tree: String) {
-        self.voice.say_apart(level, to_facade, to_tree);
+    /// Reports an event: see [`Voice::tell`].
+    pub fn announce(&self, said: Said) {
+        self.voice.tell(said);
     }
 
     pub fn is_empty(&self) -> bool {

@@ -96,6 +96,8 @@ pub(crate) struct Stalls {
 pub(crate) struct Flip {
     pub worker: usize,
     pub blocked: bool,
+    /// The node that blocked the worker.
+    pub node: NodeKey,
     /// `None` when the node has left the tree meanwhile.
     pub message: Option<String>,
 }
@@ -133,6 +135,7 @@ impl Stalls {
                 flips.push(Flip {
                     worker: i,
                     blocked: false,
+                    node: k,
                     message: dn_of(k).map(|dn| format!("{dn} lets worker {i} run again")),
                 });
             }
@@ -140,6 +143,7 @@ impl Stalls {
                 flips.push(Flip {
                     worker: i,
                     blocked: true,
+                    node: k,
                     message: dn_of(k).map(|dn| format!(
                         "{dn} has blocked worker {i} for {:.1} s (its future does not yield); new nodes go to other workers",
                         ran.as_secs_f64()

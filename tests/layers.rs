@@ -20,6 +20,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "error",
             "exit",
             "logtree",
+            "said",
             "metrics",
             "serde_time",
             "render",

@@ -13,6 +13,7 @@ use crate::exit::{classify, kind_of, ExitReport, Outcome, Verdict};
 use crate::inbox::{Addrs, Began, Pid, Report};
 use crate::logtree::Entry;
 use crate::restart;
+use crate::said::Said;
 use crate::state::{Ended, ExitKind, NodeState, Signal};
 use crate::tree::{self, NodeKey};
 
@@ -152,7 +153,14 @@ impl Processor {
         // The log tree's keeps the whole lead-up.
         let for_facade = report(&|e| e.level.is_some_and(|l| facade_showed(l, &e.dn)));
         let whole = report(&|_| false);
-        self.sinks.say_apart(Level::Error, for_facade, whole);
+        let said = Said::new(Level::Error, "died", for_facade)
+            .in_tree(whole)
+            .dn(&node.dn)
+            .reason(reason.as_str())
+            .exit_kind(kind)
+            .restarts(node.restarts)
+            .incarnation(node.restarts + 1);
+        self.sinks.announce(said);
         node.last_error = Some(reason.as_str().into());
         self.repairs.death(node.group, self.clock);
         self.exit(k, NodeState::Dead, kind, reason.into());

@@ -7,6 +7,7 @@ use log::Level;
 use super::{Life, Processor};
 use crate::error::RunError;
 use crate::protocol::Request;
+use crate::said::Said;
 use crate::state::Ended;
 
 impl Handler<Request> for Processor {
@@ -35,10 +36,9 @@ impl Handler<Request> for Processor {
             Request::Drain { start, reply } => {
                 if start && !self.draining && self.life == Life::Running {
                     self.draining = true;
-                    self.sinks.say(
-                        Level::Info,
-                        "draining: not ready any more, shutting down soon".into(),
-                    );
+                    let message = "draining: not ready any more, shutting down soon";
+                    self.sinks
+                        .announce(Said::new(Level::Info, "draining", message.into()));
                 }
                 let _ = reply.send(self.draining || self.life != Life::Running);
             }
@@ -82,8 +82,12 @@ impl Processor {
         if let Some(n) = self.tree.node_mut(k) {
             n.requested = true;
         }
-        self.sinks
-            .say(Level::Info, format!("restarting {dn} on request"));
+        if let Some(n) = self.tree.node(k) {
+            let message = format!("restarting {dn} on request");
+            let said = Said::new(Level::Info, "restart_requested", message);
+            self.sinks
+                .announce(said.dn(&n.dn).incarnation(n.restarts + 1));
+        }
         self.tree.cancel_for_death(k);
         Ok(())
     }
