@@ -291,6 +291,8 @@ impl SupervisorBuilder {
             settle_window: self.settle_window,
             metrics: self.metrics,
             watch,
+            #[cfg(feature = "tracing")]
+            span: ::tracing::Span::current(),
         };
         let root: Box<dyn Runnable> = Box::new(root);
         let shared = panic.clone();

@@ -36,10 +36,34 @@ pub fn current_logger() -> Option<Logger> {
     CURRENT.with(|c| c.borrow().clone())
 }
 
+/// Calls `f` with the thread marked as running `logger`'s node (and inside
+/// `span`), as a poll of [`Scoped`] is: for the runnable's own `run` call.
+pub(crate) fn scoped_call<R>(
+    logger: &Logger,
+    #[cfg(feature = "tracing")] span: &::tracing::Span,
+    f: impl FnOnce() -> R,
+) -> R {
+    let previous = CURRENT.with(|c| c.replace(Some(logger.clone())));
+    struct Restore(Option<Logger>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let previous = self.0.take();
+            CURRENT.with(|c| *c.borrow_mut() = previous);
+        }
+    }
+    let _restore = Restore(previous);
+    #[cfg(feature = "tracing")]
+    let _entered = span.enter();
+    f()
+}
+
 /// Polls the inner future with the thread marked as running `logger`'s node.
 pub(crate) struct Scoped<F> {
     pub inner: F,
     pub logger: Logger,
+    /// The incarnation's span, entered on every poll.
+    #[cfg(feature = "tracing")]
+    pub span: ::tracing::Span,
 }
 
 impl<F: Future + Unpin> Future for Scoped<F> {
@@ -57,6 +81,8 @@ impl<F: Future + Unpin> Future for Scoped<F> {
             }
         }
         let _restore = Restore(previous);
+        #[cfg(feature = "tracing")]
+        let _entered = this.span.enter();
         Pin::new(&mut this.inner).poll(cx)
     }
 }
@@ -101,13 +127,19 @@ impl Log for CaptureLogger {
     }
 
     fn log(&self, record: &Record<'_>) {
+        // `tracing`'s own records of spans entered and exited (its `log`
+        // feature, when no subscriber is set) are not a node's lines.
+        let span_noise = record.target().starts_with("tracing::span");
+        let filer = current_logger().filter(|_| !crate::logger::filing_itself() && !span_noise);
         if self.inner.enabled(record.metadata()) {
-            self.inner.log(record);
+            match filer {
+                // Marked: an inner logger that feeds tracing (the `log`
+                // bridge) must not have the tracing layer file it again.
+                Some(_) => crate::logger::without_capture(|| self.inner.log(record)),
+                None => self.inner.log(record),
+            }
         }
-        if crate::logger::filing_itself() {
-            return;
-        }
-        if let Some(logger) = current_logger() {
+        if let Some(logger) = filer {
             let location = match (record.file(), record.line()) {
                 (Some(f), Some(l)) => Some(format!("{f}:{l}")),
                 _ => None,

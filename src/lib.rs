@@ -89,6 +89,8 @@ mod sweep;
 pub mod systemd;
 mod tasks;
 pub mod testing;
+#[cfg(feature = "tracing")]
+pub mod tracing;
 mod tree;
 mod view;
 mod walk;

@@ -287,7 +287,7 @@ thread_local! {
 /// Runs `f` (the node logger's own facade call) marked so that
 /// [`CaptureLogger`](crate::CaptureLogger) does not file the record a second
 /// time: the node logger has filed it already.
-fn without_capture<R>(f: impl FnOnce() -> R) -> R {
+pub(crate) fn without_capture<R>(f: impl FnOnce() -> R) -> R {
     let before = FILING.with(|s| s.replace(true));
     let r = f();
     FILING.with(|s| s.set(before));

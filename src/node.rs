@@ -66,6 +66,8 @@ impl Handler<Start> for NodeHost {
                     node,
                     incarnation,
                     token,
+                    #[cfg(feature = "tracing")]
+                    span,
                 },
             delay,
             gate,
@@ -104,7 +106,12 @@ impl Handler<Start> for NodeHost {
                 let shutdown = host.runnable.shutdown(shutdown);
                 let called = std::panic::catch_unwind(AssertUnwindSafe(|| {
                     let _inside = crate::panics::Inside::enter();
-                    host.runnable.run(run_ctx)
+                    crate::capture::scoped_call(
+                        &logger,
+                        #[cfg(feature = "tracing")]
+                        &span,
+                        || host.runnable.run(run_ctx),
+                    )
                 }));
                 match called {
                     Ok(fut) => {
@@ -115,6 +122,8 @@ impl Handler<Start> for NodeHost {
                                     starting: starting.take(),
                                 },
                                 logger,
+                                #[cfg(feature = "tracing")]
+                                span,
                             },
                             node: run_ctx_node,
                         };

@@ -69,6 +69,10 @@ pub(crate) struct Config {
     pub lead_up: usize,
     /// The stall watch, when on.
     pub watch: Option<Arc<Watch>>,
+    /// The span current where the supervisor was started: the root
+    /// incarnations' parent.
+    #[cfg(feature = "tracing")]
+    pub span: ::tracing::Span,
 }
 
 /// Where the supervisor is in its life.
@@ -105,6 +109,9 @@ pub(crate) struct Processor {
     pids: SecondaryMap<NodeKey, u32>,
     /// Where running server nodes listen.
     addrs: SecondaryMap<NodeKey, Vec<std::net::SocketAddr>>,
+    /// Each node's current incarnation's span: its children's parent.
+    #[cfg(feature = "tracing")]
+    spans: SecondaryMap<NodeKey, ::tracing::Span>,
     restart_rate: RestartRate,
     repairs: Repairs,
     /// When the safety tick last ran, for the processor's lag.
@@ -192,6 +199,8 @@ impl Processor {
             removed_logs: Default::default(),
             pids: SecondaryMap::new(),
             addrs: SecondaryMap::new(),
+            #[cfg(feature = "tracing")]
+            spans: SecondaryMap::new(),
             restart_rate: RestartRate::new(),
             repairs: Repairs::default(),
             last_tick: Instant::now(),
@@ -474,6 +483,8 @@ impl Processor {
             .announce(Said::new(Level::Info, "shut_down", message));
         self.life = Life::Finished;
         self.hosts.clear();
+        #[cfg(feature = "tracing")]
+        self.spans.clear();
         // Nothing runs any more: whoever waits for a termination is done.
         for (_, replies) in self.leaving.drain() {
             for reply in replies {

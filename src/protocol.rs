@@ -124,4 +124,7 @@ pub(crate) struct Incarnation {
     pub node: NodeKey,
     pub incarnation: u64,
     pub token: CancellationToken,
+    /// The span the incarnation runs in (see `processor/launch.rs`).
+    #[cfg(feature = "tracing")]
+    pub span: ::tracing::Span,
 }

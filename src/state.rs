@@ -184,6 +184,18 @@ pub enum NodeKind {
     Dynamic,
 }
 
+impl NodeKind {
+    /// `runnable`, `actor`, `process` or `dynamic`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeKind::Runnable => "runnable",
+            NodeKind::Actor => "actor",
+            NodeKind::Process => "process",
+            NodeKind::Dynamic => "dynamic",
+        }
+    }
+}
+
 /// How an incarnation ended.
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]

@@ -68,10 +68,15 @@ impl Tasks {
             state.spawned
         };
         let (tasks, node) = (self.clone(), node.clone());
+        // The task runs in the incarnation's span, like the runnable.
+        #[cfg(feature = "tracing")]
+        let span = ::tracing::Span::current();
         let run = async move {
             let scoped = Scoped {
                 inner: Box::pin(task),
                 logger,
+                #[cfg(feature = "tracing")]
+                span,
             };
             match AssertUnwindSafe(scoped).catch_unwind().await {
                 Ok(value) => {

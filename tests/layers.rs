@@ -60,6 +60,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "process",
             "testing",
             "web",
+            "tracing",
             "systemd",
             "prometheus",
             "lib",

@@ -146,6 +146,8 @@ impl Processor {
         self.gates.remove(k);
         self.pids.remove(k);
         self.addrs.remove(k);
+        #[cfg(feature = "tracing")]
+        self.spans.remove(k);
         for reply in self.leaving.remove(k).into_iter().flatten() {
             let _ = reply.send(Ok(()));
         }

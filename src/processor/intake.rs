@@ -100,6 +100,8 @@ impl Processor {
         self.gates.remove(k);
         self.pids.remove(k);
         self.addrs.remove(k);
+        #[cfg(feature = "tracing")]
+        self.spans.remove(k);
         let at_ms = self.tree.now_ms();
         if let Some(n) = self.tree.node_mut(k) {
             n.started_ms = None;

@@ -29,17 +29,21 @@ impl Processor {
     /// has signalled Healthy (see [`open_next`](Self::open_next)).
     pub(super) fn schedule(&mut self, k: NodeKey, delay: Duration, gated: bool) {
         // Finished: nothing is started any more.
-        let (Some(_), Some(node)) = (&self.me, self.tree.node(k)) else {
-            return;
-        };
-        if !self.hosts.contains(k) {
+        if self.me.is_none() || !self.hosts.contains(k) {
             return;
         }
+        #[cfg(feature = "tracing")]
+        let span = self.span_for(k);
+        let Some(node) = self.tree.node(k) else {
+            return;
+        };
         let ctx = Incarnation {
             dn: node.dn.clone(),
             node: k,
             incarnation: node.incarnation,
             token: node.token.clone(),
+            #[cfg(feature = "tracing")]
+            span,
         };
         // A delayed start is reported NEW when the host begins it (`Began`).
         if delay.is_zero() {
@@ -73,6 +77,32 @@ impl Processor {
         if delay.is_zero() && !gated {
             self.mark_started(k);
         }
+    }
+
+    /// A span for `k`'s new incarnation, named `node` with the fields `dn`,
+    /// `incarnation` (1 for the first start) and `kind`; its parent is the
+    /// parent node's current incarnation's span (the root's: the span
+    /// current where the supervisor was started), so that a subscriber sees
+    /// the tree. Kept as the parent of `k`'s children until `k` exits.
+    #[cfg(feature = "tracing")]
+    fn span_for(&mut self, k: NodeKey) -> ::tracing::Span {
+        let Some(node) = self.tree.node(k) else {
+            return ::tracing::Span::none();
+        };
+        let parent = node
+            .parent
+            .and_then(|p| self.spans.get(p))
+            .unwrap_or(&self.config.span);
+        let span = ::tracing::info_span!(
+            target: "actix_supervisor",
+            parent: parent,
+            "node",
+            dn = &*node.dn,
+            incarnation = node.restarts + 1,
+            kind = node.kind.as_str(),
+        );
+        self.spans.insert(k, span.clone());
+        span
     }
 
     /// Schedules members started together, in order: with ordered start,

@@ -1,0 +1,190 @@
+//! `tracing` (the `tracing` feature): every incarnation runs in a span, and
+//! [`LogTreeLayer`] files the tracing events made inside a node's span into
+//! that node's ring of the supervisor's log tree.
+//!
+//! **Spans.** Each incarnation's future (its `run` call, and every poll, on
+//! its worker) runs inside a span named `node` (target `actix_supervisor`,
+//! level INFO) with the fields `dn`, `incarnation` (1 for the first start)
+//! and `kind` (`runnable`, `actor`, `process`, `dynamic`). Its parent is the
+//! parent node's current incarnation's span; the root's is the span that was
+//! current where [`SupervisorBuilder::start`](crate::SupervisorBuilder::start)
+//! was called. So a subscriber sees the supervision tree as a span tree. A
+//! span closes when its incarnation ends, however it ends (returned,
+//! panicked, aborted at its stop deadline, dropped at shutdown), once its
+//! children's spans have closed. Tasks started with
+//! [`Context::spawn`](crate::Context::spawn) run in it too; a task spawned
+//! another way carries it with `.in_current_span()`
+//! (`tracing::Instrument`).
+//!
+//! **Events.** With [`LogTreeLayer`] in the subscriber, an event recorded
+//! inside a node's span (in the runnable, or in a task carrying the span)
+//! is filed at the node's DN like a node logger's entry: level, message and
+//! fields (`message key=value ...`), with its source location. So the
+//! node's backlog, live streams, `/logs` and the death report's lead-up
+//! hold it. Unlike [`CaptureLogger`](crate::CaptureLogger), which only sees
+//! the thread a runnable is polled on, the span follows spawned tasks.
+//!
+//! **The supervisor's own events** (deaths, restarts, escalations, stalls,
+//! draining, shutdown) are tracing events of target `actix_supervisor` with
+//! the fields `event` (what happened: `died`, `restarting`, `escalated`,
+//! `stalled`, `shut_down`, ...), `dn`, `reason`, `exit_kind`, `restarts`,
+//! `backoff_ms` and `incarnation`, besides their line on the `log` facade.
+//! The layer does not file them (the log tree has them at `supervisor`).
+//!
+//! **Nothing twice.** A node logger's lines (`node_info!`) are filed by the
+//! logger; when they reach tracing through `tracing-log`'s bridge, the
+//! layer skips them, and [`CaptureLogger`](crate::CaptureLogger) marks what
+//! it files the same way. With the bridge, have it ignore this crate's own
+//! lines, which the structured events already carry:
+//! `tracing_log::LogTracer::builder().ignore_crate("actix_supervisor").init()`.
+//!
+//! ```
+//! use actix_supervisor::tracing::LogTreeLayer;
+//! use tracing_subscriber::layer::SubscriberExt;
+//!
+//! let subscriber = tracing_subscriber::registry().with(LogTreeLayer::new());
+//! # let _ = subscriber;
+//! // tracing::subscriber::set_global_default(subscriber)?;
+//! ```
+
+use std::fmt::{self, Write as _};
+
+use ::tracing::field::{Field, Visit};
+use ::tracing::{span, Event, Level, Subscriber};
+use ::tracing_subscriber::layer::{Context, Layer};
+use ::tracing_subscriber::registry::LookupSpan;
+
+use crate::capture::current_logger;
+use crate::logger::{filing_itself, Logger};
+
+/// The target of the crate's spans and events.
+const TARGET: &str = "actix_supervisor";
+
+/// A `tracing_subscriber` layer filing the events made inside a node's
+/// span into that node's ring of the log tree: see the module docs. One
+/// layer serves every supervisor in the process.
+#[derive(Clone, Debug, Default)]
+pub struct LogTreeLayer {
+    _private: (),
+}
+
+impl LogTreeLayer {
+    /// The layer.
+    pub fn new() -> LogTreeLayer {
+        LogTreeLayer::default()
+    }
+}
+
+/// Marks an incarnation's span.
+struct NodeSpan;
+
+/// The logger of the node whose incarnation the span is, learnt when the
+/// host first enters it.
+struct Filer(Logger);
+
+impl<S> Layer<S> for LogTreeLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
+        let m = attrs.metadata();
+        if m.target() == TARGET && m.name() == "node" {
+            if let Some(span) = ctx.span(id) {
+                span.extensions_mut().insert(NodeSpan);
+            }
+        }
+    }
+
+    fn on_enter(&self, id: &span::Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut ext = span.extensions_mut();
+        if ext.get_mut::<NodeSpan>().is_none() || ext.get_mut::<Filer>().is_some() {
+            return;
+        }
+        // The host enters the span with the thread marked as running the
+        // node (see `capture::Scoped`): its logger is at hand once.
+        if let Some(logger) = current_logger() {
+            ext.insert(Filer(logger));
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let m = event.metadata();
+        // The supervisor's own events are in the log tree already, and so
+        // is a line a node logger or the CaptureLogger is filing itself.
+        if m.target() == TARGET || filing_itself() {
+            return;
+        }
+        let Some(scope) = ctx.event_scope(event) else {
+            return;
+        };
+        for span in scope {
+            let ext = span.extensions();
+            if let Some(Filer(logger)) = ext.get::<Filer>() {
+                let mut text = Text::default();
+                event.record(&mut text);
+                let location = match (m.file(), m.line()) {
+                    (Some(f), Some(l)) => Some(format!("{f}:{l}")),
+                    _ => None,
+                };
+                logger.store(Some(level_of(*m.level())), text.finish(), location);
+                return;
+            }
+            if ext.get::<NodeSpan>().is_some() {
+                return; // the innermost node's, but not entered on a host yet
+            }
+        }
+    }
+}
+
+fn level_of(l: Level) -> log::Level {
+    match l {
+        Level::ERROR => log::Level::Error,
+        Level::WARN => log::Level::Warn,
+        Level::INFO => log::Level::Info,
+        Level::DEBUG => log::Level::Debug,
+        Level::TRACE => log::Level::Trace,
+    }
+}
+
+/// An event as one line: its message, then `key=value` for each field.
+#[derive(Default)]
+struct Text {
+    message: String,
+    fields: String,
+}
+
+impl Text {
+    fn finish(mut self) -> String {
+        if self.message.is_empty() {
+            return self.fields.trim_start().to_string();
+        }
+        self.message.push_str(&self.fields);
+        self.message
+    }
+}
+
+impl Visit for Text {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "message" => self.message.push_str(value),
+            // The `log` bridge's own metadata fields.
+            name if name.starts_with("log.") => {}
+            name => {
+                let _ = write!(self.fields, " {name}={value}");
+            }
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        match field.name() {
+            "message" => {
+                let _ = write!(self.message, "{value:?}");
+            }
+            name if name.starts_with("log.") => {}
+            name => {
+                let _ = write!(self.fields, " {name}={value:?}");
+            }
+        }
+    }
+}
