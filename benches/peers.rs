@@ -516,55 +516,130 @@ fn print_ratios() {
 
 const ROUNDS: u64 = 300;
 
+/// Our restart scenario as `name` (`one_thread`: everything on one arbiter):
+/// the criterion estimate, then ROUNDS kills for p50 and p99.
+fn ours(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &'static str,
+    one_thread: bool,
+) -> (Duration, Duration) {
+    let sys = actix_rt::System::new();
+    let (s, samples, mut victim_up) = Shared::new();
+    let sup = sys.block_on(async {
+        let s2 = s.clone();
+        let builder = if one_thread {
+            no_backoff().current_arbiter()
+        } else {
+            no_backoff()
+        };
+        let sup = builder.start(move |ctx: actix_supervisor::Context| {
+            let s = s2.clone();
+            async move {
+                let pair = actix_supervisor::Group::new()
+                    .with("victim", victim(s.clone()))
+                    .with("peer", peer(s));
+                ctx.run_group(pair).await?;
+                ctx.signal(actix_supervisor::Signal::Healthy)?;
+                ctx.cancelled().await;
+                Ok(())
+            }
+        });
+        victim_up.recv().await;
+        sup
+    });
+    let mut killer = Killer {
+        shared: s,
+        samples,
+        victim_up,
+    };
+    g.bench_function(name, |b| {
+        b.iter_custom(|iters| sys.block_on(killer.kills(iters)).iter().sum())
+    });
+    let full: &'static str = Box::leak(format!("peers_restart/{name}").into_boxed_str());
+    let p50_p99 = report(full, sys.block_on(killer.kills(ROUNDS)));
+    record_restart(full, p50_p99);
+    sys.block_on(sup.shutdown());
+    p50_p99
+}
+
+/// With the `tracing` feature (`cargo bench -p actix-supervisor-benches
+/// --bench peers --features tracing`): our restart, on one supervisor, with
+/// no subscriber, then with a registry whose `LogTreeLayer` is switched off
+/// and on in turn, 300 kills each, five times: the medians of the p50s. In
+/// turn, on one tree, so that drift between runs (this machine's noise is
+/// larger than the layer) does not pass for the layer's cost. Last, since
+/// the global subscriber stays for the rest of the process.
+#[cfg(feature = "tracing")]
+fn tracing_cost(_: &mut Criterion) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tracing_subscriber::layer::{Layer as _, SubscriberExt as _};
+
+    static LAYER_ON: AtomicBool = AtomicBool::new(false);
+    let sys = actix_rt::System::new();
+    let (s, samples, mut victim_up) = Shared::new();
+    let sup = sys.block_on(async {
+        let s2 = s.clone();
+        let sup = no_backoff().start(move |ctx: actix_supervisor::Context| {
+            let s = s2.clone();
+            async move {
+                let pair = actix_supervisor::Group::new()
+                    .with("victim", victim(s.clone()))
+                    .with("peer", peer(s));
+                ctx.run_group(pair).await?;
+                ctx.signal(actix_supervisor::Signal::Healthy)?;
+                ctx.cancelled().await;
+                Ok(())
+            }
+        });
+        victim_up.recv().await;
+        sup
+    });
+    let mut killer = Killer {
+        shared: s,
+        samples,
+        victim_up,
+    };
+    let mut p50 = |label: &str| {
+        let (p50, _) = report(label, sys.block_on(killer.kills(ROUNDS)));
+        p50
+    };
+    let bare = p50("peers_restart_tracing/no_subscriber");
+    let layer = actix_supervisor::tracing::LogTreeLayer::new().with_filter(
+        tracing_subscriber::filter::filter_fn(|_| LAYER_ON.load(Ordering::Relaxed)),
+    );
+    let subscriber = tracing_subscriber::registry().with(layer);
+    tracing::subscriber::set_global_default(subscriber).expect("the first subscriber");
+    let (mut off, mut on) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        LAYER_ON.store(false, Ordering::Relaxed);
+        off.push(p50("peers_restart_tracing/registry"));
+        LAYER_ON.store(true, Ordering::Relaxed);
+        on.push(p50("peers_restart_tracing/registry_and_log_tree_layer"));
+    }
+    off.sort();
+    on.sort();
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    println!(
+        "tracing: restart p50 {:.1} µs with no subscriber; medians of five in turn: {:.1} µs with a registry, {:.1} µs with the LogTreeLayer too ({:+.1}%)",
+        us(bare),
+        us(off[2]),
+        us(on[2]),
+        (on[2].as_secs_f64() / off[2].as_secs_f64() - 1.0) * 100.0
+    );
+    sys.block_on(sup.shutdown());
+}
+
+#[cfg(not(feature = "tracing"))]
+fn tracing_cost(_: &mut Criterion) {}
+
 fn restart(c: &mut Criterion) {
     let mut g = quick(c, "peers_restart");
 
     // Ours: the same two-member group, directly under the root; with the
     // default placement (processor and nodes on threads of their own) and
     // with everything on one arbiter.
-    for (name, one_thread) in [
-        ("actix_supervisor", false),
-        ("actix_supervisor_one_arbiter", true),
-    ] {
-        let sys = actix_rt::System::new();
-        let (s, samples, mut victim_up) = Shared::new();
-        let sup = sys.block_on(async {
-            let s2 = s.clone();
-            let builder = if one_thread {
-                no_backoff().current_arbiter()
-            } else {
-                no_backoff()
-            };
-            let sup = builder.start(move |ctx: actix_supervisor::Context| {
-                let s = s2.clone();
-                async move {
-                    let pair = actix_supervisor::Group::new()
-                        .with("victim", victim(s.clone()))
-                        .with("peer", peer(s));
-                    ctx.run_group(pair).await?;
-                    ctx.signal(actix_supervisor::Signal::Healthy)?;
-                    ctx.cancelled().await;
-                    Ok(())
-                }
-            });
-            victim_up.recv().await;
-            sup
-        });
-        let mut killer = Killer {
-            shared: s,
-            samples,
-            victim_up,
-        };
-        g.bench_function(name, |b| {
-            b.iter_custom(|iters| sys.block_on(killer.kills(iters)).iter().sum())
-        });
-        let full: &'static str = match one_thread {
-            false => "peers_restart/actix_supervisor",
-            true => "peers_restart/actix_supervisor_one_arbiter",
-        };
-        record_restart(full, report(full, sys.block_on(killer.kills(ROUNDS))));
-        sys.block_on(sup.shutdown());
-    }
+    ours(&mut g, "actix_supervisor", false);
+    ours(&mut g, "actix_supervisor_one_arbiter", true);
 
     // For reference, what a thread crossing costs on this machine: a
     // ping-pong between two arbiters that are not the bench's own, timed on
@@ -779,7 +854,7 @@ fn spawn(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, restart, spawn);
+criterion_group!(benches, restart, spawn, tracing_cost);
 
 fn main() {
     benches();

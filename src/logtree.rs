@@ -181,6 +181,37 @@ struct Inner {
     live: broadcast::Sender<Arc<Entry>>,
     /// `State::seq`, readable without the lock (written under it).
     seq: AtomicU64,
+    #[cfg(feature = "tracing")]
+    id: u64,
+}
+
+/// The live trees by number: what the tracing layer, which sees only a
+/// span's fields, finds a node's tree with. A process has a few.
+#[cfg(feature = "tracing")]
+mod by_id {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex, PoisonError, Weak};
+
+    use super::{Inner, LogTree};
+
+    static TREES: Mutex<Vec<(u64, Weak<Inner>)>> = Mutex::new(Vec::new());
+
+    pub fn next() -> u64 {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn register(tree: &LogTree) {
+        let mut trees = TREES.lock().unwrap_or_else(PoisonError::into_inner);
+        trees.retain(|(_, t)| t.strong_count() > 0);
+        trees.push((tree.inner.id, Arc::downgrade(&tree.inner)));
+    }
+
+    pub fn find(id: u64) -> Option<LogTree> {
+        let trees = TREES.lock().unwrap_or_else(PoisonError::into_inner);
+        let inner = trees.iter().find(|(i, _)| *i == id)?.1.upgrade()?;
+        Some(LogTree { inner })
+    }
 }
 
 #[derive(Default)]
@@ -201,14 +232,32 @@ impl LogTree {
     /// lines per DN.
     pub fn new(capacity: usize) -> LogTree {
         let (live, _) = broadcast::channel(STREAM_BUFFER);
-        LogTree {
+        let tree = LogTree {
             inner: Arc::new(Inner {
                 capacity: capacity.max(1),
                 state: Mutex::new(State::default()),
                 live,
                 seq: AtomicU64::new(0),
+                #[cfg(feature = "tracing")]
+                id: by_id::next(),
             }),
-        }
+        };
+        #[cfg(feature = "tracing")]
+        by_id::register(&tree);
+        tree
+    }
+
+    /// The number that names this tree (and its supervisor) in the
+    /// incarnations' spans, for the tracing layer to find it.
+    #[cfg(feature = "tracing")]
+    pub(crate) fn id(&self) -> u64 {
+        self.inner.id
+    }
+
+    /// The live tree numbered `id`.
+    #[cfg(feature = "tracing")]
+    pub(crate) fn by_id(id: u64) -> Option<LogTree> {
+        by_id::find(id)
     }
 
     /// Appends an entry at `dn`; `level: None` makes it a raw line.

@@ -94,6 +94,9 @@ impl Said {
     #[cfg(feature = "tracing")]
     pub fn emit(&self) {
         use ::tracing::Level as T;
+        // The first line: a death report's lead-up is in the log tree, and
+        // the node's lines were events of their own already.
+        let headline = self.message.lines().next().unwrap_or_default();
         macro_rules! event_at {
             ($level:expr) => {
                 ::tracing::event!(
@@ -107,7 +110,7 @@ impl Said {
                     backoff_ms = self.backoff_ms,
                     incarnation = self.incarnation,
                     "{}",
-                    self.message
+                    headline
                 )
             };
         }

@@ -4,8 +4,9 @@
 //!
 //! **Spans.** Each incarnation's future (its `run` call, and every poll, on
 //! its worker) runs inside a span named `node` (target `actix_supervisor`,
-//! level INFO) with the fields `dn`, `incarnation` (1 for the first start)
-//! and `kind` (`runnable`, `actor`, `process`, `dynamic`). Its parent is the
+//! level INFO) with the fields `dn`, `incarnation` (1 for the first start),
+//! `kind` (`runnable`, `actor`, `process`, `dynamic`) and `supervisor` (a
+//! number naming the supervisor, which the layer finds its log tree by). Its parent is the
 //! parent node's current incarnation's span; the root's is the span that was
 //! current where [`SupervisorBuilder::start`](crate::SupervisorBuilder::start)
 //! was called. So a subscriber sees the supervision tree as a span tree. A
@@ -54,8 +55,8 @@ use ::tracing::{span, Event, Level, Subscriber};
 use ::tracing_subscriber::layer::{Context, Layer};
 use ::tracing_subscriber::registry::LookupSpan;
 
-use crate::capture::current_logger;
 use crate::logger::{filing_itself, Logger};
+use crate::logtree::LogTree;
 
 /// The target of the crate's spans and events.
 const TARGET: &str = "actix_supervisor";
@@ -75,36 +76,51 @@ impl LogTreeLayer {
     }
 }
 
-/// Marks an incarnation's span.
-struct NodeSpan;
-
-/// The logger of the node whose incarnation the span is, learnt when the
-/// host first enters it.
+/// The logger of the node whose incarnation the span is.
 struct Filer(Logger);
+
+/// The fields of an incarnation's span the layer needs.
+#[derive(Default)]
+struct Ids {
+    dn: Option<String>,
+    supervisor: Option<u64>,
+}
+
+impl Visit for Ids {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "dn" {
+            self.dn = Some(value.to_string());
+        }
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        if field.name() == "supervisor" {
+            self.supervisor = Some(value);
+        }
+    }
+
+    fn record_debug(&mut self, _: &Field, _: &dyn fmt::Debug) {}
+}
 
 impl<S> Layer<S> for LogTreeLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    /// An incarnation's span learns its node's logger once, here: nothing
+    /// is done on enter or exit, which happen on every poll.
     fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
         let m = attrs.metadata();
-        if m.target() == TARGET && m.name() == "node" {
-            if let Some(span) = ctx.span(id) {
-                span.extensions_mut().insert(NodeSpan);
-            }
-        }
-    }
-
-    fn on_enter(&self, id: &span::Id, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(id) else { return };
-        let mut ext = span.extensions_mut();
-        if ext.get_mut::<NodeSpan>().is_none() || ext.get_mut::<Filer>().is_some() {
+        if m.target() != TARGET || m.name() != "node" {
             return;
         }
-        // The host enters the span with the thread marked as running the
-        // node (see `capture::Scoped`): its logger is at hand once.
-        if let Some(logger) = current_logger() {
-            ext.insert(Filer(logger));
+        let mut ids = Ids::default();
+        attrs.record(&mut ids);
+        let (Some(dn), Some(tree)) = (ids.dn, ids.supervisor.and_then(LogTree::by_id)) else {
+            return;
+        };
+        if let Some(span) = ctx.span(id) {
+            span.extensions_mut()
+                .insert(Filer(Logger::new(dn.into(), tree)));
         }
     }
 
@@ -129,9 +145,6 @@ where
                 };
                 logger.store(Some(level_of(*m.level())), text.finish(), location);
                 return;
-            }
-            if ext.get::<NodeSpan>().is_some() {
-                return; // the innermost node's, but not entered on a host yet
             }
         }
     }

@@ -100,6 +100,7 @@ impl Processor {
             dn = &*node.dn,
             incarnation = node.restarts + 1,
             kind = node.kind.as_str(),
+            supervisor = self.config.logs.id(),
         );
         self.spans.insert(k, span.clone());
         span
