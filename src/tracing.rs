@@ -25,6 +25,11 @@
 //! hold it. Unlike [`CaptureLogger`](crate::CaptureLogger), which only sees
 //! the thread a runnable is polled on, the span follows spawned tasks.
 //!
+//! **Requests.** [`web::server`](crate::web::server) serves every request
+//! inside its node's span, so a handler's events are the server node's, and
+//! a request span made inside (`tracing-actix-web`'s `TracingLogger`) is
+//! that span's child.
+//!
 //! **The supervisor's own events** (deaths, restarts, escalations, stalls,
 //! draining, shutdown) are tracing events of target `actix_supervisor` with
 //! the fields `event` (what happened: `died`, `restarting`, `escalated`,

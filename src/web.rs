@@ -177,6 +177,21 @@ where
         let factory = self.factory.clone();
         let (addr, workers, grace) = (self.addr.clone(), self.workers, self.grace);
         let bound = self.bound.clone();
+        // Every request is served inside the node's span (handlers run on
+        // actix-web's own threads): its events are the node's, and a request
+        // span made inside (tracing-actix-web's) is the node span's child.
+        #[cfg(feature = "tracing")]
+        let factory = {
+            // `run` is called inside the incarnation's span.
+            let span = ::tracing::Span::current();
+            move || {
+                use ::tracing::Instrument;
+                let span = span.clone();
+                actix_service::apply_fn_factory(factory(), move |req, srv: &S::Service| {
+                    srv.call(req).instrument(span.clone())
+                })
+            }
+        };
         Box::pin(async move {
             let server = HttpServer::new(factory)
                 .workers(workers)

@@ -274,3 +274,44 @@ async fn spans_close_however_an_incarnation_ends() {
     sup.shutdown().await;
     all_closed("ends").await;
 }
+
+/// A request served by the supervised server is served in the server
+/// node's span: a handler's events are filed at the node.
+#[cfg(feature = "web")]
+#[actix_rt::test]
+async fn a_request_is_served_in_its_server_nodes_span() {
+    use actix_supervisor::web::server;
+    use actix_web::{web, App, HttpResponse};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let sup = start("request", builder(), |ctx: Context| async move {
+        let http = server("127.0.0.1:0", || {
+            App::new().route(
+                "/hello",
+                web::get().to(|| async {
+                    tracing::info!(path = "/hello", "serving hello");
+                    HttpResponse::Ok().body("hi")
+                }),
+            )
+        })
+        .workers(1);
+        ctx.run("http", http).await?;
+        serve(&ctx).await
+    });
+    sup.wait_settled().await;
+    let addr = sup.addrs("root.http").await[0];
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /hello HTTP/1.0\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.unwrap();
+    assert!(String::from_utf8_lossy(&raw).ends_with("hi"));
+    let got = lines(&sup, "root.http");
+    assert!(
+        got.contains(&("INFO".into(), "serving hello path=/hello".into())),
+        "{got:#?}"
+    );
+    sup.shutdown().await;
+    all_closed("request").await;
+}
