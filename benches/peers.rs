@@ -516,13 +516,9 @@ fn print_ratios() {
 
 const ROUNDS: u64 = 300;
 
-/// Our restart scenario as `name` (`one_thread`: everything on one arbiter):
-/// the criterion estimate, then ROUNDS kills for p50 and p99.
-fn ours(
-    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
-    name: &'static str,
-    one_thread: bool,
-) -> (Duration, Duration) {
+/// Our two-member group directly under the root, the victim up: its System,
+/// supervisor and killer (`one_thread`: everything on one arbiter).
+fn our_pair(one_thread: bool) -> (actix_rt::SystemRunner, actix_supervisor::Supervisor, Killer) {
     let sys = actix_rt::System::new();
     let (s, samples, mut victim_up) = Shared::new();
     let sup = sys.block_on(async {
@@ -547,11 +543,22 @@ fn ours(
         victim_up.recv().await;
         sup
     });
-    let mut killer = Killer {
+    let killer = Killer {
         shared: s,
         samples,
         victim_up,
     };
+    (sys, sup, killer)
+}
+
+/// Our restart scenario as `name` (`one_thread`: everything on one arbiter):
+/// the criterion estimate, then ROUNDS kills for p50 and p99.
+fn ours(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &'static str,
+    one_thread: bool,
+) -> (Duration, Duration) {
+    let (sys, sup, mut killer) = our_pair(one_thread);
     g.bench_function(name, |b| {
         b.iter_custom(|iters| sys.block_on(killer.kills(iters)).iter().sum())
     });
@@ -575,30 +582,7 @@ fn tracing_cost(_: &mut Criterion) {
     use tracing_subscriber::layer::{Layer as _, SubscriberExt as _};
 
     static LAYER_ON: AtomicBool = AtomicBool::new(false);
-    let sys = actix_rt::System::new();
-    let (s, samples, mut victim_up) = Shared::new();
-    let sup = sys.block_on(async {
-        let s2 = s.clone();
-        let sup = no_backoff().start(move |ctx: actix_supervisor::Context| {
-            let s = s2.clone();
-            async move {
-                let pair = actix_supervisor::Group::new()
-                    .with("victim", victim(s.clone()))
-                    .with("peer", peer(s));
-                ctx.run_group(pair).await?;
-                ctx.signal(actix_supervisor::Signal::Healthy)?;
-                ctx.cancelled().await;
-                Ok(())
-            }
-        });
-        victim_up.recv().await;
-        sup
-    });
-    let mut killer = Killer {
-        shared: s,
-        samples,
-        victim_up,
-    };
+    let (sys, sup, mut killer) = our_pair(false);
     let mut p50 = |label: &str| {
         let (p50, _) = report(label, sys.block_on(killer.kills(ROUNDS)));
         p50

@@ -44,6 +44,7 @@ pub(crate) fn scoped_call<R>(
     f: impl FnOnce() -> R,
 ) -> R {
     let previous = CURRENT.with(|c| c.replace(Some(logger.clone())));
+    // Restored even if `f` panics (the host catches the panic).
     struct Restore(Option<Logger>);
     impl Drop for Restore {
         fn drop(&mut self) {
@@ -71,19 +72,12 @@ impl<F: Future + Unpin> Future for Scoped<F> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
         let this = &mut *self;
-        let previous = CURRENT.with(|c| c.replace(Some(this.logger.clone())));
-        // Restore even if the poll panics (the host catches the panic).
-        struct Restore(Option<Logger>);
-        impl Drop for Restore {
-            fn drop(&mut self) {
-                let previous = self.0.take();
-                CURRENT.with(|c| *c.borrow_mut() = previous);
-            }
-        }
-        let _restore = Restore(previous);
-        #[cfg(feature = "tracing")]
-        let _entered = this.span.enter();
-        Pin::new(&mut this.inner).poll(cx)
+        scoped_call(
+            &this.logger,
+            #[cfg(feature = "tracing")]
+            &this.span,
+            || Pin::new(&mut this.inner).poll(cx),
+        )
     }
 }
 

@@ -27,14 +27,20 @@ async fn status_app(
     test::init_service(App::new().service(web::scope("/status").configure(status.config()))).await
 }
 
+/// A supervisor whose root serves, settled.
+async fn serving() -> actix_supervisor::Supervisor {
+    let sup = builder().start(|ctx: Context| async move { serve(&ctx).await });
+    sup.wait_settled().await;
+    sup
+}
+
 fn get(path: &str) -> actix_http::Request {
     test::TestRequest::get().uri(path).to_request()
 }
 
 #[actix_rt::test]
 async fn healthz_is_503_once_the_supervisor_is_shut_down() {
-    let sup = builder().start(|ctx: Context| async move { serve(&ctx).await });
-    sup.wait_settled().await;
+    let sup = serving().await;
     let app = status_app(Status::new(sup.clone())).await;
     assert_eq!(
         test::call_service(&app, get("/status/healthz"))
@@ -229,8 +235,7 @@ async fn a_first_start_is_never_graced() {
 
 #[actix_rt::test]
 async fn malformed_queries_get_400_with_a_message_never_a_500() {
-    let sup = builder().start(|ctx: Context| async move { serve(&ctx).await });
-    sup.wait_settled().await;
+    let sup = serving().await;
     let app = status_app(Status::new(sup.clone())).await;
     let bad_values = [
         "",
@@ -353,8 +358,7 @@ async fn tree_json_selects_by_dn_depth_state_and_limit() {
 
 #[actix_rt::test]
 async fn logs_can_be_turned_off() {
-    let sup = builder().start(|ctx: Context| async move { serve(&ctx).await });
-    sup.wait_settled().await;
+    let sup = serving().await;
     let on = status_app(Status::new(sup.clone())).await;
     let off = status_app(Status::new(sup.clone()).logs(false)).await;
     let path = "/status/logs?dn=supervisor";
@@ -412,25 +416,25 @@ async fn an_admin_listener_metrics_in_one_line_and_shutdown_from_inside() {
     h.wait_ready().await;
     let sup = h.supervisor().clone();
     let admin = sup.addrs("root.admin").await;
-    let http = sup.addrs("root.http").await;
-    assert_eq!((admin.len(), http.len()), (1, 1), "{admin:?} {http:?}");
+    let public = sup.addrs("root.http").await;
+    assert_eq!((admin.len(), public.len()), (1, 1), "{admin:?} {public:?}");
     assert_ne!(admin[0].port(), 0);
-    assert_ne!(admin[0], http[0]);
+    assert_ne!(admin[0], public[0]);
     let snapshot = sup.snapshot().await;
     let node = snapshot.iter().find(|n| n.dn == "root.http").unwrap();
-    assert_eq!(node.addrs, http);
+    assert_eq!(node.addrs, public);
 
-    let (code, body) = fetch(http[0], "GET", "/").await;
+    let (code, body) = fetch(public[0], "GET", "/").await.unwrap();
     assert_eq!((code, body.as_str()), (200, "hello"));
     // The status is on the admin listener only.
-    assert_eq!(fetch(http[0], "GET", "/healthz").await.0, 404);
-    assert_eq!(fetch(admin[0], "GET", "/healthz").await.0, 200);
-    let (code, metrics) = fetch(admin[0], "GET", "/metrics").await;
+    assert_eq!(fetch(public[0], "GET", "/healthz").await.unwrap().0, 404);
+    assert_eq!(fetch(admin[0], "GET", "/healthz").await.unwrap().0, 200);
+    let (code, metrics) = fetch(admin[0], "GET", "/metrics").await.unwrap();
     assert_eq!(code, 200);
     assert!(metrics.contains("actix_supervisor_nodes"), "{metrics}");
 
     let t = std::time::Instant::now();
-    let (code, _) = fetch(http[0], "POST", "/shutdown").await;
+    let (code, _) = fetch(public[0], "POST", "/shutdown").await.unwrap();
     assert_eq!(code, 202);
     assert_eq!(sup.join().await, Ended::ShutDown);
     // Measured 5.1 s (the shutdown timeout) before: the caller waited for
@@ -438,26 +442,4 @@ async fn an_admin_listener_metrics_in_one_line_and_shutdown_from_inside() {
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     assert!(sup.addrs("root.http").await.is_empty());
     h.finish().await;
-}
-
-/// `METHOD path` over HTTP/1.0; the status code and the body.
-async fn fetch(addr: std::net::SocketAddr, method: &str, path: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!("{method} {path} HTTP/1.0\r\nHost: test\r\nContent-Length: 0\r\n\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).await.unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let code = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split("\r\n\r\n")
-        .nth(1)
-        .unwrap_or_default()
-        .to_string();
-    (code, body)
 }

@@ -282,7 +282,6 @@ async fn spans_close_however_an_incarnation_ends() {
 async fn a_request_is_served_in_its_server_nodes_span() {
     use actix_supervisor::web::server;
     use actix_web::{web, App, HttpResponse};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     let sup = start("request", builder(), |ctx: Context| async move {
         let http = server("127.0.0.1:0", || {
@@ -300,13 +299,8 @@ async fn a_request_is_served_in_its_server_nodes_span() {
     });
     sup.wait_settled().await;
     let addr = sup.addrs("root.http").await[0];
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(b"GET /hello HTTP/1.0\r\nHost: t\r\n\r\n")
-        .await
-        .unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).await.unwrap();
-    assert!(String::from_utf8_lossy(&raw).ends_with("hi"));
+    let (code, body) = fetch(addr, "GET", "/hello").await.unwrap();
+    assert_eq!((code, body.as_str()), (200, "hi"));
     let got = lines(&sup, "root.http");
     assert!(
         got.contains(&("INFO".into(), "serving hello path=/hello".into())),

@@ -12,7 +12,6 @@ use actix_supervisor::web::{server, Status};
 use actix_supervisor::{Context, Group, NodeState, Signal};
 use actix_web::{test, web, App, HttpResponse};
 use common::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[actix_rt::test]
 async fn the_status_endpoints_tell_the_tree() {
@@ -101,27 +100,6 @@ async fn the_status_endpoints_tell_the_tree() {
     sup.shutdown().await;
 }
 
-/// `GET path` over HTTP/1.0; the status code and the body.
-async fn fetch(addr: std::net::SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
-    let mut s = tokio::net::TcpStream::connect(addr).await?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: test\r\n\r\n").as_bytes())
-        .await?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).await?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let code = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split("\r\n\r\n")
-        .nth(1)
-        .unwrap_or_default()
-        .to_string();
-    Ok((code, body))
-}
-
 fn hello_app() -> App<
     impl actix_web::dev::ServiceFactory<
         actix_web::dev::ServiceRequest,
@@ -165,7 +143,10 @@ async fn a_supervised_server_serves_restarts_with_its_group_and_stops() {
     });
     await_state(&mut feed, "root.http", NodeState::Healthy, 1).await;
     let first = addrs.get()[0];
-    assert_eq!(fetch(first, "/").await.unwrap(), (200, "hello".to_string()));
+    assert_eq!(
+        fetch(first, "GET", "/").await.unwrap(),
+        (200, "hello".to_string())
+    );
 
     // The sibling dies: the server is cancelled, stops, and comes back.
     assert!(board.kill("root.sibling"));
@@ -173,7 +154,7 @@ async fn a_supervised_server_serves_restarts_with_its_group_and_stops() {
     await_state(&mut feed, "root.http", NodeState::Healthy, 1).await;
     let second = addrs.get()[0];
     assert_eq!(
-        fetch(second, "/").await.unwrap(),
+        fetch(second, "GET", "/").await.unwrap(),
         (200, "hello".to_string())
     );
     assert!(
@@ -185,7 +166,10 @@ async fn a_supervised_server_serves_restarts_with_its_group_and_stops() {
 
     sup.shutdown().await;
     assert!(addrs.get().is_empty());
-    assert!(fetch(second, "/").await.is_err(), "the port is let go");
+    assert!(
+        fetch(second, "GET", "/").await.is_err(),
+        "the port is let go"
+    );
 }
 
 /// A server that cannot bind dies with the address and the OS error.
