@@ -34,6 +34,21 @@ async fn serving() -> actix_supervisor::Supervisor {
     sup
 }
 
+/// `/status/healthz`'s status code.
+async fn healthz<S>(app: &S) -> u16
+where
+    S: actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse,
+        Error = actix_web::Error,
+    >,
+{
+    test::call_service(app, get("/status/healthz"))
+        .await
+        .status()
+        .as_u16()
+}
+
 fn get(path: &str) -> actix_http::Request {
     test::TestRequest::get().uri(path).to_request()
 }
@@ -42,12 +57,7 @@ fn get(path: &str) -> actix_http::Request {
 async fn healthz_is_503_once_the_supervisor_is_shut_down() {
     let sup = serving().await;
     let app = status_app(Status::new(sup.clone())).await;
-    assert_eq!(
-        test::call_service(&app, get("/status/healthz"))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(healthz(&app).await, 200);
     sup.shutdown().await;
     let res = test::call_service(&app, get("/status/healthz")).await;
     assert_eq!(res.status(), 503);
@@ -117,12 +127,7 @@ async fn healthz_is_503_while_the_processor_is_wedged() {
         });
     sup.wait_settled().await;
     let app = status_app(Status::new(sup.clone())).await;
-    assert_eq!(
-        test::call_service(&app, get("/status/healthz"))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(healthz(&app).await, 200);
     go.notify_one();
     // The sink holds the processor's thread now.
     entered.recv().unwrap();
@@ -135,12 +140,7 @@ async fn healthz_is_503_while_the_processor_is_wedged() {
     );
     release.send(()).unwrap();
     sup.wait_settled().await;
-    assert_eq!(
-        test::call_service(&app, get("/status/healthz"))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(healthz(&app).await, 200);
     sup.shutdown().await;
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use actix::Handler;
 use futures::channel::oneshot;
 
-use super::{Life, Processor};
+use super::Processor;
 use crate::error::RunError;
 use crate::policy::{Restart, Spec};
 use crate::runnable::{Child, DynamicRequest};
@@ -36,14 +36,7 @@ impl Processor {
     /// The dynamic node at `dn`, live and accepting children.
     fn running_dynamic(&self, dn: &str) -> Result<NodeKey, RunError> {
         let k = self.find_dynamic(dn)?;
-        let running = self
-            .tree
-            .node(k)
-            .is_some_and(|n| n.is_running() && !n.token.is_cancelled());
-        if self.life != Life::Running || !running {
-            return Err(RunError::NotRunning { dn: dn.to_string() });
-        }
-        Ok(k)
+        self.running(k, dn)
     }
 
     fn start_dynamic_child(&mut self, dn: &str, child: Child) -> Result<String, RunError> {

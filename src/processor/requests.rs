@@ -9,6 +9,7 @@ use crate::error::RunError;
 use crate::protocol::Request;
 use crate::said::Said;
 use crate::state::Ended;
+use crate::tree::NodeKey;
 
 impl Handler<Request> for Processor {
     type Result = ();
@@ -65,13 +66,9 @@ impl Handler<Request> for Processor {
 }
 
 impl Processor {
-    /// Stops `dn` (and what its group's strategy takes down with it) to be
-    /// started again at once: see [`Supervisor::restart`](crate::Supervisor::restart).
-    pub(super) fn restart_on_request(&mut self, dn: &str) -> Result<(), RunError> {
-        let k = self
-            .view()
-            .find(dn)
-            .ok_or_else(|| RunError::NotFound { dn: dn.to_string() })?;
+    /// `k` (at `dn`), if its runnable runs, is not being stopped, and the
+    /// supervisor is not shutting down; else [`RunError::NotRunning`].
+    pub(super) fn running(&self, k: NodeKey, dn: &str) -> Result<NodeKey, RunError> {
         let running = self
             .tree
             .node(k)
@@ -79,6 +76,17 @@ impl Processor {
         if self.life != Life::Running || !running {
             return Err(RunError::NotRunning { dn: dn.to_string() });
         }
+        Ok(k)
+    }
+
+    /// Stops `dn` (and what its group's strategy takes down with it) to be
+    /// started again at once: see [`Supervisor::restart`](crate::Supervisor::restart).
+    pub(super) fn restart_on_request(&mut self, dn: &str) -> Result<(), RunError> {
+        let k = self
+            .view()
+            .find(dn)
+            .ok_or_else(|| RunError::NotFound { dn: dn.to_string() })?;
+        let k = self.running(k, dn)?;
         if let Some(n) = self.tree.node_mut(k) {
             n.requested = true;
         }
