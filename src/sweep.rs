@@ -447,6 +447,11 @@ mod tests {
                 let mut found = sweep(&t, dirty);
                 found.sort();
                 assert_eq!(found, full_sweep(&t), "seed {seed} step {step}");
+                // The processor's safety sweep: the same check over every
+                // node (in slices) finds the same.
+                let mut everywhere = sweep(&t, t.nodes().map(|(k, _)| k).collect());
+                everywhere.sort();
+                assert_eq!(everywhere, found, "seed {seed} step {step}: safety sweep");
                 for u in &found {
                     restarts += 1;
                     restart_unit(&mut t, u);
