@@ -1,7 +1,8 @@
 //! The status page of a large tree, to look at (and time) in a browser:
-//! builds a tree of N nodes (fan-out 10; 1,111,111 by default), kills one
-//! leaf with an hour's backoff, and serves the status on 127.0.0.1:8089
-//! until Ctrl-C.
+//! builds a tree of N nodes (fan-out 10; 1,111,111 by default), fails
+//! the leaves `n3.n7.n4.n2` (100 of them at the default size) with an
+//! hour's backoff, and serves the status on 127.0.0.1:8089 until Ctrl-C.
+//! `-- ready` fails none, for timing `/readyz` on a ready tree.
 //!
 //! ```text
 //! cargo run --release --example big_page            # 1,111,111 nodes
@@ -15,16 +16,19 @@ use actix_supervisor::web::Status;
 use actix_supervisor::{Backoff, Context, Group, RunResult, Signal, Strategy, Supervisor};
 use futures::future::LocalBoxFuture;
 
-fn level(depth: u32) -> impl FnMut(Context) -> LocalBoxFuture<'static, RunResult> + Send + Clone {
+fn level(
+    depth: u32,
+    fail: bool,
+) -> impl FnMut(Context) -> LocalBoxFuture<'static, RunResult> + Send + Clone {
     move |ctx: Context| {
         Box::pin(async move {
             if depth > 0 {
                 let mut g = Group::new().strategy(Strategy::OneForOne);
                 for i in 0..10 {
-                    g = g.with(format!("n{i}"), level(depth - 1));
+                    g = g.with(format!("n{i}"), level(depth - 1, fail));
                 }
                 ctx.run_group(g).await?;
-            } else if ctx.dn().ends_with("n3.n7.n4.n2") {
+            } else if fail && ctx.dn().ends_with("n3.n7.n4.n2") {
                 return Err("the disk is full".into());
             }
             ctx.signal(Signal::Healthy)?;
@@ -36,7 +40,8 @@ fn level(depth: u32) -> impl FnMut(Context) -> LocalBoxFuture<'static, RunResult
 
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("off")).init();
-    let depth = match std::env::args().nth(1).as_deref() {
+    let ready = std::env::args().any(|a| a == "ready");
+    let depth = match std::env::args().nth(1).filter(|a| a != "ready").as_deref() {
         None | Some("1111111") => 6,
         Some("111111") => 5,
         Some("11111") => 4,
@@ -51,7 +56,7 @@ fn main() {
         let sup = Supervisor::builder()
             .backoff(Backoff::default().initial(Duration::from_secs(3600)))
             .start(move |ctx: Context| async move {
-                ctx.run("tree", level(depth)).await?;
+                ctx.run("tree", level(depth, !ready)).await?;
                 let status = Status::new(ctx.supervisor());
                 ctx.run("admin", status.server("127.0.0.1:8089")).await?;
                 ctx.signal(Signal::Healthy)?;

@@ -26,7 +26,7 @@ use crate::logger::Voice;
 use crate::logtree::LogTree;
 use crate::metrics::Metrics;
 use crate::panics::PanicSlot;
-use crate::policy::{Backoff, Spec};
+use crate::policy::Backoff;
 use crate::protocol::Extras;
 use crate::repairs::Repairs;
 use crate::restart::{self, plan, Jitter, Plan};
@@ -307,11 +307,7 @@ impl Processor {
         };
         let workers = self.workers.place(keys.len());
         for ((key, child), worker) in keys.iter().zip(group.members).zip(workers) {
-            if child.spec != Spec::default() {
-                if let Some(n) = self.tree.node_mut(*key) {
-                    n.spec = Some(Box::new(child.spec));
-                }
-            }
+            self.tree.set_spec(*key, child.spec);
             self.host(*key, child.runnable, worker);
         }
         self.launch(g, keys.into_iter().map(|k| (k, Duration::ZERO)));

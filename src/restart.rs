@@ -255,10 +255,13 @@ mod tests {
     fn tree(intensity: Option<Intensity>) -> (Tree, NodeKey, NodeKey) {
         let mut t = Tree::new(CancellationToken::new(), Defaults::default());
         let root = t.root();
-        t.node_mut(root).unwrap().spec = Some(Box::new(Spec {
-            intensity,
-            ..Spec::default()
-        }));
+        t.set_spec(
+            root,
+            Spec {
+                intensity,
+                ..Spec::default()
+            },
+        );
         let options = GroupOptions {
             strategy: Strategy::OneForAll,
             ..GroupOptions::default()

@@ -344,10 +344,13 @@ mod tests {
         let mut t = new_tree();
         let root = t.root();
         let m = add(&mut t, root, &["temp", "perm"], Strategy::OneForAll);
-        t.node_mut(m[0]).unwrap().spec = Some(Box::new(Spec {
-            restart: Some(Restart::Temporary),
-            ..Spec::default()
-        }));
+        t.set_spec(
+            m[0],
+            Spec {
+                restart: Some(Restart::Temporary),
+                ..Spec::default()
+            },
+        );
         t.take_dirty();
         die(&mut t, m[0]);
         assert!(
@@ -423,10 +426,13 @@ mod tests {
                             let restart =
                                 [Restart::Permanent, Restart::Transient, Restart::Temporary]
                                     [rng.below(3)];
-                            t.node_mut(key).unwrap().spec = Some(Box::new(Spec {
-                                restart: Some(restart),
-                                ..Spec::default()
-                            }));
+                            t.set_spec(
+                                key,
+                                Spec {
+                                    restart: Some(restart),
+                                    ..Spec::default()
+                                },
+                            );
                         }
                     }
                     (1, NodeState::New) if !cancelled => {

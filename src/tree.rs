@@ -69,7 +69,8 @@ pub(crate) struct Node {
     /// When this incarnation signalled Healthy, in ms since the epoch.
     pub healthy_ms: Option<u32>,
     /// Its policy where it differs from the defaults (most nodes: none).
-    pub spec: Option<Box<Spec>>,
+    /// Set through [`Tree::set_spec`], which keeps the tally right.
+    spec: Option<Box<Spec>>,
     /// When it restarted its children lately: only while it has an
     /// [`Intensity`], and at most `max_restarts + 1` entries. Boxed: 8 bytes
     /// on every node instead of 32, for what few nodes ever fill.
@@ -138,6 +139,25 @@ struct Retired {
 impl Node {
     pub fn state(&self) -> NodeState {
         self.state
+    }
+
+    /// Whether the node keeps the service from being ready now, backoffs
+    /// and grace aside: it counts (the root; else as its spec says, by
+    /// default if and only if it is permanent) and is not HEALTHY (nor DONE,
+    /// for a node other than the root), or waits out a backoff. A DONE root
+    /// has returned, and its whole subtree with it. `default_restart`: the
+    /// supervisor's, for a node whose spec leaves it unset.
+    pub fn holds_up_readiness(&self, default_restart: Restart) -> bool {
+        let root = self.parent.is_none();
+        let spec = self.spec.as_deref();
+        let restart = spec.and_then(|s| s.restart).unwrap_or(default_restart);
+        let counts = root
+            || spec
+                .and_then(|s| s.affects_readiness)
+                .unwrap_or(restart == Restart::Permanent);
+        let state = self.reported_state();
+        let fine = state == NodeState::Healthy || (!root && state == NodeState::Done);
+        counts && (!fine || self.waiting.is_some())
     }
 
     /// The state operators and sinks see: while a restart waits out its
@@ -244,7 +264,7 @@ impl Tree {
             0,
         ));
         groups[group].members.push(root);
-        let mut tally = Tally::default();
+        let mut tally = Tally::new(defaults.restart);
         tally.add(&nodes[root]);
         Tree {
             tally,
@@ -289,12 +309,10 @@ impl Tree {
             .unwrap_or(self.defaults.restart)
     }
 
-    /// Whether `k` keeps the service from being ready while it is not: as
-    /// its spec says, else if and only if it is permanent.
-    pub fn affects_readiness(&self, k: NodeKey) -> bool {
-        self.spec_of(k)
-            .and_then(|s| s.affects_readiness)
-            .unwrap_or_else(|| self.restart_of(k) == Restart::Permanent)
+    /// Gives `k` its own policy (`Spec::default()`: the defaults).
+    pub fn set_spec(&mut self, k: NodeKey, spec: Spec) {
+        let spec = (spec != Spec::default()).then(|| Box::new(spec));
+        self.retally(k, |n| n.spec = spec);
     }
 
     /// How long `k` may stay NEW once its runnable runs.

@@ -84,20 +84,12 @@ impl View<'_> {
         }
     }
 
-    /// Not ready: the root is not HEALTHY (a DONE root has returned, so
-    /// its whole subtree has stopped), or a node that affects readiness
-    /// (see [`Tree::affects_readiness`]) is neither HEALTHY nor DONE, or
-    /// waits out a backoff. `Some` with how long it has been so, counted
-    /// from its last exit; `Some(Duration::MAX)` for a first start, which
-    /// no grace covers.
-    pub fn unready_for(&self, key: NodeKey, n: &tree::Node, now_ms: u32) -> Option<Duration> {
-        let root = n.parent.is_none();
-        if !root && !self.tree.affects_readiness(key) {
-            return None;
-        }
-        let state = n.reported_state();
-        let fine = state == NodeState::Healthy || (!root && state == NodeState::Done);
-        if fine && n.waiting().is_none() {
+    /// How long the node has held up readiness (see
+    /// [`Node::holds_up_readiness`](tree::Node::holds_up_readiness)),
+    /// counted from its last exit; `Some(Duration::MAX)` for a first start,
+    /// which no grace covers; `None` when it does not.
+    pub fn unready_for(&self, n: &tree::Node, now_ms: u32) -> Option<Duration> {
+        if !n.holds_up_readiness(self.tree.defaults.restart) {
             return None;
         }
         let since = match (&n.last_exit, n.state()) {
@@ -111,9 +103,9 @@ impl View<'_> {
     }
 
     /// Whether the walk keeps a record of the node.
-    pub fn keeps(&self, keep: Keep, key: NodeKey, n: &tree::Node, now_ms: u32) -> bool {
+    pub fn keeps(&self, keep: Keep, n: &tree::Node, now_ms: u32) -> bool {
         match keep {
-            Keep::Unready { grace } => self.unready_for(key, n, now_ms).is_some_and(|d| d > grace),
+            Keep::Unready { grace } => self.unready_for(n, now_ms).is_some_and(|d| d > grace),
             other => other.state(n.reported_state()),
         }
     }

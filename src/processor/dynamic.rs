@@ -9,7 +9,7 @@ use futures::channel::oneshot;
 
 use super::Processor;
 use crate::error::RunError;
-use crate::policy::{Restart, Spec};
+use crate::policy::Restart;
 use crate::runnable::{Child, DynamicRequest};
 use crate::state::NodeState;
 use crate::tree::NodeKey;
@@ -49,12 +49,10 @@ impl Processor {
             });
         }
         let key = self.tree.add_dynamic_child(k, &child.name)?;
-        let Some(n) = self.tree.node_mut(key) else {
+        self.tree.set_spec(key, child.spec);
+        let Some(n) = self.tree.node(key) else {
             return Err(RunError::NotFound { dn: dn.to_string() });
         };
-        if child.spec != Spec::default() {
-            n.spec = Some(Box::new(child.spec));
-        }
         let (group, started) = (n.group, n.dn.to_string());
         let worker = self.workers.pick();
         self.host(key, child.runnable, worker);

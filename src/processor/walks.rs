@@ -80,6 +80,11 @@ impl Processor {
             let _ = reply.send(Err(RunError::NotFound { dn }));
             return;
         };
+        // The probe's usual answer, without a walk: nothing holds it up.
+        if matches!(keep, Keep::Unready { .. }) && self.tree.tally().unready() == 0 {
+            let _ = reply.send(Ok(Selected::default()));
+            return;
+        }
         let work = Work::Select {
             keep,
             limit: limit.unwrap_or(usize::MAX),
@@ -170,7 +175,7 @@ impl Processor {
                 let view = self.view();
                 let mut chunk = Vec::new();
                 let done = job.walk.step(&self.tree, SLICE, |v| {
-                    if *truncated || !view.keeps(*keep, v.key, v.node, now_ms) {
+                    if *truncated || !view.keeps(*keep, v.node, now_ms) {
                         return;
                     }
                     if *kept == *limit {

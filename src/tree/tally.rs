@@ -4,13 +4,19 @@
 //! the sinks' tick.
 
 use super::{Node, NodeKey, Tree, Waiting};
+use crate::policy::Restart;
 use crate::state::{Counts, NodeState};
 
-/// Nodes by reported state, and how many wait out a backoff.
+/// Nodes by reported state, how many wait out a backoff, and how many hold
+/// up readiness (see [`Node::holds_up_readiness`]: when none does, `/readyz`
+/// answers without a walk).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Tally {
     by_state: [usize; 5],
     waiting: usize,
+    unready: usize,
+    /// The supervisor's default restart type, which readiness depends on.
+    restart: Restart,
 }
 
 fn index(s: NodeState) -> usize {
@@ -24,17 +30,31 @@ fn index(s: NodeState) -> usize {
 }
 
 impl Tally {
+    pub fn new(restart: Restart) -> Tally {
+        Tally {
+            restart,
+            ..Tally::default()
+        }
+    }
+
     pub fn add(&mut self, n: &Node) {
         self.by_state[index(n.reported_state())] += 1;
         self.waiting += usize::from(n.waiting.is_some());
+        self.unready += usize::from(n.holds_up_readiness(self.restart));
     }
 
     pub fn remove(&mut self, n: &Node) {
         let slot = &mut self.by_state[index(n.reported_state())];
         *slot = slot.saturating_sub(1);
-        self.waiting = self
-            .waiting
-            .saturating_sub(usize::from(n.waiting.is_some()));
+        let waiting = usize::from(n.waiting.is_some());
+        self.waiting = self.waiting.saturating_sub(waiting);
+        let unready = usize::from(n.holds_up_readiness(self.restart));
+        self.unready = self.unready.saturating_sub(unready);
+    }
+
+    /// How many nodes hold up readiness now.
+    pub fn unready(&self) -> usize {
+        self.unready
     }
 
     /// The summary's node counts (the rest of [`Counts`] is left as is).
@@ -48,7 +68,7 @@ impl Tally {
     /// Counted from scratch, for the tests that check the running count.
     #[cfg(test)]
     pub fn of(tree: &Tree) -> Tally {
-        let mut t = Tally::default();
+        let mut t = Tally::new(tree.defaults.restart);
         for (_, n) in tree.nodes() {
             t.add(n);
         }
