@@ -49,7 +49,7 @@ mod walks;
 
 /// The safety sweep runs at most once per this many times the processor
 /// time its last run took.
-const FULL_SWEEP_SHARE: u32 = 50;
+const SAFETY_SWEEP_SHARE: u32 = 50;
 
 /// How often the safety sweep double-checks the incremental one.
 const SAFETY_SWEEP_PERIOD: Duration = Duration::from_secs(1);
@@ -126,11 +126,11 @@ pub(crate) struct Processor {
     removed_logs: std::collections::VecDeque<std::sync::Arc<str>>,
     /// A propagated panic, for the handles to re-raise.
     panic: PanicSlot,
-    changed_since_full_sweep: bool,
+    changed_since_safety_sweep: bool,
     /// The safety sweep visits every node (in slices): it waits until then,
-    /// so that it takes at most 1/[`FULL_SWEEP_SHARE`] of the processor's
+    /// so that it takes at most 1/[`SAFETY_SWEEP_SHARE`] of the processor's
     /// time however large the tree.
-    full_sweep_due: Instant,
+    safety_sweep_due: Instant,
     /// Snapshots, queries and the safety sweep under way (see `walks.rs`).
     walks: walks::Walks,
     /// The safety sweep's timer. Cancelled when the life is Finished: a
@@ -206,8 +206,8 @@ impl Processor {
             last_tick: Instant::now(),
             clock: Instant::now(),
             panic,
-            changed_since_full_sweep: false,
-            full_sweep_due: Instant::now(),
+            changed_since_safety_sweep: false,
+            safety_sweep_due: Instant::now(),
             walks: walks::Walks::default(),
             safety_timer: None,
             watch_timer: None,
@@ -414,7 +414,7 @@ impl Processor {
     /// The sweep and the planner over what changed, until nothing more does.
     fn propagate(&mut self) {
         self.settle.changed(self.clock);
-        self.changed_since_full_sweep = true;
+        self.changed_since_safety_sweep = true;
         loop {
             self.tree.advance_stops();
             let dirty = self.tree.take_dirty();
@@ -451,10 +451,10 @@ impl Processor {
             self.sinks
                 .tell(format_args!("tick"), |m| m.tick(&counts, lag));
         }
-        if !self.changed_since_full_sweep || now < self.full_sweep_due {
+        if !self.changed_since_safety_sweep || now < self.safety_sweep_due {
             return;
         }
-        self.changed_since_full_sweep = false;
+        self.changed_since_safety_sweep = false;
         self.begin_sweep(ctx);
     }
 

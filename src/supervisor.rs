@@ -126,7 +126,6 @@ impl Supervisor {
 
     /// The nodes that keep the service from being ready for longer than
     /// `grace`, for `/readyz`; `None` if the processor does not answer.
-    #[cfg_attr(not(feature = "web"), allow(dead_code))]
     pub(crate) async fn unready(&self, grace: std::time::Duration) -> Option<Vec<NodeInfo>> {
         let keep = Keep::Unready { grace };
         self.select(None, None, keep, None)

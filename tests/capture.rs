@@ -7,7 +7,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use actix_supervisor::{CaptureLogger, Context, LogQuery, Supervisor};
-use common::serve;
+use common::{messages, serve};
 use log::{LevelFilter, Log, Metadata, Record};
 
 #[derive(Clone, Default)]
@@ -61,12 +61,7 @@ async fn plain_log_calls_are_attributed_to_the_node() {
         }
     });
     rx.recv().await.unwrap();
-    let filed: Vec<String> = sup
-        .logs()
-        .backlog(&LogQuery::dn("root.worker"))
-        .iter()
-        .map(|e| e.message.clone())
-        .collect();
+    let filed = messages(&sup, LogQuery::dn("root.worker"));
     assert_eq!(
         filed,
         [

@@ -14,14 +14,6 @@ use futures::StreamExt;
 use log::Level;
 use tokio::sync::mpsc;
 
-fn messages(sup: &actix_supervisor::Supervisor, q: LogQuery) -> Vec<String> {
-    sup.logs()
-        .backlog(&q)
-        .iter()
-        .map(|e| e.message.clone())
-        .collect()
-}
-
 #[actix_rt::test]
 async fn entries_land_at_the_dn_and_can_be_read_by_subtree_and_level() {
     let sup = builder().start(|ctx: Context| async move {

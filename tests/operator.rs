@@ -286,27 +286,19 @@ async fn wide(ctx: Context) -> RunResult {
                                 ctx.signal(Signal::Done)?;
                                 return Ok(());
                             }
-                            ctx.signal(Signal::Healthy)?;
-                            ctx.cancelled().await;
-                            Ok(())
+                            serve(&ctx).await
                         });
                     }
                     ctx.run_group(g).await?;
-                    ctx.signal(Signal::Healthy)?;
-                    ctx.cancelled().await;
-                    Ok(())
+                    serve(&ctx).await
                 });
             }
             ctx.run_group(g).await?;
-            ctx.signal(Signal::Healthy)?;
-            ctx.cancelled().await;
-            Ok(())
+            serve(&ctx).await
         });
     }
     ctx.run_group(g).await?;
-    ctx.signal(Signal::Healthy)?;
-    ctx.cancelled().await;
-    Ok(())
+    serve(&ctx).await
 }
 
 #[actix_rt::test]

@@ -39,12 +39,7 @@ async fn nothing_is_filed_twice_with_the_log_bridge() {
     });
     rx.recv().await.unwrap();
     sup.wait_settled().await;
-    let filed: Vec<String> = sup
-        .logs()
-        .backlog(&LogQuery::dn("root.worker"))
-        .iter()
-        .map(|e| e.message.clone())
-        .collect();
+    let filed = messages(&sup, LogQuery::dn("root.worker"));
     assert_eq!(
         filed,
         [

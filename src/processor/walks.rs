@@ -231,7 +231,7 @@ impl Processor {
             }
             Work::Sweep { missed, spent } => {
                 self.walks.sweeping = false;
-                self.full_sweep_due = Instant::now() + spent * super::FULL_SWEEP_SHARE;
+                self.safety_sweep_due = Instant::now() + spent * super::SAFETY_SWEEP_SHARE;
                 if missed > 0 {
                     let msg = format!(
                         "the safety sweep found {missed} restartable groups the incremental sweep missed"

@@ -262,3 +262,12 @@ pub async fn fetch(
         .to_string();
     Ok((code, body))
 }
+
+/// The messages of the log entries `q` selects, oldest first.
+pub fn messages(sup: &Supervisor, q: actix_supervisor::LogQuery) -> Vec<String> {
+    sup.logs()
+        .backlog(&q)
+        .iter()
+        .map(|e| e.message.clone())
+        .collect()
+}
