@@ -6,17 +6,17 @@ use std::time::Duration;
 
 use actix::Actor;
 
-use crate::context::HandleParts;
-use crate::logtree::LogTree;
-use crate::metrics::Metrics;
-use crate::policy::{Backoff, Intensity, Restart, Shutdown};
-use crate::processor::{Config, Processor};
-use crate::protocol::Extras;
-use crate::runnable::Runnable;
-use crate::stall::Watch;
-use crate::supervisor::Supervisor;
-use crate::tree::Defaults;
-use crate::workers::Workers;
+use crate::api::context::HandleParts;
+use crate::api::runnable::Runnable;
+use crate::api::supervisor::Supervisor;
+use crate::api::wire::protocol::Extras;
+use crate::model::logtree::LogTree;
+use crate::model::metrics::Metrics;
+use crate::model::policy::{Backoff, Intensity, Restart, Shutdown};
+use crate::model::tree::Defaults;
+use crate::runtime::processor::{Config, Processor};
+use crate::runtime::stall::Watch;
+use crate::runtime::workers::Workers;
 
 impl Supervisor {
     /// A builder, to change the defaults.
@@ -273,7 +273,7 @@ impl SupervisorBuilder {
                 (arbiter, workers, None)
             }
         };
-        let panic: crate::panics::PanicSlot = Arc::default();
+        let panic: crate::api::panics::PanicSlot = Arc::default();
         let logs = LogTree::new(self.log_capacity);
         let extras = Arc::new(self.extras);
         let config = Config {

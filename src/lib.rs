@@ -49,81 +49,50 @@
 //! [test harness](testing). See `docs/design.md` in the repository for the
 //! whole picture and `docs/performance.md` for the measured figures.
 
-pub mod actor;
+mod actor;
+mod api;
 mod builder;
-mod capture;
-mod context;
-pub mod dynamic;
-mod error;
-mod exit;
-mod hosts;
-mod inbox;
-mod logger;
-mod logtree;
-mod metrics;
-mod name;
-mod node;
-mod panics;
-mod policy;
+mod model;
 #[cfg(unix)]
 pub mod process;
-mod processor;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
-mod protocol;
-mod query;
-pub mod render;
-mod repairs;
-mod restart;
-mod runnable;
-mod said;
-#[cfg(feature = "serde")]
-mod serde_time;
-mod settle;
-mod sinks;
-mod stall;
-mod state;
-mod supervisor;
-mod sweep;
+mod runtime;
 #[cfg(feature = "systemd")]
 pub mod systemd;
-mod tasks;
 pub mod testing;
 #[cfg(feature = "tracing")]
 pub mod tracing;
-mod tree;
-mod view;
-mod walk;
 #[cfg(feature = "web")]
 pub mod web;
-mod workers;
 
 pub use actor::{
     actor, actor_with, ActorRunnable, DeliveryError, Supervised, SupervisedRecipient,
     DEFAULT_SEND_TIMEOUT,
 };
+pub use api::capture::{current_logger, CaptureLogger};
+pub use api::context::Context;
+pub use api::dynamic::{Dynamic, DynamicGroup};
+pub use api::logger::{AsLogger, Logger, RawWriter};
+pub use api::panics::install_panic_hook;
+pub use api::runnable::{Child, Group, Runnable};
+pub use api::supervisor::Supervisor;
+#[cfg(unix)]
+pub use api::supervisor::TerminationSignals;
+pub use api::tasks::{TaskError, TaskHandle};
 pub use builder::SupervisorBuilder;
-pub use capture::{current_logger, CaptureLogger};
-pub use context::Context;
-pub use dynamic::{Dynamic, DynamicGroup};
-pub use error::{BoxError, RunError, RunResult, SignalError};
-pub use logger::{AsLogger, Logger, RawWriter};
-pub use logtree::{Entry, LogEvent, LogQuery, LogTree, MAX_DNS, MAX_MESSAGE_LEN};
-pub use metrics::{DnState, InMemoryMetrics, Metrics};
-pub use name::{is_valid_name, MAX_NAME_LEN};
-pub use panics::install_panic_hook;
-pub use policy::{Backoff, Intensity, Restart, Shutdown, Strategy};
-#[cfg(feature = "prometheus")]
-pub use prometheus_client;
-pub use query::{Query, Selection};
-pub use runnable::{Child, Group, Runnable};
-pub use state::{
+pub use model::error::{BoxError, RunError, RunResult, SignalError};
+pub use model::logtree::{Entry, LogEvent, LogQuery, LogTree, MAX_DNS, MAX_MESSAGE_LEN};
+pub use model::metrics::{DnState, InMemoryMetrics, Metrics};
+pub use model::name::{is_valid_name, MAX_NAME_LEN};
+pub use model::policy::{Backoff, Intensity, Restart, Shutdown, Strategy};
+pub use model::read::query::{Query, Selection};
+pub use model::read::render;
+pub use model::records::{
     Counts, Ended, ExitKind, GroupInfo, LastExit, NodeInfo, NodeKind, NodeState, Signal,
 };
-pub use supervisor::Supervisor;
-#[cfg(unix)]
-pub use supervisor::TerminationSignals;
-pub use tasks::{TaskError, TaskHandle};
+#[cfg(feature = "prometheus")]
+pub use prometheus_client;
 
 #[doc(hidden)]
 pub use log as __log;

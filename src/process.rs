@@ -56,12 +56,12 @@ use futures::future::LocalBoxFuture;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::mpsc;
 
-use crate::context::Context;
-use crate::error::RunResult;
-use crate::logger::Logger;
-use crate::policy::Shutdown;
-use crate::runnable::Runnable;
-use crate::state::{NodeKind, Signal};
+use crate::api::context::Context;
+use crate::api::logger::Logger;
+use crate::api::runnable::Runnable;
+use crate::model::error::RunResult;
+use crate::model::policy::Shutdown;
+use crate::model::records::{NodeKind, Signal};
 
 /// How long output is still read after the process exited.
 const PIPE_DRAIN: Duration = Duration::from_millis(200);
@@ -308,7 +308,7 @@ impl Runnable for Command {
         Box::pin(async move { cmd.supervise(ctx).await })
     }
 
-    fn kind(&self, _: crate::runnable::Sealed) -> NodeKind {
+    fn kind(&self, _: crate::api::runnable::Sealed) -> NodeKind {
         NodeKind::Process
     }
 

@@ -44,8 +44,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use crate::metrics::Metrics;
-use crate::state::{Counts, ExitKind, NodeState};
+use crate::model::metrics::Metrics;
+use crate::model::records::{Counts, ExitKind, NodeState};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabel {

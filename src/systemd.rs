@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use sd_notify::NotifyState;
 
-use crate::metrics::Metrics;
-use crate::state::{Counts, NodeState};
+use crate::model::metrics::Metrics;
+use crate::model::records::{Counts, NodeState};
 
 /// The systemd notifier; see the [module docs](self).
 #[derive(Debug, Default)]

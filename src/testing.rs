@@ -31,14 +31,14 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
+use crate::api::context::Context;
+use crate::api::runnable::Runnable;
+use crate::api::supervisor::Supervisor;
 use crate::builder::SupervisorBuilder;
-use crate::context::Context;
-use crate::error::RunResult;
-use crate::logtree::LogQuery;
-use crate::metrics::Metrics;
-use crate::runnable::Runnable;
-use crate::state::NodeState;
-use crate::supervisor::Supervisor;
+use crate::model::error::RunResult;
+use crate::model::logtree::LogQuery;
+use crate::model::metrics::Metrics;
+use crate::model::records::NodeState;
 use tokio::sync::mpsc;
 
 /// The DN the harness's own messages are logged at.

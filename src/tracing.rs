@@ -60,8 +60,8 @@ use ::tracing::{span, Event, Level, Subscriber};
 use ::tracing_subscriber::layer::{Context, Layer};
 use ::tracing_subscriber::registry::LookupSpan;
 
-use crate::logger::{filing_itself, Logger};
-use crate::logtree::LogTree;
+use crate::api::logger::{filing_itself, Logger};
+use crate::model::logtree::LogTree;
 
 /// The target of the crate's spans and events.
 const TARGET: &str = "actix_supervisor";

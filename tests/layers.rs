@@ -1,108 +1,110 @@
-//! The architecture, checked: no module of `src/` names a module of a layer above its own, and the only import cycle is `Runnable` ↔ `Context`.
+//! The architecture, checked: a file's layer is its folder under `src/`,
+//! no file names a layer above its own (also not through the root's
+//! re-exports, `crate::Context`), and the only import cycle between
+//! modules is `Runnable` ↔ `Context`.
 //!
-//! The layers (bottom first) are the ones `docs/design.md` lists. A module
-//! "names" another when a code line (not a comment) says `crate::other`,
-//! whether in a `use` or inline; a submodule (`processor/intake.rs`) counts as
-//! its parent. A new module must be placed in a layer here, or the test fails.
+//! The layers, bottom first: `src/model/` (data and pure decisions),
+//! `src/api/` (what runnables and users hold), `src/runtime/` (the actors),
+//! and on top everything else (the builder and the features, and `lib.rs`).
+//! There is no list to keep: a new file is in the layer of its folder.
+//!
+//! A file "names" a module when a code line (not a comment) says
+//! `crate::layer::module`, or `crate::Item` for an item `lib.rs` re-exports
+//! from one (whose `pub use` says where it lives).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-/// Bottom first. Within a layer, modules may name each other (without cycles).
-const LAYERS: &[(&str, &[&str])] = &[
-    (
-        "data: the tree as plain data and the pure decisions over it",
-        &[
-            "name",
-            "policy",
-            "state",
-            "query",
-            "error",
-            "exit",
-            "logtree",
-            "said",
-            "metrics",
-            "serde_time",
-            "render",
-            "tree",
-            "sweep",
-            "restart",
-            "repairs",
-            "view",
-            "walk",
-        ],
-    ),
-    (
-        "handles: what runnables and users hold, and the messages they send",
-        &[
-            "panics",
-            "logger",
-            "capture",
-            "inbox",
-            "settle",
-            "protocol",
-            "runnable",
-            "context",
-            "supervisor",
-            "dynamic",
-            "tasks",
-        ],
-    ),
-    (
-        "actors: the processor, the node hosts and what runs them",
-        &["stall", "workers", "sinks", "node", "hosts", "processor"],
-    ),
-    (
-        "face: starting a tree, and the features built on the handles",
-        &[
-            "builder",
-            "actor",
-            "process",
-            "testing",
-            "web",
-            "tracing",
-            "systemd",
-            "prometheus",
-            "lib",
-        ],
-    ),
-];
+/// The layer folders, bottom first; everything else is the top layer.
+const LAYERS: [&str; 3] = ["model", "api", "runtime"];
+const TOP: usize = LAYERS.len();
 
 /// The one cycle the design allows: the domain's own pair, as actix's
 /// `Actor` ↔ `Context`.
-const ALLOWED_CYCLE: [&str; 2] = ["context", "runnable"];
+const ALLOWED_CYCLE: [&str; 2] = ["api::context", "api::runnable"];
 
-/// Every module's source, by module name (submodules folded into their parent).
-fn sources() -> BTreeMap<String, String> {
+/// A module: `model::tree` in a layer folder (its submodules folded in),
+/// the file or folder name on top (`web`, `builder`, `lib`).
+fn module_of(rel: &Path) -> String {
+    let parts: Vec<String> = rel
+        .components()
+        .map(|c| {
+            c.as_os_str()
+                .to_string_lossy()
+                .trim_end_matches(".rs")
+                .to_string()
+        })
+        .collect();
+    match parts.as_slice() {
+        [layer, module, ..] if LAYERS.contains(&layer.as_str()) => format!("{layer}::{module}"),
+        [one, ..] => one.clone(),
+        [] => unreachable!("a file has a name"),
+    }
+}
+
+fn layer_of(module: &str) -> usize {
+    let first = module.split("::").next().unwrap_or_default();
+    LAYERS.iter().position(|l| *l == first).unwrap_or(TOP)
+}
+
+fn layer_name(l: usize) -> &'static str {
+    ["model", "api", "runtime", "the top (builder and features)"][l]
+}
+
+/// Every module's source, by module (see [`module_of`]).
+fn sources(src: &Path) -> BTreeMap<String, String> {
     let mut out: BTreeMap<String, String> = BTreeMap::new();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut stack = vec![src.clone()];
+    let mut stack = vec![src.to_path_buf()];
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).expect("read src/") {
             let path = entry.expect("a directory entry").path();
             if path.is_dir() {
                 stack.push(path);
-                continue;
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let rel = path.strip_prefix(src).expect("under src/");
+                let text = std::fs::read_to_string(&path).expect("read a source file");
+                // `mod.rs` of a layer folder is the layer's own docs.
+                let module = match module_of(rel).as_str() {
+                    m if LAYERS.contains(&m) => continue,
+                    m => m.to_string(),
+                };
+                out.entry(module).or_default().push_str(&text);
             }
-            if path.extension().is_none_or(|e| e != "rs") {
-                continue;
-            }
-            let rel = path.strip_prefix(&src).expect("under src/");
-            let module = rel
-                .components()
-                .next()
-                .and_then(|c| c.as_os_str().to_str())
-                .map(|m| m.trim_end_matches(".rs").to_string())
-                .expect("a module name");
-            let text = std::fs::read_to_string(&path).expect("read a source file");
-            out.entry(module).or_default().push_str(&text);
+        }
+    }
+    out
+}
+
+/// Where `lib.rs` re-exports each item from: `Context` → `api::context`.
+fn re_exports(lib: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    // Statements may span lines: join them first.
+    let code: String = lib
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("//") && !l.trim_start().starts_with("#["))
+        .collect::<Vec<_>>()
+        .join(" ");
+    for stmt in code.split(';') {
+        let Some(rest) = stmt.trim().strip_prefix("pub use ") else {
+            continue;
+        };
+        let (path, items) = match rest.split_once("::{") {
+            Some((path, items)) => (path, items.trim_end_matches('}').to_string()),
+            None => match rest.rsplit_once("::") {
+                Some((path, item)) => (path, item.to_string()),
+                None => continue, // an external crate (`prometheus_client`)
+            },
+        };
+        let module = module_of(Path::new(&path.replace("::", "/")));
+        for item in items.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            out.insert(item.to_string(), module.clone());
         }
     }
     out
 }
 
 /// The modules `source` names, with the first line that names each.
-fn names(source: &str) -> BTreeMap<String, String> {
+fn names(source: &str, exports: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for line in source.lines() {
         let code = line.trim_start();
@@ -118,13 +120,24 @@ fn names(source: &str) -> BTreeMap<String, String> {
             if before == Some('$') || before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
                 continue;
             }
-            let module: String = after
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect();
-            // `crate::{a, b}` or a re-exported item (`crate::Supervisor`)
-            // name no module by this path; the grouped form is not used.
-            if module.is_empty() || module.starts_with(char::is_uppercase) {
+            let ident = |s: &str| -> String {
+                s.chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect()
+            };
+            let first = ident(after);
+            let module = if LAYERS.contains(&first.as_str()) {
+                let second = ident(after[first.len()..].trim_start_matches("::"));
+                format!("{first}::{second}")
+            } else if first.starts_with(char::is_uppercase) {
+                match exports.get(&first) {
+                    Some(m) => m.clone(),
+                    None => continue, // a derive's path, or not an item of ours
+                }
+            } else {
+                first
+            };
+            if module.is_empty() || module.ends_with("::") || module.starts_with("__") {
                 continue;
             }
             out.entry(module).or_insert_with(|| line.trim().to_string());
@@ -133,37 +146,29 @@ fn names(source: &str) -> BTreeMap<String, String> {
     out
 }
 
-fn layer_of(module: &str) -> Option<usize> {
-    LAYERS.iter().position(|(_, ms)| ms.contains(&module))
-}
-
-#[test]
-fn no_module_imports_a_layer_above_its_own_and_the_only_cycle_is_runnable_context() {
-    let sources = sources();
+/// The problems of the sources in `src`: upward imports and cycles.
+fn problems(src: &Path) -> Vec<String> {
+    let sources = sources(src);
+    let exports = re_exports(sources.get("lib").map_or("", String::as_str));
     let mut problems = Vec::new();
     let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (module, source) in &sources {
-        let Some(mine) = layer_of(module) else {
-            problems.push(format!("src/{module}: in no layer of tests/layers.rs"));
-            continue;
-        };
-        for (other, line) in names(source) {
-            if other == *module || other.starts_with("__") {
+        let mine = layer_of(module);
+        for (other, line) in names(source, &exports) {
+            if other == *module || !sources.contains_key(&other) {
                 continue;
             }
-            match layer_of(&other) {
-                Some(theirs) if theirs > mine => problems.push(format!(
-                    "src/{module} ({}) imports {other} ({}), a layer above: {line}",
-                    LAYERS[mine].0, LAYERS[theirs].0
-                )),
-                Some(_) => {}
-                None if sources.contains_key(&other) => {} // reported above
-                None => continue,                          // a macro or a crate item
+            let theirs = layer_of(&other);
+            if theirs > mine {
+                problems.push(format!(
+                    "{module} ({}) names {other} ({}), a layer above: {line}",
+                    layer_name(mine),
+                    layer_name(theirs)
+                ));
             }
             graph.entry(module.clone()).or_default().insert(other);
         }
     }
-    // Cycles: every pair of modules that reach each other.
     let reach = |from: &str| {
         let mut seen = BTreeSet::new();
         let mut stack = vec![from.to_string()];
@@ -176,25 +181,81 @@ fn no_module_imports_a_layer_above_its_own_and_the_only_cycle_is_runnable_contex
         }
         seen
     };
-    let mut in_cycles = BTreeSet::new();
-    for module in sources.keys() {
-        if reach(module).contains(module) {
-            in_cycles.insert(module.clone());
-        }
-    }
+    let in_cycles: BTreeSet<String> = sources
+        .keys()
+        .filter(|m| reach(m).contains(*m))
+        .cloned()
+        .collect();
     let allowed: BTreeSet<String> = ALLOWED_CYCLE.iter().map(|m| m.to_string()).collect();
     if !in_cycles.is_empty() && in_cycles != allowed {
         problems.push(format!(
             "modules in import cycles: {in_cycles:?}; only {allowed:?} may be"
         ));
     }
+    problems
+}
+
+#[test]
+fn no_file_names_a_layer_above_its_own_and_the_only_cycle_is_runnable_context() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let problems = problems(&src);
     assert!(
         problems.is_empty(),
         "the layers of docs/design.md are broken:\n  {}",
         problems.join("\n  ")
     );
-    // The check itself can fail: a known upward import is caught.
-    let names =
-        names("    use crate::processor::Processor; // x\n/// crate::web\n$crate::node_log");
-    assert_eq!(names.keys().collect::<Vec<_>>(), ["processor"]);
+}
+
+/// The check can fail: a copy of `src/` with an upward import planted, once
+/// by path and once through a root re-export, is caught both times.
+#[test]
+fn a_planted_upward_import_is_caught() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let exports = re_exports(&std::fs::read_to_string(src.join("lib.rs")).expect("lib.rs"));
+    assert_eq!(
+        exports.get("Context").map(String::as_str),
+        Some("api::context")
+    );
+    assert_eq!(
+        exports.get("Supervisor").map(String::as_str),
+        Some("api::supervisor")
+    );
+    for planted in [
+        "use crate::runtime::processor::Processor;",
+        "fn f(_: crate::SupervisorBuilder) {}",
+    ] {
+        let copy = std::env::temp_dir().join(format!("layers-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&copy);
+        copy_dir(&src, &copy);
+        let victim = copy.join("model/name.rs");
+        let text = std::fs::read_to_string(&victim).expect("model/name.rs");
+        std::fs::write(&victim, format!("{text}\n{planted}\n")).expect("plant");
+        let found = problems(&copy);
+        let _ = std::fs::remove_dir_all(&copy);
+        assert!(
+            found
+                .iter()
+                .any(|p| p.starts_with("model::name (model) names")),
+            "{planted:?} not caught: {found:?}"
+        );
+    }
+    // Comments and `$crate::` name nothing.
+    let names = names(
+        "    use crate::runtime::processor::Processor; // x\n/// crate::web\n$crate::node_log",
+        &exports,
+    );
+    assert_eq!(names.keys().collect::<Vec<_>>(), ["runtime::processor"]);
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let path = entry.expect("entry").path();
+        let target = to.join(path.file_name().expect("a name"));
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).expect("copy");
+        }
+    }
 }

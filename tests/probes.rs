@@ -78,6 +78,9 @@ fn healthz_is_503_once_the_processor_has_stopped() {
     });
     sys.run().unwrap();
     actix_rt::System::new().block_on(async move {
+        // The old System's end stops the processor's arbiter on its own
+        // thread: `join` resolves once the processor is gone.
+        sup.join().await;
         let app = status_app(Status::new(sup)).await;
         let res = test::call_service(&app, get("/status/healthz")).await;
         assert_eq!(res.status(), 503);

@@ -7,9 +7,9 @@
 use actix_web::{web, HttpResponse};
 
 use super::{bad_request, check_dn, Status};
-use crate::query::{Query, Selection};
-use crate::render::{glyph, human};
-use crate::state::NodeInfo;
+use crate::model::read::query::{Query, Selection};
+use crate::model::read::render::{glyph, human};
+use crate::model::records::NodeInfo;
 
 /// Levels below the root the page shows without a click.
 const TOP_LEVELS: u32 = 2;

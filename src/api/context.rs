@@ -1,0 +1,546 @@
+//! [`Context`]: what a runnable sees of the tree during one incarnation.
+//!
+//! A context belongs to one incarnation of one node. Its signal phase lives
+//! here, in an atomic, so that [`Context::signal`] can answer synchronously and
+//! exactly; the processor is told of every accepted signal by message and
+//! reads the final phase from the exit report.
+//!
+//! The context reaches the processor through a [`Link`]: its inbox for
+//! reports, and a request of the context's own, [`StartGroup`], for
+//! children. Neither names the processor.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use actix::{MailboxError, Message, Recipient};
+use tokio_util::sync::CancellationToken;
+
+use crate::api::logger::{AsLogger, Logger};
+use crate::api::panics::PanicSlot;
+use crate::api::runnable::{DynamicRequest, Group, Runnable};
+use crate::api::tasks::{TaskHandle, Tasks};
+use crate::api::wire::inbox::{Addrs, Began, Exited, Inbox, Pid, Report, SignalMsg};
+use crate::api::wire::protocol::{Extras, Request};
+use crate::api::wire::settle::Starting;
+use crate::model::error::{RunError, SignalError};
+use crate::model::exit::{ExitReport, Outcome};
+use crate::model::logtree::LogTree;
+use crate::model::name::is_valid_name;
+use crate::model::records::{NodeState, Signal};
+use crate::model::tree::NodeKey;
+
+/// The processor as the tree's side sees it: where reports go (its inbox)
+/// and where requests for children go, plus what makes a
+/// [`Supervisor`](crate::Supervisor) handle. Shared rather than cloned:
+/// every clone of an actix address allocates.
+#[derive(Clone)]
+pub(crate) struct Link(Arc<Shared>);
+
+/// What a [`Supervisor`](crate::Supervisor) handle is made of.
+pub(crate) struct HandleParts {
+    pub requests: Recipient<Request>,
+    pub dynamic: Recipient<DynamicRequest>,
+    pub panic: PanicSlot,
+    pub extras: Arc<Extras>,
+}
+
+struct Shared {
+    groups: Recipient<StartGroup>,
+    requests: Recipient<Request>,
+    dynamic: Recipient<DynamicRequest>,
+    panic: PanicSlot,
+    inbox: Arc<Inbox>,
+    extras: Arc<Extras>,
+}
+
+impl Link {
+    pub fn new(
+        groups: Recipient<StartGroup>,
+        requests: Recipient<Request>,
+        dynamic: Recipient<DynamicRequest>,
+        panic: PanicSlot,
+        inbox: Arc<Inbox>,
+        extras: Arc<Extras>,
+    ) -> Link {
+        Link(Arc::new(Shared {
+            groups,
+            requests,
+            dynamic,
+            panic,
+            inbox,
+            extras,
+        }))
+    }
+
+    /// What a [`Supervisor`](crate::Supervisor) handle is made of.
+    pub fn handle_parts(&self) -> HandleParts {
+        let s = &self.0;
+        HandleParts {
+            requests: s.requests.clone(),
+            dynamic: s.dynamic.clone(),
+            panic: s.panic.clone(),
+            extras: s.extras.clone(),
+        }
+    }
+
+    /// Reports an incarnation's end.
+    pub fn exited(&self, msg: Exited) {
+        self.0.inbox.send(Report::Exited(msg));
+    }
+
+    /// Reports where a server node listens.
+    pub fn addrs(&self, msg: Addrs) {
+        self.0.inbox.send(Report::Addrs(msg));
+    }
+
+    /// Reports that a delayed start has begun.
+    pub fn began(&self, msg: Began) {
+        self.0.inbox.send(Report::Began(msg));
+    }
+
+    fn signal(&self, msg: SignalMsg) {
+        self.0.inbox.send(Report::Signal(msg));
+    }
+
+    fn pid(&self, msg: Pid) {
+        self.0.inbox.send(Report::Pid(msg));
+    }
+
+    async fn start_group(
+        &self,
+        msg: StartGroup,
+    ) -> Result<Result<Starting, RunError>, MailboxError> {
+        // After what this thread holds: the processor must see a delayed
+        // start's `Began` before the children it starts.
+        crate::api::wire::inbox::release_held();
+        self.0.groups.send(msg).await
+    }
+}
+
+/// [`Context::run_group`]'s request. The answer carries a settle guard that
+/// the caller drops once it has resumed (see `settle.rs`).
+pub(crate) struct StartGroup {
+    pub node: NodeKey,
+    pub dn: Arc<str>,
+    pub incarnation: u64,
+    pub group: Group,
+}
+
+impl Message for StartGroup {
+    type Result = Result<Starting, RunError>;
+}
+
+const NEW: u8 = 0;
+const HEALTHY: u8 = 1;
+const DONE: u8 = 2;
+const EXITED: u8 = 3;
+
+const MISUSE_HEALTHY: u8 = 1;
+const MISUSE_DONE_EARLY: u8 = 2;
+const MISUSE_DONE_TWICE: u8 = 3;
+
+/// A runnable's handle on its node: its name, its cancellation, its signals
+/// and its children. Cheap to clone; `Send + Sync`, so it can be moved into
+/// tasks the runnable spawns.
+///
+/// ```no_run
+/// use actix_supervisor::{Context, RunResult, Signal};
+///
+/// async fn listener(ctx: Context) -> RunResult {
+///     // Children may only be started before Healthy.
+///     ctx.run("acceptor", |ctx: Context| async move {
+///         ctx.signal(Signal::Healthy)?;
+///         ctx.cancelled().await;
+///         Ok(())
+///     })
+///     .await?;
+///     ctx.signal(Signal::Healthy)?;
+///     ctx.cancelled().await;
+///     Ok(())
+/// }
+/// ```
+#[derive(Clone)]
+pub struct Context {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dn: Arc<str>,
+    node: NodeKey,
+    incarnation: u64,
+    token: CancellationToken,
+    phase: AtomicU8,
+    /// The first misused signal, as one of the `MISUSE_*` codes (0: none).
+    /// A code rather than the error keeps every context small.
+    misuse: AtomicU8,
+    processor: Link,
+    logs: LogTree,
+    /// The child and sub-logger names this incarnation has used: they share
+    /// one namespace (both extend the DN), and `sub_logger` must answer
+    /// synchronously.
+    names: Mutex<BTreeMap<String, NameUse>>,
+    /// The tasks it spawned, from the first `spawn` on. One pointer: every
+    /// incarnation carries it, few use it.
+    tasks: once_cell::race::OnceBox<Arc<Tasks>>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum NameUse {
+    /// Asked for by `run_group`, started or being started.
+    Child,
+    SubLogger,
+}
+
+impl Context {
+    pub(crate) fn new(
+        logs: LogTree,
+        dn: Arc<str>,
+        node: NodeKey,
+        incarnation: u64,
+        token: CancellationToken,
+        processor: Link,
+    ) -> Context {
+        Context {
+            inner: Arc::new(Inner {
+                dn,
+                node,
+                incarnation,
+                token,
+                phase: AtomicU8::new(NEW),
+                misuse: AtomicU8::new(0),
+                processor,
+                logs,
+                names: Mutex::new(BTreeMap::new()),
+                tasks: once_cell::race::OnceBox::new(),
+            }),
+        }
+    }
+
+    /// The node's distinguished name, e.g. `root.http.listener`.
+    pub fn dn(&self) -> &str {
+        &self.inner.dn
+    }
+
+    /// Resolves when this node must stop: it died, a group sibling died, an
+    /// ancestor is restarting, or the supervisor is shutting down. Whatever the
+    /// runnable returns afterwards counts as CANCELED.
+    pub fn cancelled(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.inner.token.clone().cancelled_owned()
+    }
+
+    /// `true` once [`cancelled`](Self::cancelled) has resolved or would resolve at once.
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.token.is_cancelled()
+    }
+
+    /// Starts one child named `name`: a group of one.
+    pub async fn run(&self, name: &str, r: impl Runnable) -> Result<(), RunError> {
+        self.run_group(Group::new().with(name, r)).await
+    }
+
+    /// Starts a group of children, in the order they were added. Only allowed
+    /// while this node is NEW, i.e. before it signals Healthy. The group
+    /// starts whole or not at all.
+    pub async fn run_group(&self, group: Group) -> Result<(), RunError> {
+        // Boxed for the call: a runnable's future is as large as the largest
+        // future it awaits, for as long as the node lives, and the request
+        // to the processor takes about 400 bytes while it is under way.
+        Box::pin(self.start_group(group)).await
+    }
+
+    async fn start_group(&self, group: Group) -> Result<(), RunError> {
+        let dn = || self.inner.dn.to_string();
+        match self.inner.phase.load(Ordering::Acquire) {
+            NEW => {}
+            EXITED => return Err(RunError::Stale { dn: dn() }),
+            _ => {
+                return Err(RunError::NotNew {
+                    dn: dn(),
+                    state: NodeState::Healthy,
+                })
+            }
+        }
+        if self.is_cancelled() {
+            return Err(RunError::Cancelled { dn: dn() });
+        }
+        let claimed = self.claim_children(&group)?;
+        let msg = StartGroup {
+            node: self.inner.node,
+            dn: self.inner.dn.clone(),
+            incarnation: self.inner.incarnation,
+            group,
+        };
+        // The reply holds a settle guard, dropped here, on the caller's
+        // task, once it has resumed: `wait_settled` waits for that.
+        let res = match self.inner.processor.start_group(msg).await {
+            Ok(res) => res.map(drop),
+            Err(_) => Err(RunError::ShutDown { dn: dn() }),
+        };
+        if res.is_err() {
+            let mut names = self.names();
+            for name in claimed {
+                names.remove(&name);
+            }
+        }
+        res
+    }
+
+    /// Marks the group's names as children, refusing sub-logger names.
+    /// Returns the names it marked (not those already children: the
+    /// processor refuses those as duplicates).
+    fn claim_children(&self, group: &Group) -> Result<Vec<String>, RunError> {
+        let mut names = self.names();
+        if let Some(name) = group
+            .names()
+            .find(|n| names.get(*n) == Some(&NameUse::SubLogger))
+        {
+            return Err(RunError::ReservedName {
+                dn: self.inner.dn.to_string(),
+                name: name.to_string(),
+            });
+        }
+        let fresh: Vec<String> = group
+            .names()
+            .filter(|n| !names.contains_key(*n))
+            .map(str::to_string)
+            .collect();
+        for name in &fresh {
+            names.insert(name.clone(), NameUse::Child);
+        }
+        Ok(fresh)
+    }
+
+    fn names(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, NameUse>> {
+        self.inner
+            .names
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `task` on this arbiter as part of this incarnation: it ends when
+    /// the incarnation ends, however that happens (at the node's stop
+    /// deadline if the node is being stopped: it sees
+    /// [`cancelled`](Self::cancelled); at once otherwise), its `log` calls
+    /// are filed at the node's DN (with [`CaptureLogger`](crate::CaptureLogger)),
+    /// and its panic is the node's death, naming the task ("task 2
+    /// panicked: ..."). The node counts as stopped only once its tasks have
+    /// ended. Await the handle for the task's output. Called off an actix
+    /// arbiter (from a plain thread), it starts nothing and the handle
+    /// answers [`TaskError::NotOnArbiter`](crate::TaskError::NotOnArbiter).
+    ///
+    /// ```
+    /// use actix_supervisor::{Context, RunResult, Signal};
+    ///
+    /// async fn with_heartbeat(ctx: Context) -> RunResult {
+    ///     let beat = ctx.clone();
+    ///     ctx.spawn(async move {
+    ///         loop {
+    ///             actix_supervisor::node_debug!(beat, "beat");
+    ///             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    ///         }
+    ///     });
+    ///     ctx.signal(Signal::Healthy)?;
+    ///     ctx.cancelled().await; // the heartbeat ends with this incarnation
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn spawn<F>(&self, task: F) -> TaskHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        let tasks = self.inner.tasks.get_or_init(Box::default);
+        tasks.spawn(task, self.logger(), &self.inner.token)
+    }
+
+    /// The tasks this incarnation spawned, if any.
+    pub(crate) fn tasks(&self) -> Option<&Tasks> {
+        self.inner.tasks.get().map(|t| &**t)
+    }
+
+    /// The link to the processor, for the handles made from a context.
+    pub(crate) fn link(&self) -> &Link {
+        &self.inner.processor
+    }
+
+    /// The supervisor's log tree.
+    pub(crate) fn logs(&self) -> &LogTree {
+        &self.inner.logs
+    }
+
+    /// This node's logger: entries go to the `log` facade (target: the DN)
+    /// and to the supervisor's log tree at the DN.
+    pub fn logger(&self) -> Logger {
+        Logger::new(self.inner.dn.clone(), self.inner.logs.clone())
+    }
+
+    /// A logger at `DN.name`. The name must be valid and not a child's; once
+    /// made, it is reserved: `run`/`run_group` refuse it until the node
+    /// restarts. Asking again for the same sub-logger returns it again.
+    pub fn sub_logger(&self, name: &str) -> Result<Logger, RunError> {
+        let dn = || self.inner.dn.to_string();
+        if !is_valid_name(name) {
+            return Err(RunError::InvalidName {
+                dn: dn(),
+                name: name.to_string(),
+            });
+        }
+        if self.inner.phase.load(Ordering::Acquire) == EXITED {
+            return Err(RunError::Stale { dn: dn() });
+        }
+        let mut names = self.names();
+        match names.get(name) {
+            Some(NameUse::Child) => {
+                return Err(RunError::DuplicateName {
+                    dn: dn(),
+                    name: name.to_string(),
+                })
+            }
+            Some(NameUse::SubLogger) => {}
+            None => {
+                names.insert(name.to_string(), NameUse::SubLogger);
+            }
+        }
+        let sub: Arc<str> = format!("{}.{}", self.inner.dn, name).into();
+        Ok(Logger::new(sub, self.inner.logs.clone()))
+    }
+
+    /// Tells the supervisor about this runnable: see [`Signal`].
+    ///
+    /// A refused signal is returned *and* makes this incarnation's exit a death
+    /// (DEAD) whose reason is the returned error.
+    pub fn signal(&self, signal: Signal) -> Result<(), SignalError> {
+        let (from, to) = match signal {
+            Signal::Healthy => (NEW, HEALTHY),
+            Signal::Done => (HEALTHY, DONE),
+        };
+        let phase = &self.inner.phase;
+        if let Err(actual) = phase.compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire) {
+            let dn = self.inner.dn.to_string();
+            let err = match (signal, actual) {
+                (_, EXITED) => return Err(SignalError::Stale { dn }),
+                (Signal::Healthy, _) => SignalError::HealthyNotNew {
+                    dn,
+                    state: NodeState::Healthy,
+                },
+                (Signal::Done, NEW) => SignalError::DoneNotHealthy { dn },
+                (Signal::Done, _) => SignalError::DoneTwice { dn },
+            };
+            let code = match err {
+                SignalError::HealthyNotNew { .. } => MISUSE_HEALTHY,
+                SignalError::DoneNotHealthy { .. } => MISUSE_DONE_EARLY,
+                _ => MISUSE_DONE_TWICE,
+            };
+            // Keep the first misuse only.
+            let _ =
+                self.inner
+                    .misuse
+                    .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire);
+            return Err(err);
+        }
+        self.inner.processor.signal(SignalMsg {
+            node: self.inner.node,
+            incarnation: self.inner.incarnation,
+            signal,
+        });
+        Ok(())
+    }
+
+    /// A process node's pid, for snapshots.
+    pub(crate) fn report_pid(&self, pid: u32) {
+        self.inner.processor.pid(Pid {
+            node: self.inner.node,
+            incarnation: self.inner.incarnation,
+            pid: Some(pid),
+        });
+    }
+
+    /// Where a server node listens, for snapshots (empty: nowhere now).
+    #[cfg_attr(not(feature = "web"), allow(dead_code))]
+    pub(crate) fn report_addrs(&self, addrs: Vec<std::net::SocketAddr>) {
+        self.inner.processor.addrs(Addrs {
+            node: self.inner.node,
+            incarnation: self.inner.incarnation,
+            addrs,
+        });
+    }
+
+    pub(crate) fn node(&self) -> NodeKey {
+        self.inner.node
+    }
+
+    pub(crate) fn incarnation(&self) -> u64 {
+        self.inner.incarnation
+    }
+
+    /// Still NEW: neither Healthy nor Done signalled, not ended.
+    pub(crate) fn is_new(&self) -> bool {
+        self.inner.phase.load(Ordering::Acquire) == NEW
+    }
+
+    /// Done was signalled (and the incarnation has not ended yet).
+    pub(crate) fn done_signalled(&self) -> bool {
+        self.inner.phase.load(Ordering::Acquire) == DONE
+    }
+
+    pub(crate) fn token(&self) -> &CancellationToken {
+        &self.inner.token
+    }
+
+    /// Ends the incarnation: later signals and `run` calls are refused as
+    /// stale. Returns the exit report for `outcome`: whether Done was
+    /// signalled, the first misuse, the sub-loggers it made, and whether its
+    /// token was cancelled at this moment.
+    pub(crate) fn finish(&self, outcome: Outcome) -> ExitReport {
+        // A task's panic came first: that is how the incarnation ended.
+        let task_death = self.tasks().and_then(Tasks::death);
+        let cancelled = task_death.is_none() && self.inner.token.is_cancelled();
+        let outcome = match task_death {
+            Some(why) => Outcome::Panicked(why),
+            None => outcome,
+        };
+        let done = self.inner.phase.swap(EXITED, Ordering::AcqRel) == DONE;
+        let dn = || self.inner.dn.to_string();
+        let misuse = match self.inner.misuse.load(Ordering::Acquire) {
+            0 => None,
+            MISUSE_HEALTHY => Some(SignalError::HealthyNotNew {
+                dn: dn(),
+                state: NodeState::Healthy,
+            }),
+            MISUSE_DONE_EARLY => Some(SignalError::DoneNotHealthy { dn: dn() }),
+            _ => Some(SignalError::DoneTwice { dn: dn() }),
+        };
+        let sub_loggers = self
+            .names()
+            .iter()
+            .filter(|(_, used)| **used == NameUse::SubLogger)
+            .map(|(name, _)| format!("{}.{name}", self.inner.dn))
+            .collect();
+        ExitReport {
+            outcome,
+            done,
+            misuse,
+            sub_loggers,
+            cancelled,
+        }
+    }
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("dn", &self.inner.dn)
+            .field("incarnation", &self.inner.incarnation)
+            .field("cancelled", &self.is_cancelled())
+            .finish()
+    }
+}
+
+/// The `node_*!` macros take a context as well as a [`Logger`].
+impl AsLogger for Context {
+    fn as_logger(&self) -> Logger {
+        self.logger()
+    }
+}

@@ -1,0 +1,419 @@
+//! [`Supervisor`], the handle on a running tree. It reaches the processor
+//! through [`Request`]s only; the builder that starts a tree is in
+//! `builder.rs`.
+
+#[cfg(feature = "prometheus")]
+use std::sync::Mutex;
+use std::sync::{Arc, PoisonError};
+use std::time::Duration;
+
+use actix::Recipient;
+use futures::channel::oneshot;
+
+use crate::api::context::Context;
+use crate::api::context::HandleParts;
+use crate::api::panics::PanicSlot;
+use crate::api::runnable::DynamicRequest;
+use crate::api::wire::protocol::{Extras, Request};
+use crate::model::error::RunError;
+use crate::model::logtree::LogTree;
+use crate::model::read::query::{Keep, Query, Selection};
+use crate::model::records::{Counts, Ended, NodeInfo};
+use crate::model::voice::{Said, Voice};
+
+/// A handle on a running supervision tree. Cheap to clone.
+///
+/// Dropping every handle does not stop the tree: a service keeps running
+/// until [`shutdown`](Self::shutdown) is called or its actix System stops.
+///
+/// ```
+/// use actix_supervisor::{Context, NodeState, RunResult, Signal, Supervisor};
+///
+/// async fn root(ctx: Context) -> RunResult {
+///     ctx.signal(Signal::Healthy)?;
+///     ctx.cancelled().await;
+///     Ok(())
+/// }
+///
+/// actix_rt::System::new().block_on(async {
+///     let sup = Supervisor::start(root);
+///     sup.wait_settled().await;
+///     assert_eq!(sup.snapshot().await[0].state, NodeState::Healthy);
+///     sup.shutdown().await;
+///     assert!(sup.live_runnables().await.is_empty());
+/// });
+/// ```
+#[derive(Clone)]
+pub struct Supervisor {
+    processor: Recipient<Request>,
+    /// Where [`Dynamic`](crate::Dynamic) handles made from this one send.
+    pub(crate) dynamic: Recipient<DynamicRequest>,
+    panic: PanicSlot,
+    logs: LogTree,
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
+    extras: Arc<Extras>,
+    /// Made inside the tree (`Context::supervisor`): see [`shutdown`](Self::shutdown).
+    inside: bool,
+}
+
+impl std::fmt::Debug for Supervisor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Supervisor")
+            .field("connected", &self.processor.connected())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Supervisor {
+    pub(crate) fn from_parts(parts: HandleParts, logs: LogTree, inside: bool) -> Supervisor {
+        Supervisor {
+            processor: parts.requests,
+            dynamic: parts.dynamic,
+            panic: parts.panic,
+            logs,
+            extras: parts.extras,
+            inside,
+        }
+    }
+
+    /// The Prometheus registry the supervisor records in, when it was built
+    /// with [`prometheus()`](crate::SupervisorBuilder::prometheus): add your
+    /// own families to it, or serve it yourself.
+    #[cfg(feature = "prometheus")]
+    pub fn registry(&self) -> Option<Arc<Mutex<prometheus_client::registry::Registry>>> {
+        self.extras.registry.clone()
+    }
+
+    /// Asks the processor, after delivering what this thread holds (see
+    /// `inbox.rs`): the answer reflects every report made before it. `None`
+    /// when the processor is gone.
+    async fn ask<T>(&self, request: impl FnOnce(oneshot::Sender<T>) -> Request) -> Option<T> {
+        crate::api::wire::inbox::release_held();
+        let (tx, rx) = oneshot::channel();
+        self.processor.do_send(request(tx));
+        rx.await.ok()
+    }
+
+    /// The tree's logs: every node's entries by DN, and the supervisor's own
+    /// at `supervisor`.
+    pub fn logs(&self) -> &LogTree {
+        &self.logs
+    }
+
+    /// Resolves once the tree has been quiet for the settle window (20 ms by
+    /// default), every started runnable has been polled at least once, and
+    /// every `run_group` caller has resumed after its answer. Pending backoff
+    /// timers do not hold it. Meant for tests.
+    pub async fn wait_settled(&self) {
+        let _ = self.ask(Request::WaitSettled).await;
+        self.raise_panic();
+    }
+
+    /// The DNs of every NEW or HEALTHY node, sorted.
+    pub async fn live_runnables(&self) -> Vec<String> {
+        let live = self.ask(Request::LiveRunnables).await.unwrap_or_default();
+        self.raise_panic();
+        live
+    }
+
+    /// Every node of the tree, sorted by DN. See [`query`](Self::query)
+    /// for what a snapshot of a large tree promises, and for a part of it.
+    pub async fn snapshot(&self) -> Vec<NodeInfo> {
+        let nodes = self.select(None, None, Keep::All, None).await;
+        self.raise_panic();
+        nodes.map(|s| s.nodes).unwrap_or_default()
+    }
+
+    /// The nodes that keep the service from being ready for longer than
+    /// `grace`, for `/readyz`; `None` if the processor does not answer.
+    pub(crate) async fn unready(&self, grace: std::time::Duration) -> Option<Vec<NodeInfo>> {
+        let keep = Keep::Unready { grace };
+        self.select(None, None, keep, None)
+            .await
+            .ok()
+            .map(|s| s.nodes)
+    }
+
+    /// Whether the processor answers and runs (is not shutting down or shut
+    /// down): what `/healthz` asks. `None`: no answer at all.
+    #[cfg_attr(not(feature = "web"), allow(dead_code))]
+    pub(crate) async fn running(&self) -> Option<bool> {
+        self.ask(Request::Running).await
+    }
+
+    /// Every node of the subtree at `dn` (that node included), sorted by DN;
+    /// `None` when no node has that DN.
+    pub async fn snapshot_of(&self, dn: &str) -> Option<Vec<NodeInfo>> {
+        let nodes = self.select(Some(dn), None, Keep::All, None).await;
+        self.raise_panic();
+        nodes.ok().map(|s| s.nodes)
+    }
+
+    /// Where the server node at `dn` listens now (see
+    /// [`NodeInfo::addrs`]): empty while it does not, or when no node has
+    /// that DN. With port 0, this is how a test learns the port.
+    pub async fn addrs(&self, dn: &str) -> Vec<std::net::SocketAddr> {
+        let top = self.select(Some(dn), Some(0), Keep::All, Some(1)).await;
+        top.ok()
+            .and_then(|s| s.nodes.into_iter().next())
+            .map(|n| n.addrs)
+            .unwrap_or_default()
+    }
+
+    /// The nodes `q` selects (a subtree, some levels, some states, a
+    /// limit), sorted by DN. Errors: [`RunError::NotFound`] when no node
+    /// has the query's DN, [`RunError::ShutDown`] when the supervisor has
+    /// ended.
+    ///
+    /// **Consistency.** The processor reads the tree a slice of about a
+    /// thousand nodes at a time and serves the tree's reports between
+    /// slices, so that a large snapshot never delays a repair for long. A
+    /// tree that fits in one slice is read in one turn: its snapshot is
+    /// exact, one instant. For a larger one each record is consistent (read
+    /// in one turn), and the records are in DN order, each node once, but
+    /// they are not all of the same instant: a node added or removed while
+    /// the walk is under way may be missing or present.
+    ///
+    /// ```
+    /// # use actix_supervisor::{Context, Query, RunResult, Signal, Supervisor};
+    /// # #[actix_rt::main] async fn main() {
+    /// # let sup = Supervisor::start(|ctx: Context| async move {
+    /// #     ctx.signal(Signal::Healthy)?; ctx.cancelled().await; RunResult::Ok(()) });
+    /// # sup.wait_settled().await;
+    /// let troubled = sup.query(&Query::new().not_healthy().limit(1000)).await.unwrap();
+    /// assert!(troubled.nodes.is_empty() && !troubled.truncated);
+    /// # sup.shutdown().await;
+    /// # }
+    /// ```
+    pub async fn query(&self, q: &Query) -> Result<Selection, RunError> {
+        let res = self
+            .select(q.top(), q.levels(), q.keep(), q.max_records())
+            .await;
+        self.raise_panic();
+        res
+    }
+
+    async fn select(
+        &self,
+        top: Option<&str>,
+        depth: Option<u32>,
+        keep: Keep,
+        limit: Option<usize>,
+    ) -> Result<Selection, RunError> {
+        let top = top.map(str::to_string);
+        let gone = RunError::ShutDown {
+            dn: top
+                .clone()
+                .unwrap_or_else(|| crate::model::tree::ROOT_NAME.into()),
+        };
+        let selected = self
+            .ask(|reply| Request::Select {
+                top,
+                depth,
+                keep,
+                limit,
+                reply,
+            })
+            .await
+            .ok_or(gone)??;
+        // Joined here, on the caller's thread rather than the processor's.
+        let mut nodes = Vec::with_capacity(selected.chunks.iter().map(Vec::len).sum());
+        for chunk in selected.chunks {
+            nodes.extend(chunk);
+        }
+        let mut out = Selection::default();
+        (out.nodes, out.truncated) = (nodes, selected.truncated);
+        Ok(out)
+    }
+
+    /// The tree as indented text, like `systemctl status`: see
+    /// [`render::TextTree`](crate::model::read::render::TextTree).
+    pub async fn render_text(&self) -> String {
+        crate::model::read::render::TextTree::new(&self.snapshot().await).to_string()
+    }
+
+    /// A summary: nodes by state, how many wait out a backoff or are
+    /// stalled, restarts in the last minute.
+    pub async fn counts(&self) -> Counts {
+        let counts = self.ask(Request::Counts).await.unwrap_or_default();
+        self.raise_panic();
+        counts
+    }
+
+    /// Restarts the node at `dn` on purpose (to reload its configuration,
+    /// say): its current incarnation is cancelled and it is started again at
+    /// once, as the unit its group's strategy defines (a one-for-all group
+    /// restarts whole). No backoff, not counted against any restart
+    /// intensity; logged as "restarted on request" and reported to the sinks
+    /// as an exit of kind [`ExitKind::Restarted`](crate::ExitKind::Restarted).
+    /// Resolves once the node is stopping. Errors: [`RunError::NotFound`]
+    /// (no node has that DN), [`RunError::NotRunning`] (it is not running:
+    /// waiting out a backoff, exited, or the supervisor is shutting down).
+    /// A temporary node is stopped and, being temporary, not started again.
+    pub async fn restart(&self, dn: &str) -> Result<(), RunError> {
+        let dn = dn.to_string();
+        let not_running = RunError::NotRunning { dn: dn.clone() };
+        let res = self.ask(|reply| Request::Restart { dn, reply }).await;
+        self.raise_panic();
+        res.unwrap_or(Err(not_running))
+    }
+
+    /// Cancels the whole tree and resolves once nothing is live. Nothing is
+    /// restarted any more. A runnable still running `shutdown_timeout` after
+    /// its cancellation is aborted. Calling it again is harmless.
+    ///
+    /// **From inside the tree** (a handle from
+    /// [`Context::supervisor`](crate::Context::supervisor), as a runnable or
+    /// a handler of a supervised server holds), it resolves as soon as the
+    /// shutdown has begun: waiting for the tree to drain would wait for the
+    /// caller itself. The caller's node is cancelled with the rest; a
+    /// runnable returns on [`ctx.cancelled()`](crate::Context::cancelled),
+    /// and the shutdown ends promptly and clean. Await
+    /// [`join`](Self::join) on an outside handle for the end.
+    ///
+    /// ```
+    /// # use actix_supervisor::{Context, Ended, RunResult, Signal, Supervisor};
+    /// # #[actix_rt::main] async fn main() {
+    /// let sup = Supervisor::start(|ctx: Context| async move {
+    ///     ctx.signal(Signal::Healthy)?;
+    ///     // The work is over: stop the whole service from inside.
+    ///     ctx.supervisor().shutdown().await;
+    ///     ctx.cancelled().await;
+    ///     RunResult::Ok(())
+    /// });
+    /// assert_eq!(sup.join().await, Ended::ShutDown);
+    /// # }
+    /// ```
+    pub async fn shutdown(&self) {
+        if self.inside {
+            let _ = self.ask(Request::BeginStop).await;
+            return self.raise_panic();
+        }
+        let _ = self.ask(Request::Stop).await;
+        self.raise_panic();
+    }
+
+    /// Resolves once the supervisor has shut down, with why: through
+    /// [`shutdown`](Self::shutdown), because it gave up on the root (restart
+    /// intensity exceeded), or because a panic was propagated. A service's
+    /// `main` can await it to exit when supervision has failed for good.
+    pub async fn join(&self) -> Ended {
+        let ended = self.ask(Request::Join).await.unwrap_or(Ended::ShutDown);
+        self.raise_panic();
+        ended
+    }
+
+    /// Stops being ready (the status's `/readyz` answers 503) without
+    /// stopping anything yet: the first step of a graceful shutdown, so that
+    /// load balancers stop sending traffic. See
+    /// [`run_until_signal`](Self::run_until_signal).
+    pub async fn drain(&self) {
+        let _ = self
+            .ask(|reply| Request::Drain { start: true, reply })
+            .await;
+    }
+
+    /// Whether the supervisor is draining or shutting down.
+    pub async fn is_draining(&self) -> bool {
+        self.ask(|reply| Request::Drain {
+            start: false,
+            reply,
+        })
+        .await
+        .unwrap_or(true)
+    }
+
+    /// Serves until SIGTERM or SIGINT (Unix), then shuts down gracefully:
+    /// readiness goes at once ([`drain`](Self::drain)), `drain_delay` passes
+    /// (zero is fine under systemd; under Kubernetes a few seconds let the
+    /// endpoints be removed before connections close), then
+    /// [`shutdown`](Self::shutdown) runs within the stop deadlines. A second
+    /// signal meanwhile returns [`Ended::Forced`] at once, for `main` to exit.
+    /// If the supervisor ends by itself first (it gave up), that is returned.
+    ///
+    /// `main` can end with `std::process::exit(ended.exit_code().into())`.
+    /// Fails only when the signal handlers cannot be installed.
+    #[cfg(unix)]
+    pub async fn run_until_signal(&self, drain_delay: Duration) -> std::io::Result<Ended> {
+        let signals = TerminationSignals::new()?;
+        Ok(self.run_until(signals, drain_delay).await)
+    }
+
+    /// [`run_until_signal`](Self::run_until_signal) with signal handlers
+    /// installed beforehand (so that no signal sent after
+    /// [`TerminationSignals::new`] returns can be missed).
+    #[cfg(unix)]
+    pub async fn run_until(&self, mut signals: TerminationSignals, drain_delay: Duration) -> Ended {
+        let first = tokio::select! {
+            name = signals.recv() => name,
+            ended = self.join() => return ended,
+        };
+        let line = format!("{first}: draining for {drain_delay:?}, then shutting down");
+        Voice::new(self.logs.clone()).say(Said::note(log::Level::Info, line));
+        self.drain().await;
+        let graceful = async {
+            tokio::time::sleep(drain_delay).await;
+            self.shutdown().await;
+            self.join().await
+        };
+        tokio::select! {
+            ended = graceful => ended,
+            again = signals.recv() => {
+                let line = format!("{again} again: giving up on the graceful shutdown");
+                Voice::new(self.logs.clone()).say(Said::note(log::Level::Warn, line));
+                Ended::Forced
+            }
+        }
+    }
+
+    /// With [`SupervisorBuilder::propagate_panics`], re-raises a runnable's
+    /// panic here, on the caller's task.
+    fn raise_panic(&self) {
+        let msg = self
+            .panic
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(msg) = msg {
+            panic!("{msg}");
+        }
+    }
+}
+
+impl Context {
+    /// A handle on the supervisor that runs this node (a cheap clone), for
+    /// example to serve its status from inside the tree. Like any handle it
+    /// keeps the processor reachable; the tree drops it with the node.
+    pub fn supervisor(&self) -> Supervisor {
+        Supervisor::from_parts(self.link().handle_parts(), self.logs().clone(), true)
+    }
+}
+
+/// SIGTERM and SIGINT, listened for from [`new`](Self::new) on (Unix).
+#[cfg(unix)]
+#[derive(Debug)]
+pub struct TerminationSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+impl TerminationSignals {
+    /// Installs the handlers: from now on these signals no longer end the
+    /// process by themselves. Needs a running tokio (actix) runtime.
+    pub fn new() -> std::io::Result<TerminationSignals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(TerminationSignals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// The next signal's name.
+    pub async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! State-transition sinks: [`Metrics`] and the in-memory [`InMemoryMetrics`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::model::records::{Counts, ExitKind, NodeState};
+
+/// Told of what happens in the tree: every state transition, and (with
+/// default no-op methods, so that a sink implements only what it needs)
+/// exits by kind, restarts with their backoff, escalations, repairs, and a
+/// summary every second.
+///
+/// Called from the processor, in order, for the whole tree: it must not
+/// block. A panic in a sink is caught and logged; it never stops supervision.
+/// [`prometheus::PrometheusMetrics`](crate::prometheus::PrometheusMetrics)
+/// implements all of it.
+pub trait Metrics: Send + Sync + 'static {
+    /// `dn` has moved to `state`: NEW when its runnable starts (a restart
+    /// that waits out a backoff is NEW only once the wait is over), then
+    /// HEALTHY, DONE, CANCELED or DEAD.
+    fn node_state(&self, dn: &str, state: NodeState);
+
+    /// An incarnation of `dn` ended, as `kind`.
+    fn node_exited(&self, dn: &str, kind: ExitKind) {
+        let _ = (dn, kind);
+    }
+
+    /// `dn` is restarted, after `delay` (zero unless it died).
+    fn node_restarted(&self, dn: &str, delay: Duration) {
+        let _ = (dn, delay);
+    }
+
+    /// `dn` gave up (its restart intensity was exceeded); `None`: the
+    /// supervisor gave up on the root.
+    fn escalated(&self, dn: Option<&str>) {
+        let _ = dn;
+    }
+
+    /// A group came back after a death: from the death to its last
+    /// restarted member signalling Healthy, less the backoff it waited.
+    fn repaired(&self, latency: Duration) {
+        let _ = latency;
+    }
+
+    /// Every second: the tree's summary, and how late the processor ran this
+    /// tick (a sign of a long mailbox).
+    fn tick(&self, counts: &Counts, lag: Duration) {
+        let _ = (counts, lag);
+    }
+
+    /// The supervisor has begun to shut down.
+    fn stopping(&self) {}
+}
+
+impl<M: Metrics> Metrics for Arc<M> {
+    fn node_state(&self, dn: &str, state: NodeState) {
+        (**self).node_state(dn, state)
+    }
+    fn node_exited(&self, dn: &str, kind: ExitKind) {
+        (**self).node_exited(dn, kind)
+    }
+    fn node_restarted(&self, dn: &str, delay: Duration) {
+        (**self).node_restarted(dn, delay)
+    }
+    fn escalated(&self, dn: Option<&str>) {
+        (**self).escalated(dn)
+    }
+    fn repaired(&self, latency: Duration) {
+        (**self).repaired(latency)
+    }
+    fn tick(&self, counts: &Counts, lag: Duration) {
+        (**self).tick(counts, lag)
+    }
+    fn stopping(&self) {
+        (**self).stopping()
+    }
+}
+
+/// The last state of a DN and when it was entered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DnState {
+    /// The state entered last.
+    pub state: NodeState,
+    /// When it was entered.
+    pub transition: Instant,
+}
+
+/// Keeps the last state and transition time of every DN ever seen.
+///
+/// ```
+/// use std::sync::Arc;
+/// use actix_supervisor::{InMemoryMetrics, Metrics, NodeState};
+///
+/// let m = Arc::new(InMemoryMetrics::default());
+/// m.node_state("root", NodeState::Healthy);
+/// assert_eq!(m.dns()["root"].state, NodeState::Healthy);
+/// ```
+#[derive(Default, Debug)]
+pub struct InMemoryMetrics {
+    dns: Mutex<HashMap<String, DnState>>,
+}
+
+impl InMemoryMetrics {
+    /// A copy of the current table.
+    pub fn dns(&self) -> HashMap<String, DnState> {
+        self.dns
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl Metrics for InMemoryMetrics {
+    fn node_state(&self, dn: &str, state: NodeState) {
+        let entry = DnState {
+            state,
+            transition: Instant::now(),
+        };
+        let mut dns = self.dns.lock().unwrap_or_else(PoisonError::into_inner);
+        match dns.get_mut(dn) {
+            Some(e) => *e = entry,
+            None => {
+                dns.insert(dn.to_string(), entry);
+            }
+        }
+    }
+}

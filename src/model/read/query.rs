@@ -1,0 +1,148 @@
+//! What a snapshot selects: a subtree, how many levels of it, which states,
+//! and how many records at most ([`Query`]); and what comes back
+//! ([`Selection`]). `/tree.json` takes the same four as URL parameters.
+
+use std::time::Duration;
+
+use crate::model::records::{NodeInfo, NodeState};
+
+/// Which nodes [`Supervisor::query`](crate::Supervisor::query) returns. By
+/// default: the whole tree, every state, no limit (like
+/// [`snapshot`](crate::Supervisor::snapshot)).
+///
+/// ```
+/// use actix_supervisor::{NodeState, Query};
+///
+/// // The two levels under root.http, and only what is not HEALTHY.
+/// let q = Query::new().dn("root.http").depth(2).not_healthy().limit(500);
+/// assert_eq!(q.top(), Some("root.http"));
+/// assert!(q.wants(NodeState::Dead) && !q.wants(NodeState::Healthy));
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Query {
+    dn: Option<String>,
+    depth: Option<u32>,
+    /// A bit per [`NodeState`] (see [`bit`]); `None`: every state.
+    states: Option<u8>,
+    limit: Option<usize>,
+}
+
+/// A state's bit in [`Query`]'s set.
+fn bit(s: NodeState) -> u8 {
+    1 << match s {
+        NodeState::New => 0,
+        NodeState::Healthy => 1,
+        NodeState::Dead => 2,
+        NodeState::Done => 3,
+        NodeState::Canceled => 4,
+    }
+}
+
+impl Query {
+    /// The whole tree.
+    pub fn new() -> Query {
+        Query::default()
+    }
+
+    /// Only the subtree at `dn` (that node included).
+    pub fn dn(mut self, dn: impl Into<String>) -> Query {
+        self.dn = Some(dn.into());
+        self
+    }
+
+    /// Only `levels` levels below the top (0: the top alone). A node whose
+    /// children are left out still tells how many it has
+    /// ([`NodeInfo::children_total`]).
+    pub fn depth(mut self, levels: u32) -> Query {
+        self.depth = Some(levels);
+        self
+    }
+
+    /// Only nodes in one of `states` (as reported: a node waiting out its
+    /// backoff is in the state it exited in). The walk still covers the
+    /// whole subtree.
+    pub fn states(mut self, states: &[NodeState]) -> Query {
+        self.states = Some(states.iter().fold(0, |m, s| m | bit(*s)));
+        self
+    }
+
+    /// Only nodes that are not HEALTHY: what an operator looks for first.
+    pub fn not_healthy(self) -> Query {
+        self.states(&[
+            NodeState::New,
+            NodeState::Dead,
+            NodeState::Done,
+            NodeState::Canceled,
+        ])
+    }
+
+    /// At most `n` records; [`Selection::truncated`] tells when more nodes
+    /// matched (narrow the query with [`dn`](Self::dn) or
+    /// [`depth`](Self::depth) to see them).
+    pub fn limit(mut self, n: usize) -> Query {
+        self.limit = Some(n);
+        self
+    }
+
+    /// The subtree's DN, if the query has one.
+    pub fn top(&self) -> Option<&str> {
+        self.dn.as_deref()
+    }
+
+    /// Levels below the top, if limited.
+    pub fn levels(&self) -> Option<u32> {
+        self.depth
+    }
+
+    /// The record limit, if any.
+    pub fn max_records(&self) -> Option<usize> {
+        self.limit
+    }
+
+    /// Whether a node in state `s` is selected.
+    pub fn wants(&self, s: NodeState) -> bool {
+        self.states.is_none_or(|m| m & bit(s) != 0)
+    }
+
+    /// What the processor keeps of the walk.
+    pub(crate) fn keep(&self) -> Keep {
+        match self.states {
+            None => Keep::All,
+            Some(mask) => Keep::States(mask),
+        }
+    }
+}
+
+/// What a [`Query`] returned.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct Selection {
+    /// The selected nodes, sorted by DN.
+    pub nodes: Vec<NodeInfo>,
+    /// More nodes matched than the query's limit allowed.
+    pub truncated: bool,
+}
+
+/// Which of the nodes a walk visits get a record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Keep {
+    All,
+    /// A bit per state, as in [`Query`].
+    States(u8),
+    /// The nodes keeping the service from being ready (see
+    /// `View::is_unready`) for longer than `grace`.
+    Unready {
+        grace: Duration,
+    },
+}
+
+impl Keep {
+    /// Whether a node reported in `s` may be kept (the unready test needs
+    /// the tree: see `View::keeps`).
+    pub fn state(self, s: NodeState) -> bool {
+        match self {
+            Keep::All | Keep::Unready { .. } => true,
+            Keep::States(mask) => mask & bit(s) != 0,
+        }
+    }
+}

@@ -1,0 +1,403 @@
+//! The observable vocabulary of the tree: node states, signals, and the
+//! per-node record returned by [`Supervisor::snapshot`](crate::Supervisor::snapshot).
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+
+use crate::model::policy::{Restart, Strategy};
+
+/// The state of a node, as the processor records it.
+///
+/// ```text
+///            signal(Healthy)          signal(Done), then Ok(())
+///   NEW ─────────────────────▶ HEALTHY ─────────────────────────▶ DONE
+///    │                            │
+///    │ returns after cancellation │ (any state: returns after cancellation)
+///    ├────────────────────────────┴──────────────────────────────▶ CANCELED
+///    │ error, panic, Ok(()) without Done, signal misuse
+///    └───────────────────────────────────────────────────────────▶ DEAD
+/// ```
+///
+/// DONE, CANCELED and DEAD are *exited*: the runnable is not running. An
+/// exited node whose context is cancelled is restarted by the sweep (back to
+/// NEW) once its whole subtree has exited too.
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "SCREAMING_SNAKE_CASE"))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NodeState {
+    /// Created or restarted; the runnable is scheduled or running and has not
+    /// signalled Healthy yet.
+    New,
+    /// The runnable signalled [`Signal::Healthy`]: set-up is done, it is serving.
+    Healthy,
+    /// The runnable returned an error, panicked, returned `Ok(())` without
+    /// signalling Done, or misused a signal.
+    Dead,
+    /// The runnable signalled [`Signal::Done`] and then returned `Ok(())`.
+    Done,
+    /// The runnable returned (or was aborted) after its context was cancelled.
+    Canceled,
+}
+
+impl NodeState {
+    /// `true` for DONE, CANCELED and DEAD: the runnable is not running.
+    pub fn is_exited(self) -> bool {
+        matches!(
+            self,
+            NodeState::Dead | NodeState::Done | NodeState::Canceled
+        )
+    }
+
+    /// `true` for NEW and HEALTHY: the runnable is scheduled or running.
+    pub fn is_live(self) -> bool {
+        !self.is_exited()
+    }
+}
+
+impl fmt::Display for NodeState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(match self {
+            NodeState::New => "NEW",
+            NodeState::Healthy => "HEALTHY",
+            NodeState::Dead => "DEAD",
+            NodeState::Done => "DONE",
+            NodeState::Canceled => "CANCELED",
+        })
+    }
+}
+
+/// What a runnable tells the supervisor about itself, with
+/// [`Context::signal`](crate::Context::signal).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Signal {
+    /// Set-up is done and the runnable is serving. Allowed once, in NEW.
+    /// Resets the node's backoff. Children can no longer be started after it.
+    Healthy,
+    /// The runnable's work is finished; it will return `Ok(())` next.
+    /// Allowed once, in HEALTHY. The node becomes DONE only when the runnable
+    /// actually returns `Ok(())`. Resets the node's backoff.
+    Done,
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(match self {
+            Signal::Healthy => "Healthy",
+            Signal::Done => "Done",
+        })
+    }
+}
+
+/// One node of the tree as seen by [`Supervisor::snapshot`](crate::Supervisor::snapshot).
+///
+/// Times are on tokio's clock (`Instant`), with a wall-clock copy
+/// (`SystemTime`) for display.
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NodeInfo {
+    /// The node's distinguished name, e.g. `root.http.listener`.
+    pub dn: String,
+    /// Its current state. A node waiting out its backoff before a restart
+    /// keeps the state it exited in (DEAD) until its runnable starts, and
+    /// then is NEW: see [`restart_at`](Self::restart_at).
+    pub state: NodeState,
+    /// When it entered `state`.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    pub since: Instant,
+    /// `since` on the wall clock.
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "crate::model::serde_time::unix_ms")
+    )]
+    pub since_wall: SystemTime,
+    /// What runs in it.
+    pub kind: NodeKind,
+    /// A process node's pid while its process runs.
+    pub pid: Option<u32>,
+    /// The addresses a server node ([`web::server`](crate::web)) listens on
+    /// while it runs: with port 0, where it actually listens.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Vec::is_empty"))]
+    pub addrs: Vec<std::net::SocketAddr>,
+    /// Which incarnation of this DN is current: 1 for the first start,
+    /// `restarts + 1` after that.
+    pub incarnation: u64,
+    /// How long the current incarnation's runnable has been running; `None`
+    /// when it is not running (exited, or waiting to start).
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "crate::model::serde_time::opt_secs")
+    )]
+    pub uptime: Option<Duration>,
+    /// When it is restarted (its [`Restart`] type).
+    pub restart: Restart,
+    /// How many times this DN has been started again after its first start.
+    pub restarts: u64,
+    /// The restarts its parent performed within the parent's intensity
+    /// window (what decides when the parent gives up); `None` when the
+    /// parent has no intensity limit.
+    pub restarts_in_window: Option<u32>,
+    /// The reason of its last death (error, panic message, signal misuse), if it ever died.
+    pub last_error: Option<String>,
+    /// How its last incarnation ended, of whatever kind.
+    pub last_exit: Option<LastExit>,
+    /// While the node waits out its backoff: when its runnable is due to
+    /// start again (on tokio's clock).
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            rename = "waiting",
+            serialize_with = "crate::model::serde_time::is_some"
+        )
+    )]
+    pub restart_at: Option<Instant>,
+    /// Its group; `None` for the root.
+    pub group: Option<GroupInfo>,
+    /// How many of its children are running.
+    pub children_live: u32,
+    /// How many children it has.
+    pub children_total: u32,
+    /// Since when it has kept its worker thread from running anything else,
+    /// if the stall watch flagged it.
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            rename = "stalled",
+            serialize_with = "crate::model::serde_time::is_some"
+        )
+    )]
+    pub stalled_since: Option<Instant>,
+}
+
+/// What runs in a node.
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum NodeKind {
+    /// A plain runnable (a closure or a [`Runnable`](crate::Runnable)).
+    #[default]
+    Runnable,
+    /// An actix actor ([`Context::run_actor`](crate::Context::run_actor)).
+    Actor,
+    /// An OS process ([`process::Command`](crate::process::Command)); its
+    /// pid is [`NodeInfo::pid`].
+    Process,
+    /// A dynamic node ([`Context::run_dynamic`](crate::Context::run_dynamic)):
+    /// no runnable of its own, children started and stopped at run time.
+    Dynamic,
+}
+
+impl NodeKind {
+    /// `runnable`, `actor`, `process` or `dynamic`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeKind::Runnable => "runnable",
+            NodeKind::Actor => "actor",
+            NodeKind::Process => "process",
+            NodeKind::Dynamic => "dynamic",
+        }
+    }
+}
+
+/// How an incarnation ended.
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ExitKind {
+    /// It signalled Done (or was transient or temporary) and returned `Ok(())`.
+    Done,
+    /// It returned an error (or `Ok(())` without Done when permanent).
+    Error,
+    /// It panicked.
+    Panic,
+    /// It misused a signal.
+    Misuse,
+    /// It gave up: its restart intensity was exceeded.
+    GaveUp,
+    /// It returned after its context was cancelled.
+    Cancelled,
+    /// It did not return within its stop deadline after cancellation, and
+    /// its future was dropped.
+    Aborted,
+    /// It was stopped to be started again on request
+    /// ([`Supervisor::restart`](crate::Supervisor::restart)).
+    Restarted,
+}
+
+impl ExitKind {
+    /// A short lowercase name, for labels: `done`, `error`, `panic`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExitKind::Done => "done",
+            ExitKind::Error => "error",
+            ExitKind::Panic => "panic",
+            ExitKind::Misuse => "misuse",
+            ExitKind::GaveUp => "gave_up",
+            ExitKind::Cancelled => "cancelled",
+            ExitKind::Aborted => "aborted",
+            ExitKind::Restarted => "restarted",
+        }
+    }
+}
+
+impl fmt::Display for ExitKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// The last exit of a node.
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LastExit {
+    /// What kind of exit.
+    pub kind: ExitKind,
+    /// What it returned or why it died, in one line where possible.
+    pub reason: String,
+    /// When.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    pub at: Instant,
+    /// `at` on the wall clock.
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "crate::model::serde_time::unix_ms")
+    )]
+    pub at_wall: SystemTime,
+}
+
+impl LastExit {
+    pub(crate) fn new(
+        kind: ExitKind,
+        reason: String,
+        at: Instant,
+        at_wall: SystemTime,
+    ) -> LastExit {
+        LastExit {
+            kind,
+            reason,
+            at,
+            at_wall,
+        }
+    }
+}
+
+/// A node's group, as a snapshot shows it.
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GroupInfo {
+    /// Which of its parent's groups this is, in start order, from 0.
+    pub ordinal: usize,
+    /// The group's strategy.
+    pub strategy: Strategy,
+    /// The node's place in the group (start order), from 0.
+    pub index: usize,
+    /// How many members the group has.
+    pub size: usize,
+}
+
+impl GroupInfo {
+    pub(crate) fn new(ordinal: usize, strategy: Strategy, index: usize, size: usize) -> GroupInfo {
+        GroupInfo {
+            ordinal,
+            strategy,
+            index,
+            size,
+        }
+    }
+}
+
+/// A summary of the tree, from [`Supervisor::counts`](crate::Supervisor::counts).
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Counts {
+    /// How many nodes the tree has.
+    pub nodes: usize,
+    /// Nodes by (reported) state: NEW, HEALTHY, DEAD, DONE, CANCELED.
+    pub new: usize,
+    /// HEALTHY nodes.
+    pub healthy: usize,
+    /// DEAD nodes (including those waiting out a backoff).
+    pub dead: usize,
+    /// DONE nodes.
+    pub done: usize,
+    /// CANCELED nodes.
+    pub canceled: usize,
+    /// Nodes waiting out a backoff before a restart.
+    pub waiting: usize,
+    /// Nodes the stall watch has flagged.
+    pub stalled: usize,
+    /// Restarts in the last 60 seconds.
+    pub restarts_last_minute: u64,
+}
+
+/// Why a supervisor ended, as [`Supervisor::join`](crate::Supervisor::join)
+/// tells.
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Ended {
+    /// [`Supervisor::shutdown`](crate::Supervisor::shutdown) was called.
+    ShutDown,
+    /// The supervisor gave up on the root: restarting it again would have
+    /// exceeded the restart intensity
+    /// ([`SupervisorBuilder::max_restarts`](crate::SupervisorBuilder::max_restarts)).
+    GaveUp {
+        /// The count, the window and the last failure, e.g. "restart
+        /// intensity exceeded: 4 restarts in 5s, last root: ...".
+        reason: String,
+    },
+    /// A runnable panicked and the supervisor was built to propagate panics.
+    Panicked {
+        /// The DN and the panic message.
+        message: String,
+    },
+    /// Shut down, but these nodes did not return within their stop deadline
+    /// and were aborted.
+    Stragglers {
+        /// Their DNs.
+        dns: Vec<String>,
+    },
+    /// A second signal forced the process out before the graceful shutdown
+    /// finished ([`Supervisor::run_until_signal`](crate::Supervisor::run_until_signal)).
+    Forced,
+}
+
+impl Ended {
+    /// The process exit code that says how it ended: 0 for a clean
+    /// shutdown, 2 when the supervisor gave up on the root, 3 when the
+    /// shutdown left stragglers, 4 for a propagated panic, 5 when a second
+    /// signal forced it.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Ended::ShutDown => 0,
+            Ended::GaveUp { .. } => 2,
+            Ended::Stragglers { .. } => 3,
+            Ended::Panicked { .. } => 4,
+            Ended::Forced => 5,
+        }
+    }
+}
+
+impl fmt::Display for Ended {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ended::ShutDown => f.write_str("shut down"),
+            Ended::GaveUp { reason } => write!(f, "gave up: {reason}"),
+            Ended::Panicked { message } => write!(f, "propagated a panic: {message}"),
+            Ended::Stragglers { dns } => write!(
+                f,
+                "shut down, aborting {} that did not stop in time: {}",
+                dns.len(),
+                dns.join(", ")
+            ),
+            Ended::Forced => f.write_str("forced out by a second signal"),
+        }
+    }
+}

@@ -1,0 +1,700 @@
+//! The supervision tree as plain data: the one source of truth, owned by the
+//! processor.
+//!
+//! Nodes and groups live in generational arenas and are addressed by key, so
+//! a message about a node that has since been removed (or restarted: see
+//! [`Node::incarnation`]) can never alias another node. No actor, future or
+//! timer lives here; that is what lets the restart sweep be a pure function
+//! over this data, tested without a runtime.
+//!
+//! Besides the structure, every node keeps `not_ready`: one if it is live
+//! (NEW or HEALTHY), plus one for each child whose subtree has not fully
+//! exited; and every group keeps `unready`, the number of members whose
+//! `not_ready` is not zero. A change moves up the path to the root only as
+//! far as some subtree's readiness flips, so "is this subtree fully
+//! exited?" is answered in O(1) and a change costs O(1) unless it completes
+//! (or reopens) subtrees, never O(tree). (A count of live nodes would cost
+//! O(depth) on every change: a million-node tree is a level deeper.) A node whose subtree has just fully exited is queued as *dirty*
+//! for the sweep, which looks at it and its group.
+//!
+//! The policy lives here too, as data: each node's [`Spec`] (boxed, and only
+//! when it differs from the supervisor's defaults), each group's strategy,
+//! each parent's window of recent restarts, and each node's backoff interval.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use slotmap::{new_key_type, SlotMap};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::model::error::RunError;
+use crate::model::name::is_valid_name;
+use crate::model::policy::{GroupOptions, Spec};
+use crate::model::policy::{Intensity, Restart, Shutdown, Strategy};
+use crate::model::records::{ExitKind, NodeKind, NodeState};
+
+new_key_type! {
+    /// A node of the tree.
+    pub(crate) struct NodeKey;
+    /// A group of sibling nodes.
+    pub(crate) struct GroupKey;
+}
+
+/// The DN of the root node.
+pub(crate) const ROOT_NAME: &str = "root";
+
+/// One node: a runnable's place in the tree and its supervision record.
+#[derive(Debug)]
+pub(crate) struct Node {
+    pub dn: Arc<str>,
+    pub parent: Option<NodeKey>,
+    pub group: GroupKey,
+    /// Children by name (sorted, which keeps snapshots cheap to sort).
+    pub children: BTreeMap<Box<str>, NodeKey>,
+    /// Groups this node's current incarnation started, in start order.
+    pub groups: Vec<GroupKey>,
+    state: NodeState,
+    /// Derived from the parent's token: cancelling a node cancels its subtree.
+    pub token: CancellationToken,
+    not_ready: u32,
+    /// Unique across the tree for every start; reports carry it so that a
+    /// late report from a previous incarnation is recognised and dropped.
+    pub incarnation: u64,
+    pub restarts: u64,
+    pub last_error: Option<Box<str>>,
+    /// The backoff interval kept after the last death; `None` after a reset
+    /// (Healthy or Done, or long enough healthy with `reset_after`).
+    pub backoff: Option<std::time::Duration>,
+    /// When this incarnation signalled Healthy, in ms since the epoch.
+    pub healthy_ms: Option<u32>,
+    /// Its policy where it differs from the defaults (most nodes: none).
+    /// Set through [`Tree::set_spec`], which keeps the tally right.
+    spec: Option<Box<Spec>>,
+    /// When it restarted its children lately: only while it has an
+    /// [`Intensity`], and at most `max_restarts + 1` entries. Boxed: 8 bytes
+    /// on every node instead of 32, for what few nodes ever fill.
+    #[allow(clippy::box_collection)]
+    pub window: Option<Box<std::collections::VecDeque<Instant>>>,
+    /// A death decided for this node while its runnable still runs (a child
+    /// exhausted its restart budget): the exit will be DEAD with this reason.
+    pub doom: Option<Box<str>>,
+    /// The records of the children this node had before its last restart, so
+    /// that a re-created child keeps counting restarts under its DN. Boxed:
+    /// only nodes whose children were removed have any.
+    retired: Option<Box<Retirees>>,
+    /// When it entered its reported state, in ms since the tree's epoch
+    /// (4 bytes instead of 16: 49 days of range, saturating).
+    pub since_ms: u32,
+    /// When the current incarnation's runnable started, in ms since the epoch.
+    pub started_ms: Option<u32>,
+    /// What runs in it.
+    pub kind: NodeKind,
+    /// How its last incarnation ended, of whatever kind.
+    pub last_exit: Option<Box<ExitRecord>>,
+    /// The log tree's sequence number when this incarnation started: a death
+    /// report marks where earlier incarnations' lines begin.
+    pub log_mark: u64,
+    /// A dynamic node's child being terminated: removed, not restarted,
+    /// once its subtree has exited.
+    pub removing: bool,
+    /// Stopped to be restarted on request: its unit's restart neither waits
+    /// nor counts against the owner's intensity.
+    pub requested: bool,
+    /// Set while a restarted node waits out its backoff. Internally it is
+    /// NEW (its start is pending: live, so that nothing plans it twice and a
+    /// parent's failure cancels the start), but until its host starts the
+    /// runnable it is reported in the state it exited in.
+    waiting: Option<Waiting>,
+}
+
+/// A node's last exit, as recorded.
+#[derive(Clone, Debug)]
+pub(crate) struct ExitRecord {
+    pub kind: ExitKind,
+    pub reason: std::borrow::Cow<'static, str>,
+    pub at_ms: u32,
+}
+
+/// A restart decided but not started yet: see [`Node::waiting`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Waiting {
+    /// The state the node exited in, which is what it reports meanwhile.
+    pub was: NodeState,
+    /// When its runnable is due to start, in ms since the epoch.
+    pub until_ms: u32,
+}
+
+/// The records of removed children, by name.
+type Retirees = BTreeMap<Box<str>, Retired>;
+
+/// What survives of a removed node: its record, and its children's.
+#[derive(Debug, Default)]
+struct Retired {
+    restarts: u64,
+    last_error: Option<Box<str>>,
+    children: Option<Box<Retirees>>,
+}
+
+impl Node {
+    pub fn state(&self) -> NodeState {
+        self.state
+    }
+
+    /// Whether the node keeps the service from being ready now, backoffs
+    /// and grace aside: it counts (the root; else as its spec says, by
+    /// default if and only if it is permanent) and is not HEALTHY (nor DONE,
+    /// for a node other than the root), or waits out a backoff. A DONE root
+    /// has returned, and its whole subtree with it. `default_restart`: the
+    /// supervisor's, for a node whose spec leaves it unset.
+    pub fn holds_up_readiness(&self, default_restart: Restart) -> bool {
+        let root = self.parent.is_none();
+        let spec = self.spec.as_deref();
+        let restart = spec.and_then(|s| s.restart).unwrap_or(default_restart);
+        let counts = root
+            || spec
+                .and_then(|s| s.affects_readiness)
+                .unwrap_or(restart == Restart::Permanent);
+        let state = self.reported_state();
+        let fine = state == NodeState::Healthy || (!root && state == NodeState::Done);
+        counts && (!fine || self.waiting.is_some())
+    }
+
+    /// The state operators and sinks see: while a restart waits out its
+    /// backoff, the state the node exited in.
+    pub fn reported_state(&self) -> NodeState {
+        self.waiting.map_or(self.state, |w| w.was)
+    }
+
+    /// The pending restart it waits for, if any (see [`Node::waiting`]).
+    pub fn waiting(&self) -> Option<Waiting> {
+        self.waiting
+    }
+
+    /// Its runnable is running (NEW or HEALTHY and not waiting to start).
+    pub fn is_running(&self) -> bool {
+        self.state.is_live() && self.waiting.is_none()
+    }
+
+    /// No live runnable in this subtree (this node included).
+    pub fn is_ready(&self) -> bool {
+        self.not_ready == 0
+    }
+}
+
+/// Siblings started together. The root is alone in a group without owner.
+#[derive(Debug)]
+pub(crate) struct GroupRecord {
+    pub owner: Option<NodeKey>,
+    pub members: Vec<NodeKey>,
+    pub options: GroupOptions,
+    unready: u32,
+    /// With ordered stop: the members still to stop, in group order; the
+    /// last is cancelled first, the next only once its subtree has exited.
+    pub stopping: Vec<NodeKey>,
+    /// For a one-for-all group of several members without ordered stop: the
+    /// parent of the members' tokens, itself derived from the owner's. A
+    /// member's host cancels it when the member dies, which takes the
+    /// siblings down at once, on the member's thread, before the processor
+    /// has heard of the death (see `node.rs`). Replaced once cancelled, when
+    /// the group restarts.
+    token: Option<CancellationToken>,
+}
+
+impl GroupRecord {
+    /// Every member's subtree has exited.
+    pub fn is_ready(&self) -> bool {
+        self.unready == 0
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Tree {
+    nodes: SlotMap<NodeKey, Node>,
+    groups: SlotMap<GroupKey, GroupRecord>,
+    root: NodeKey,
+    /// The supervisor's own token: the root's parent. Cancelled at shutdown.
+    top: CancellationToken,
+    dirty: Vec<NodeKey>,
+    next_incarnation: u64,
+    /// The supervisor's defaults for what a [`Spec`] leaves unset.
+    pub defaults: Defaults,
+    /// The supervisor's own restarts of the root, for the top intensity.
+    pub top_window: std::collections::VecDeque<Instant>,
+    /// Groups with an ordered stop under way.
+    stopping: Vec<GroupKey>,
+    /// Nodes by reported state (see [`Tally`]).
+    tally: Tally,
+    /// Where the nodes' millisecond times count from.
+    epoch: Instant,
+    /// "Now" for the change being applied, in ms since the epoch: the
+    /// processor reads the clock once per message (clock reads are not free
+    /// on every machine, and a message's changes happen at one instant).
+    now_ms: u32,
+}
+
+/// What a child gets when its [`Spec`] says nothing. The intensity also
+/// applies to the supervisor's restarts of the root.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Defaults {
+    pub restart: Restart,
+    pub shutdown: Shutdown,
+    pub intensity: Option<Intensity>,
+    pub start_timeout: Option<std::time::Duration>,
+}
+
+impl Tree {
+    /// A tree holding only the root node, NEW, with its first incarnation.
+    pub fn new(top: CancellationToken, defaults: Defaults) -> Tree {
+        let mut nodes = SlotMap::with_key();
+        let mut groups = SlotMap::with_key();
+        let group = groups.insert(GroupRecord {
+            owner: None,
+            members: Vec::new(),
+            options: GroupOptions::default(),
+            unready: 1,
+            stopping: Vec::new(),
+            token: None,
+        });
+        let root = nodes.insert(Node::new(
+            ROOT_NAME.into(),
+            None,
+            group,
+            top.child_token(),
+            0,
+        ));
+        groups[group].members.push(root);
+        let mut tally = Tally::new(defaults.restart);
+        tally.add(&nodes[root]);
+        Tree {
+            tally,
+            nodes,
+            groups,
+            root,
+            top,
+            dirty: Vec::new(),
+            next_incarnation: 1,
+            defaults,
+            top_window: std::collections::VecDeque::new(),
+            stopping: Vec::new(),
+            epoch: Instant::now(),
+            now_ms: 0,
+        }
+    }
+
+    /// `t` in ms since the tree's epoch (saturating).
+    pub fn ms(&self, t: Instant) -> u32 {
+        u32::try_from(t.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u32::MAX)
+    }
+
+    /// Sets "now" for the changes that follow.
+    pub fn set_now(&mut self, now: Instant) {
+        self.now_ms = self.ms(now);
+    }
+
+    /// "Now", as last set, in ms since the epoch.
+    pub fn now_ms(&self) -> u32 {
+        self.now_ms
+    }
+
+    /// The instant `ms` after the tree's epoch.
+    pub fn at(&self, ms: u32) -> Instant {
+        self.epoch + std::time::Duration::from_millis(u64::from(ms))
+    }
+
+    /// When `k` is restarted.
+    pub fn restart_of(&self, k: NodeKey) -> Restart {
+        self.spec_of(k)
+            .and_then(|s| s.restart)
+            .unwrap_or(self.defaults.restart)
+    }
+
+    /// Gives `k` its own policy (`Spec::default()`: the defaults).
+    pub fn set_spec(&mut self, k: NodeKey, spec: Spec) {
+        let spec = (spec != Spec::default()).then(|| Box::new(spec));
+        self.retally(k, |n| n.spec = spec);
+    }
+
+    /// How long `k` may stay NEW once its runnable runs.
+    pub fn start_timeout_of(&self, k: NodeKey) -> Option<std::time::Duration> {
+        self.spec_of(k)
+            .and_then(|s| s.start_timeout)
+            .or(self.defaults.start_timeout)
+    }
+
+    /// How `k` is stopped, before its runnable's own say.
+    pub fn shutdown_of(&self, k: NodeKey) -> Shutdown {
+        self.spec_of(k)
+            .and_then(|s| s.shutdown)
+            .unwrap_or(self.defaults.shutdown)
+    }
+
+    /// The restart intensity of a group's owner (the supervisor's for the root's).
+    pub fn intensity_of(&self, owner: Option<NodeKey>) -> Option<Intensity> {
+        match owner {
+            Some(o) => self
+                .spec_of(o)
+                .and_then(|s| s.intensity)
+                .or(self.defaults.intensity),
+            None => self.defaults.intensity,
+        }
+    }
+
+    fn spec_of(&self, k: NodeKey) -> Option<&Spec> {
+        self.nodes.get(k)?.spec.as_deref()
+    }
+
+    pub fn root(&self) -> NodeKey {
+        self.root
+    }
+
+    pub fn top(&self) -> &CancellationToken {
+        &self.top
+    }
+
+    pub fn node(&self, k: NodeKey) -> Option<&Node> {
+        self.nodes.get(k)
+    }
+
+    pub fn node_mut(&mut self, k: NodeKey) -> Option<&mut Node> {
+        self.nodes.get_mut(k)
+    }
+
+    pub fn group(&self, g: GroupKey) -> Option<&GroupRecord> {
+        self.groups.get(g)
+    }
+
+    #[cfg(test)]
+    pub fn nodes(&self) -> impl Iterator<Item = (NodeKey, &Node)> {
+        self.nodes.iter()
+    }
+
+    #[cfg(test)]
+    pub fn groups(&self) -> impl Iterator<Item = (GroupKey, &GroupRecord)> {
+        self.groups.iter()
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// How many runnables are live (NEW or HEALTHY) in the whole tree.
+    pub fn all_exited(&self) -> bool {
+        self.nodes[self.root].not_ready == 0
+    }
+
+    /// What `k`'s host cancels when `k` dies, besides `k`'s own token: its
+    /// group's shared token, unless `k` is temporary (it takes nobody down).
+    pub fn takes_down(&self, k: NodeKey) -> Option<CancellationToken> {
+        let group = self.groups.get(self.nodes.get(k)?.group)?;
+        if self.restart_of(k) == Restart::Temporary {
+            return None;
+        }
+        group.token.clone()
+    }
+
+    /// The token a node's parent hands down: the parent's, or the top one for the root.
+    pub fn parent_token(&self, k: NodeKey) -> Option<&CancellationToken> {
+        let node = self.nodes.get(k)?;
+        Some(match node.parent {
+            Some(p) => &self.nodes[p].token,
+            None => &self.top,
+        })
+    }
+
+    /// The dirty list without taking it.
+    #[cfg(test)]
+    pub fn clone_dirty(&self) -> Vec<NodeKey> {
+        self.dirty.clone()
+    }
+
+    /// Nodes whose subtree fully exited, or that died, since the last call.
+    pub fn take_dirty(&mut self) -> Vec<NodeKey> {
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// Creates a group of NEW children under `parent`, in the given order,
+    /// after checking every name. Nothing is created when a name is refused.
+    pub fn add_group<'a>(
+        &mut self,
+        parent: NodeKey,
+        names: impl Iterator<Item = &'a str> + Clone,
+        options: GroupOptions,
+    ) -> Result<Vec<NodeKey>, RunError> {
+        let p = &self.nodes[parent];
+        let mut seen = std::collections::HashSet::new();
+        for name in names.clone() {
+            let err = |dn: &str| (dn.to_string(), name.to_string());
+            if !is_valid_name(name) {
+                let (dn, name) = err(&p.dn);
+                return Err(RunError::InvalidName { dn, name });
+            }
+            if p.children.contains_key(name) || !seen.insert(name) {
+                let (dn, name) = err(&p.dn);
+                return Err(RunError::DuplicateName { dn, name });
+            }
+        }
+        if seen.is_empty() {
+            return Err(RunError::EmptyGroup {
+                dn: p.dn.to_string(),
+            });
+        }
+        let count = seen.len() as u32;
+        let shared = options.strategy == Strategy::OneForAll && !options.ordered_stop && count > 1;
+        let group = self.groups.insert(GroupRecord {
+            owner: Some(parent),
+            members: Vec::with_capacity(seen.len()),
+            options,
+            unready: count,
+            stopping: Vec::new(),
+            token: shared.then(|| p.token.child_token()),
+        });
+        let mut keys = Vec::with_capacity(seen.len());
+        for name in names {
+            let p = &self.nodes[parent];
+            let dn: Arc<str> = format!("{}.{}", p.dn, name).into();
+            let token = match &self.groups[group].token {
+                Some(t) => t.child_token(),
+                None => member_token(&p.token, options),
+            };
+            let incarnation = self.take_incarnation();
+            let mut node = Node::new(dn, Some(parent), group, token, incarnation);
+            let retired = self.nodes[parent].retired.as_mut();
+            if let Some(old) = retired.and_then(|r| r.remove(name)) {
+                node.restarts = old.restarts + 1;
+                node.last_error = old.last_error;
+                node.retired = old.children;
+            }
+            self.tally.add(&node);
+            let k = self.nodes.insert(node);
+            self.nodes[parent].children.insert(name.into(), k);
+            keys.push(k);
+        }
+        self.groups[group].members.extend_from_slice(&keys);
+        self.nodes[parent].groups.push(group);
+        self.adjust_live(parent, count as i64);
+        Ok(keys)
+    }
+
+    /// Moves a node to `state`, keeping the liveness counts on its path to
+    /// the root up to date. Returns the previous state. A pending start is
+    /// over with any transition: it began, or it was cancelled.
+    pub fn set_state(&mut self, k: NodeKey, state: NodeState) -> NodeState {
+        let now = self.now_ms;
+        let before = self.retally(k, |node| {
+            node.waiting = None;
+            node.since_ms = now;
+            std::mem::replace(&mut node.state, state)
+        });
+        match (before.is_live(), state.is_live()) {
+            (true, false) => self.adjust_live(k, -1),
+            (false, true) => self.adjust_live(k, 1),
+            _ => {}
+        }
+        before
+    }
+
+    /// Cancels `k` (and so its subtree) and the siblings its group's
+    /// strategy takes down with it (one by one, in reverse, with ordered
+    /// stop), and queues it for the sweep: what a death does, and what a
+    /// restart on request does without one. A temporary node takes nobody
+    /// down.
+    pub fn take_down(&mut self, k: NodeKey) {
+        self.nodes[k].token.cancel();
+        self.dirty.push(k);
+        if self.restart_of(k) == Restart::Temporary {
+            return;
+        }
+        let g = self.nodes[k].group;
+        let group = &self.groups[g];
+        let from = match group.options.strategy {
+            Strategy::OneForOne => return,
+            Strategy::OneForAll => 0,
+            Strategy::RestForOne => group.members.iter().position(|m| *m == k).unwrap_or(0),
+        };
+        let victims: Vec<NodeKey> = group.members[from..].to_vec();
+        if group.options.ordered_stop {
+            self.stop_in_order(g, &victims);
+        } else {
+            for m in victims {
+                self.nodes[m].token.cancel();
+            }
+        }
+    }
+
+    /// Restarts a node's record: removes its whole (exited) subtree, gives it
+    /// a fresh token from its parent's, a new incarnation, and makes it NEW.
+    /// With `until`, its start waits until then (see [`Node::waiting`]).
+    /// Returns the removed descendants so that their hosts can be dropped.
+    /// Their records are kept, so that the DNs the new incarnation re-creates
+    /// go on counting restarts.
+    ///
+    /// The caller guarantees the node and its subtree have exited.
+    pub fn reset(&mut self, k: NodeKey, until: Option<Instant>) -> Vec<NodeKey> {
+        debug_assert!(self.nodes[k].is_ready(), "reset of a live subtree");
+        // Pre-order, then reversed: every node is retired after its children.
+        let mut removed = Vec::new();
+        let mut stack: Vec<NodeKey> = self.nodes[k].children.values().copied().collect();
+        while let Some(c) = stack.pop() {
+            removed.push(c);
+            stack.extend(self.nodes[c].children.values().copied());
+        }
+        // Every removed node hands its record to its parent's `retired`.
+        // Children are removed before their parent, so a node's own map is
+        // complete when it goes: the records its earlier incarnations left
+        // (children not re-created since) overlaid with its current children.
+        for &c in removed.iter().rev() {
+            let Some(child) = self.nodes.remove(c) else {
+                continue;
+            };
+            self.tally.remove(&child);
+            for g in child.groups {
+                self.groups.remove(g);
+            }
+            let record = Retired {
+                restarts: child.restarts,
+                last_error: child.last_error,
+                children: child.retired,
+            };
+            let name = child.dn.rsplit('.').next().unwrap_or_default().into();
+            // A dynamic node's children are not restored, so nothing of
+            // theirs is kept: churning unique names must leave memory flat.
+            let parent = child.parent.and_then(|p| self.nodes.get_mut(p));
+            if let Some(parent) = parent.filter(|p| p.kind != NodeKind::Dynamic) {
+                parent.retired.get_or_insert_default().insert(name, record);
+            }
+        }
+        let Some(owner_token) = self.parent_token(k).cloned() else {
+            return removed;
+        };
+        let group = &mut self.groups[self.nodes[k].group];
+        let token = match &mut group.token {
+            Some(t) => {
+                if t.is_cancelled() {
+                    *t = owner_token.child_token();
+                }
+                t.child_token()
+            }
+            None => member_token(&owner_token, group.options),
+        };
+        let incarnation = self.take_incarnation();
+        let node = &mut self.nodes[k];
+        let groups = std::mem::take(&mut node.groups);
+        node.children.clear();
+        node.token = token;
+        node.incarnation = incarnation;
+        node.restarts += 1;
+        node.doom = None;
+        node.requested = false;
+        // A new incarnation is a new supervisor of its children: OTP starts
+        // it with an empty restart history.
+        node.window = None;
+        node.healthy_ms = None;
+        let was = node.state;
+        for g in groups {
+            self.groups.remove(g);
+        }
+        let since = self.nodes[k].since_ms;
+        let until_ms = until.map(|t| self.ms(t));
+        self.set_state(k, NodeState::New);
+        self.nodes[k].started_ms = None;
+        if let Some(until_ms) = until_ms {
+            // Still reported as it exited, since it exited.
+            self.set_waiting(k, Waiting { was, until_ms });
+            self.nodes[k].since_ms = since;
+        }
+        removed
+    }
+
+    fn take_incarnation(&mut self) -> u64 {
+        let i = self.next_incarnation;
+        self.next_incarnation += 1;
+        i
+    }
+
+    /// Adds `delta` to `from`'s `not_ready`; when that flips its subtree
+    /// between ready and not, moves its group's count, queues it for the
+    /// sweep if it became ready, and carries the flip to its parent.
+    fn adjust_live(&mut self, from: NodeKey, delta: i64) {
+        let mut cur = Some(from);
+        let mut delta = delta;
+        while let Some(k) = cur {
+            let node = &mut self.nodes[k];
+            let before = node.not_ready;
+            node.not_ready = (i64::from(before) + delta) as u32;
+            let after = node.not_ready;
+            let group = &mut self.groups[node.group];
+            if before == 0 && after > 0 {
+                group.unready += 1;
+                delta = 1;
+            } else if before > 0 && after == 0 {
+                group.unready -= 1;
+                self.dirty.push(k);
+                delta = -1;
+            } else {
+                return; // its subtree's readiness is unchanged: nothing above moves
+            }
+            cur = node.parent;
+        }
+    }
+}
+
+/// A member's token: derived from its owner's, so that cancelling the
+/// owner cancels it; with ordered stop, its own, which the processor cancels
+/// in order once the owner's is (see [`Tree::stop_in_order`]).
+fn member_token(owner: &CancellationToken, options: GroupOptions) -> CancellationToken {
+    if options.ordered_stop {
+        CancellationToken::new()
+    } else {
+        owner.child_token()
+    }
+}
+
+impl Node {
+    fn new(
+        dn: Arc<str>,
+        parent: Option<NodeKey>,
+        group: GroupKey,
+        token: CancellationToken,
+        incarnation: u64,
+    ) -> Node {
+        Node {
+            dn,
+            parent,
+            group,
+            children: BTreeMap::new(),
+            groups: Vec::new(),
+            state: NodeState::New,
+            token,
+            not_ready: 1,
+            incarnation,
+            restarts: 0,
+            last_error: None,
+            backoff: None,
+            healthy_ms: None,
+            spec: None,
+            window: None,
+            doom: None,
+            retired: None,
+            waiting: None,
+            removing: false,
+            requested: false,
+            since_ms: 0,
+            started_ms: None,
+            kind: NodeKind::Runnable,
+            last_exit: None,
+            log_mark: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod check;
+mod dynamic;
+mod stops;
+mod tally;
+#[cfg(test)]
+mod tests;
+
+pub(crate) use tally::Tally;

@@ -1,0 +1,64 @@
+//! What the processor keeps about a few nodes beside the tree: the pids of
+//! process nodes, where server nodes listen, the closed gates of an ordered
+//! start, the callers waiting for a dynamic child to be gone, and (with the
+//! `tracing` feature) each incarnation's span. Few nodes have any of it, so
+//! it costs the others nothing; one struct, so that a node leaving the tree
+//! or ending an incarnation leaves nothing behind here.
+
+use futures::channel::oneshot;
+use slotmap::SecondaryMap;
+
+use crate::api::wire::settle::Starting;
+use crate::model::error::RunError;
+use crate::model::tree::NodeKey;
+
+/// A caller of `terminate_child`, answered once the child is gone.
+pub(super) type Leaving = oneshot::Sender<Result<(), RunError>>;
+
+#[derive(Default)]
+pub(crate) struct Beside {
+    /// The pids of running process nodes.
+    pub pids: SecondaryMap<NodeKey, u32>,
+    /// Where running server nodes listen.
+    pub addrs: SecondaryMap<NodeKey, Vec<std::net::SocketAddr>>,
+    /// The closed gates of ordered-start members waiting for their predecessor.
+    pub gates: SecondaryMap<NodeKey, oneshot::Sender<Starting>>,
+    /// Callers of `terminate_child` waiting for their child to be gone.
+    pub leaving: SecondaryMap<NodeKey, Vec<Leaving>>,
+    /// Each node's current incarnation's span: its children's parent.
+    #[cfg(feature = "tracing")]
+    pub spans: SecondaryMap<NodeKey, ::tracing::Span>,
+}
+
+impl Beside {
+    /// `k`'s incarnation ended: what belonged to it goes (a caller waiting
+    /// for `k` to be gone waits on).
+    pub fn exited(&mut self, k: NodeKey) {
+        self.gates.remove(k);
+        self.pids.remove(k);
+        self.addrs.remove(k);
+        #[cfg(feature = "tracing")]
+        self.spans.remove(k);
+    }
+
+    /// `k` has left the tree: everything goes, and whoever waited for it to
+    /// be gone is answered.
+    pub fn forget(&mut self, k: NodeKey) {
+        self.exited(k);
+        for reply in self.leaving.remove(k).into_iter().flatten() {
+            let _ = reply.send(Ok(()));
+        }
+    }
+
+    /// Nothing runs any more: everyone waiting is answered, and the spans
+    /// close.
+    pub fn finish(&mut self) {
+        for (_, replies) in self.leaving.drain() {
+            for reply in replies {
+                let _ = reply.send(Ok(()));
+            }
+        }
+        #[cfg(feature = "tracing")]
+        self.spans.clear();
+    }
+}

@@ -1,0 +1,170 @@
+//! The processor's side of dynamic nodes: starting, terminating and listing
+//! their children, and removing a child that has ended for good once its
+//! subtree has exited (before the sweep looks at it, so it is never restarted).
+
+use std::time::Duration;
+
+use actix::Handler;
+use futures::channel::oneshot;
+
+use super::Processor;
+use crate::api::runnable::{Child, DynamicRequest};
+use crate::model::error::RunError;
+use crate::model::policy::Restart;
+use crate::model::records::NodeState;
+use crate::model::tree::NodeKey;
+
+/// How many removed dynamic children keep their log rings (for `/logs` and
+/// a look at how a finished job ended); older ones are released, so that a
+/// churn of unique names does not grow the log tree.
+const KEEP_LOGS_OF_REMOVED: usize = 1024;
+
+impl Processor {
+    /// The dynamic node at `dn`; [`RunError::NotFound`] when no node there
+    /// is one.
+    fn find_dynamic(&self, dn: &str) -> Result<NodeKey, RunError> {
+        self.view()
+            .find(dn)
+            .filter(|k| self.tree.is_dynamic(*k))
+            .ok_or_else(|| RunError::NotFound { dn: dn.to_string() })
+    }
+
+    /// The dynamic node at `dn`, live and accepting children.
+    fn running_dynamic(&self, dn: &str) -> Result<NodeKey, RunError> {
+        let k = self.find_dynamic(dn)?;
+        self.running(k, dn)
+    }
+
+    fn start_dynamic_child(&mut self, dn: &str, child: Child) -> Result<String, RunError> {
+        let k = self.running_dynamic(dn)?;
+        let count = self.tree.node(k).map_or(0, |n| n.children.len());
+        if let Some(max) = self.tree.max_children_of(k).filter(|max| count >= *max) {
+            return Err(RunError::Full {
+                dn: dn.to_string(),
+                max,
+            });
+        }
+        let key = self.tree.add_dynamic_child(k, &child.name)?;
+        self.tree.set_spec(key, child.spec);
+        let Some(n) = self.tree.node(key) else {
+            return Err(RunError::NotFound { dn: dn.to_string() });
+        };
+        let (group, started) = (n.group, n.dn.to_string());
+        let worker = self.workers.pick();
+        self.host(key, child.runnable, worker);
+        self.launch(group, [(key, Duration::ZERO)]);
+        Ok(started)
+    }
+
+    fn terminate_dynamic_child(
+        &mut self,
+        dn: &str,
+        name: &str,
+        reply: oneshot::Sender<Result<(), RunError>>,
+    ) {
+        let child = self
+            .find_dynamic(dn)
+            .ok()
+            .and_then(|k| self.tree.node(k))
+            .and_then(|n| n.children.get(name).copied());
+        let Some(c) = child.filter(|c| self.tree.node(*c).is_some()) else {
+            let dn = format!("{dn}.{name}");
+            let _ = reply.send(Err(RunError::NotFound { dn }));
+            return;
+        };
+        if let Some(n) = self.tree.node_mut(c) {
+            n.removing = true;
+            n.token.cancel();
+        }
+        if let Some(waiting) = self.beside.leaving.entry(c) {
+            waiting.or_default().push(reply);
+        }
+        // Already exited (or never started): removed by the next change.
+        self.tree.mark_dirty(c);
+    }
+
+    /// Removes the dynamic nodes' children among `dirty` that have ended for
+    /// good and whose subtree has exited: terminated, DONE, or temporary and
+    /// exited. A permanent or transient child that died is left to the sweep,
+    /// which restarts it.
+    pub(super) fn remove_finished(&mut self, dirty: &[NodeKey]) {
+        for &k in dirty {
+            let Some(n) = self.tree.node(k) else { continue };
+            let under_dynamic = n.parent.is_some_and(|p| self.tree.is_dynamic(p));
+            if !under_dynamic || !n.is_ready() {
+                continue;
+            }
+            let for_good = n.removing
+                || match n.state() {
+                    NodeState::Done => true,
+                    NodeState::Dead | NodeState::Canceled => {
+                        self.tree.restart_of(k) == Restart::Temporary
+                    }
+                    NodeState::New | NodeState::Healthy => false,
+                };
+            if for_good {
+                let dn = n.dn.clone();
+                for gone in self.tree.remove_subtree(k) {
+                    self.forget(gone);
+                }
+                self.removed_logs.push_back(dn);
+                if self.removed_logs.len() > KEEP_LOGS_OF_REMOVED {
+                    self.release_oldest_logs();
+                }
+            }
+        }
+    }
+
+    /// Releases the log rings of the oldest removed child, unless a live
+    /// node has taken its DN again.
+    fn release_oldest_logs(&mut self) {
+        let Some(dn) = self.removed_logs.pop_front() else {
+            return;
+        };
+        if self.view().find(&dn).is_none() {
+            self.config.logs.release(&dn);
+        }
+    }
+
+    /// `k` has left the tree: its host goes (and with it its runnable), and
+    /// whoever waited for it to be terminated is answered.
+    pub(super) fn forget(&mut self, k: NodeKey) {
+        self.outbox.remove(k);
+        self.beside.forget(k);
+    }
+}
+
+impl Handler<DynamicRequest> for Processor {
+    type Result = ();
+    fn handle(&mut self, request: DynamicRequest, ctx: &mut Self::Context) {
+        self.take_reports(ctx);
+        self.read_clock();
+        match request {
+            DynamicRequest::Start { at, child, reply } => {
+                let _ = reply.send(self.start_dynamic_child(&at, child));
+            }
+            DynamicRequest::Terminate { at, name, reply } => {
+                self.terminate_dynamic_child(&at, &name, reply);
+            }
+            DynamicRequest::Restart { at, name, reply } => {
+                let restarted = self
+                    .find_dynamic(&at)
+                    .and_then(|_| self.restart_on_request(&format!("{at}.{name}")));
+                let _ = reply.send(restarted);
+            }
+            DynamicRequest::Children { at, reply } => {
+                let children = self.find_dynamic(&at).map(|k| self.view().children(k));
+                let _ = reply.send(children);
+            }
+            DynamicRequest::Count { at, reply } => {
+                let count = self
+                    .find_dynamic(&at)
+                    .map(|k| self.tree.node(k).map_or(0, |n| n.children.len()));
+                let _ = reply.send(count);
+            }
+        }
+        self.propagate();
+        self.flush_soon(ctx);
+        self.check_drained(ctx);
+    }
+}

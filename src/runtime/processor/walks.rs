@@ -1,0 +1,245 @@
+//! The processor's walks over the tree: snapshots and queries, `/readyz`'s
+//! question, the live list and the safety sweep. Each turn takes at most
+//! [`SLICE`] steps of one walk (see `walk.rs`), then yields to the runtime,
+//! so that the reports, timers and requests queued meanwhile are served
+//! before the next slice: looking at a large tree never stalls supervising
+//! it. Walks in progress take turns, one slice each.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use actix::fut::{wrap_future, ActorFutureExt};
+use actix::AsyncContext;
+use futures::channel::oneshot;
+use log::Level;
+use tokio::time::Instant;
+
+use super::Processor;
+use crate::api::wire::protocol::Selected;
+use crate::model::error::RunError;
+use crate::model::read::query::Keep;
+use crate::model::read::walk::{Walk, SLICE};
+use crate::model::records::NodeInfo;
+use crate::model::sweep::sweep;
+use crate::model::tree::NodeKey;
+use crate::model::voice::Said;
+
+/// The walks in progress.
+#[derive(Default)]
+pub(super) struct Walks {
+    jobs: VecDeque<Job>,
+    /// A continuation is spawned: the next slice comes after a yield.
+    continuing: bool,
+    /// A safety sweep is among the jobs.
+    sweeping: bool,
+}
+
+pub(super) struct Job {
+    walk: Walk,
+    work: Work,
+}
+
+enum Work {
+    Select {
+        keep: Keep,
+        limit: usize,
+        chunks: Vec<Vec<NodeInfo>>,
+        kept: usize,
+        truncated: bool,
+        reply: oneshot::Sender<Result<Selected, RunError>>,
+    },
+    Live {
+        dns: Vec<String>,
+        reply: oneshot::Sender<Vec<String>>,
+    },
+    /// The safety sweep: every group is looked at once, as the incremental
+    /// sweep would after a change.
+    Sweep {
+        missed: usize,
+        /// Processor time spent so far, for the next sweep's due time.
+        spent: Duration,
+    },
+}
+
+impl Processor {
+    /// Starts a query; answered once its walk is over.
+    pub(super) fn select(
+        &mut self,
+        top: Option<&str>,
+        depth: Option<u32>,
+        keep: Keep,
+        limit: Option<usize>,
+        reply: oneshot::Sender<Result<Selected, RunError>>,
+        ctx: &mut actix::Context<Self>,
+    ) {
+        let key = match top {
+            None => Some(self.tree.root()),
+            Some(dn) => self.view().find(dn),
+        };
+        let Some(key) = key else {
+            let dn = top.unwrap_or_default().to_string();
+            let _ = reply.send(Err(RunError::NotFound { dn }));
+            return;
+        };
+        // The probe's usual answer, without a walk: nothing holds it up.
+        if matches!(keep, Keep::Unready { .. }) && self.tree.tally().unready() == 0 {
+            let _ = reply.send(Ok(Selected::default()));
+            return;
+        }
+        let work = Work::Select {
+            keep,
+            limit: limit.unwrap_or(usize::MAX),
+            chunks: Vec::new(),
+            kept: 0,
+            truncated: false,
+            reply,
+        };
+        self.begin_walk(key, depth, work, ctx);
+    }
+
+    /// Starts collecting the DNs of the running nodes.
+    pub(super) fn list_live(
+        &mut self,
+        reply: oneshot::Sender<Vec<String>>,
+        ctx: &mut actix::Context<Self>,
+    ) {
+        let work = Work::Live {
+            dns: Vec::new(),
+            reply,
+        };
+        self.begin_walk(self.tree.root(), None, work, ctx);
+    }
+
+    /// Starts the safety sweep, unless one is under way.
+    pub(super) fn begin_sweep(&mut self, ctx: &mut actix::Context<Self>) {
+        if self.walks.sweeping {
+            return;
+        }
+        self.walks.sweeping = true;
+        let work = Work::Sweep {
+            missed: 0,
+            spent: Duration::ZERO,
+        };
+        self.begin_walk(self.tree.root(), None, work, ctx);
+    }
+
+    /// Queues a walk and, if none was under way, takes its first slice now:
+    /// a small tree is answered within the request's own turn, exactly.
+    fn begin_walk(
+        &mut self,
+        top: NodeKey,
+        depth: Option<u32>,
+        work: Work,
+        ctx: &mut actix::Context<Self>,
+    ) {
+        let walk = Walk::new(&self.tree, top, depth);
+        self.walks.jobs.push_back(Job { walk, work });
+        if !self.walks.continuing {
+            self.walk_slice(ctx);
+        }
+    }
+
+    /// One slice of the walk whose turn it is; then, if walks remain, the
+    /// next slice after a yield to the runtime.
+    fn walk_slice(&mut self, ctx: &mut actix::Context<Self>) {
+        if let Some(mut job) = self.walks.jobs.pop_front() {
+            match self.step(&mut job, ctx) {
+                true => self.finish(job),
+                false => self.walks.jobs.push_back(job),
+            }
+        }
+        if !self.walks.jobs.is_empty() && !self.walks.continuing {
+            self.walks.continuing = true;
+            let yielded = wrap_future::<_, Self>(tokio::task::yield_now());
+            ctx.spawn(yielded.map(|(), act, ctx| {
+                act.walks.continuing = false;
+                act.take_reports(ctx);
+                act.walk_slice(ctx);
+            }));
+        }
+    }
+
+    /// Takes one slice of `job`; `true` when it is over.
+    fn step(&mut self, job: &mut Job, ctx: &mut actix::Context<Self>) -> bool {
+        let took = std::time::Instant::now();
+        let (now, wall) = (Instant::now(), std::time::SystemTime::now());
+        let now_ms = self.tree.ms(now);
+        match &mut job.work {
+            Work::Select {
+                keep,
+                limit,
+                chunks,
+                kept,
+                truncated,
+                ..
+            } => {
+                let view = self.view();
+                let mut chunk = Vec::new();
+                let done = job.walk.step(&self.tree, SLICE, |v| {
+                    if *truncated || !view.keeps(*keep, v.node, now_ms) {
+                        return;
+                    }
+                    if *kept == *limit {
+                        *truncated = true;
+                        return;
+                    }
+                    *kept += 1;
+                    chunk.push(view.info(v.key, v.node, v.group, now, wall));
+                });
+                if !chunk.is_empty() {
+                    chunks.push(chunk);
+                }
+                // Once the limit is passed, nothing more will be kept.
+                done || *truncated
+            }
+            Work::Live { dns, .. } => job.walk.step(&self.tree, SLICE, |v| {
+                if v.node.is_running() {
+                    dns.push(v.node.dn.to_string());
+                }
+            }),
+            Work::Sweep { missed, spent } => {
+                let mut visited = Vec::with_capacity(SLICE);
+                let done = job.walk.step(&self.tree, SLICE, |v| visited.push(v.key));
+                let units = sweep(&self.tree, visited);
+                if !units.is_empty() {
+                    *missed += units.len();
+                    self.read_clock();
+                    for unit in units {
+                        self.repair(unit);
+                    }
+                    self.after_change(ctx);
+                }
+                *spent += took.elapsed();
+                done
+            }
+        }
+    }
+
+    /// Answers a finished walk.
+    fn finish(&mut self, job: Job) {
+        match job.work {
+            Work::Select {
+                chunks,
+                truncated,
+                reply,
+                ..
+            } => {
+                let _ = reply.send(Ok(Selected { chunks, truncated }));
+            }
+            Work::Live { mut dns, reply } => {
+                dns.sort_unstable();
+                let _ = reply.send(dns);
+            }
+            Work::Sweep { missed, spent } => {
+                self.walks.sweeping = false;
+                self.safety_sweep_due = Instant::now() + spent * super::SAFETY_SWEEP_SHARE;
+                if missed > 0 {
+                    let msg = format!(
+                        "the safety sweep found {missed} restartable groups the incremental sweep missed"
+                    );
+                    self.voice.say(Said::note(Level::Error, msg));
+                }
+            }
+        }
+    }
+}
