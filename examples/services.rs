@@ -1,6 +1,6 @@
 //! Actors and a process under supervision.
 //!
-//! Three worker actors handle jobs sent through their stable `Supervised`
+//! Three worker actors handle jobs sent through their stable `SupervisedAddr`
 //! addresses; one of them panics now and then and is restarted behind the
 //! same address. A `sh -c` process prints a few ticks and exits, and is
 //! restarted with backoff; its output lands in the log tree. At the end, the
@@ -16,7 +16,8 @@ use std::time::Duration;
 use actix::prelude::*;
 use actix_supervisor::process::Command;
 use actix_supervisor::{
-    Backoff, Context as Node, DeliveryError, LogQuery, RunResult, Signal, Supervised, Supervisor,
+    Backoff, Context as Node, DeliveryError, LogQuery, RunResult, Signal, SupervisedAddr,
+    Supervisor,
 };
 use tokio::sync::mpsc;
 
@@ -47,7 +48,7 @@ impl Handler<Job> for Worker {
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     actix_rt::System::new().block_on(async {
-        let (tx, mut rx) = mpsc::unbounded_channel::<Vec<Supervised<Worker>>>();
+        let (tx, mut rx) = mpsc::unbounded_channel::<Vec<SupervisedAddr<Worker>>>();
         let sup = Supervisor::builder()
             .backoff(Backoff::default().initial(Duration::from_millis(100)))
             .start(move |ctx: Node| {

@@ -29,7 +29,7 @@ use actix_supervisor::render::TextTree;
 use actix_supervisor::web::{server, Status};
 use actix_supervisor::{
     node_info, node_warn, Child, Context, Dynamic, DynamicGroup, Group, RunError, RunResult,
-    Signal, Supervised, Supervisor,
+    Signal, SupervisedAddr, Supervisor,
 };
 use actix_web::{web, App, HttpResponse};
 
@@ -126,7 +126,7 @@ fn pick_port() -> u16 {
 /// The application: the status page under `/status/`, and the API.
 fn app(
     status: Status,
-    counter: Supervised<Counter>,
+    counter: SupervisedAddr<Counter>,
     jobs: web::Data<Jobs>,
 ) -> App<
     impl actix_web::dev::ServiceFactory<
@@ -167,7 +167,7 @@ fn app(
         )
         .route(
             "/api/hello",
-            web::get().to(|counter: web::Data<Supervised<Counter>>| async move {
+            web::get().to(|counter: web::Data<SupervisedAddr<Counter>>| async move {
                 match counter.send(Hit).await {
                     Ok(n) => HttpResponse::Ok().body(format!("hello #{n}\n")),
                     Err(e) => HttpResponse::ServiceUnavailable().body(format!("{e}\n")),

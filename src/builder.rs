@@ -159,7 +159,7 @@ impl SupervisorBuilder {
     }
 
     /// How long a runnable may take to return after its context is cancelled
-    /// before its future is dropped (and it counts as CANCELED). Default 5 s.
+    /// before its future is dropped (and it counts as CANCELLED). Default 5 s.
     /// This is [`Shutdown::Timeout`] for every child that does not choose its
     /// own stop mode ([`Child::shutdown`](crate::Child::shutdown)).
     pub fn shutdown_timeout(mut self, d: Duration) -> Self {
@@ -168,7 +168,8 @@ impl SupervisorBuilder {
     }
 
     /// How long the tree must be quiet for [`Supervisor::wait_settled`].
-    /// Default 20 ms.
+    /// Default 20 ms. For tests (the `test-util` feature).
+    #[cfg(feature = "test-util")]
     pub fn settle_window(mut self, d: Duration) -> Self {
         self.settle_window = d;
         self

@@ -44,7 +44,7 @@
 //! actor per node on a worker arbiter), and on top the builder and the
 //! features. Around them:
 //! the log tree ([`LogTree`], [`Logger`], the `node_*!` macros,
-//! [`CaptureLogger`]), [actors as nodes](mod@actor) with [`Supervised`]
+//! [`CaptureLogger`]), [actors as nodes](mod@actor) with [`SupervisedAddr`]
 //! addresses, [OS processes as nodes](process) (Unix), and a
 //! [test harness](testing). See `docs/design.md` in the repository for the
 //! whole picture and `docs/performance.md` for the measured figures.
@@ -60,6 +60,7 @@ pub mod prometheus;
 mod runtime;
 #[cfg(feature = "systemd")]
 pub mod systemd;
+#[cfg(feature = "test-util")]
 pub mod testing;
 #[cfg(feature = "tracing")]
 pub mod tracing;
@@ -67,7 +68,7 @@ pub mod tracing;
 pub mod web;
 
 pub use actor::{
-    actor, actor_with, ActorRunnable, DeliveryError, Supervised, SupervisedRecipient,
+    actor, actor_with, ActorRunnable, DeliveryError, SupervisedAddr, SupervisedRecipient,
     DEFAULT_SEND_TIMEOUT,
 };
 pub use api::capture::{current_logger, CaptureLogger};
@@ -83,13 +84,14 @@ pub use api::tasks::{TaskError, TaskHandle};
 pub use builder::SupervisorBuilder;
 pub use model::error::{BoxError, RunError, RunResult, SignalError};
 pub use model::logtree::{Entry, LogEvent, LogQuery, LogTree, MAX_DNS, MAX_MESSAGE_LEN};
-pub use model::metrics::{DnState, InMemoryMetrics, Metrics};
+pub use model::metrics::Metrics;
 pub use model::name::{is_valid_name, MAX_NAME_LEN};
 pub use model::policy::{Backoff, Intensity, Restart, Shutdown, Strategy};
 pub use model::read::query::{Query, Selection};
 pub use model::read::render;
 pub use model::records::{
-    Counts, Ended, ExitKind, GroupInfo, LastExit, NodeInfo, NodeKind, NodeState, Signal,
+    Counts, Ended, ExitKind, GroupInfo, LastExit, Liveness, NodeInfo, NodeKind, NodeState,
+    Readiness, Signal,
 };
 #[cfg(feature = "prometheus")]
 pub use prometheus_client;

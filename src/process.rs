@@ -11,7 +11,7 @@
 //!   command was marked [`Command::done_on_success`], which makes it DONE;
 //! - cancellation sends the stop signal (SIGTERM by default), waits the grace
 //!   period (5 s by default), then sends SIGKILL; the process is reaped
-//!   before the node counts as CANCELED. The grace period is honoured even
+//!   before the node counts as CANCELLED. The grace period is honoured even
 //!   when it exceeds the node's stop deadline (the supervisor's
 //!   `shutdown_timeout`): the node's deadline is widened to the grace plus
 //!   [`GRACE_MARGIN`]. With [`Shutdown::Brutal`] the

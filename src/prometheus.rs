@@ -18,7 +18,7 @@
 //!
 //! | family | type | series |
 //! | --- | --- | --- |
-//! | `actix_supervisor_nodes{state}` | gauge, every second | 5 (NEW, HEALTHY, DEAD, DONE, CANCELED) |
+//! | `actix_supervisor_nodes{state}` | gauge, every second | 5 (NEW, HEALTHY, DEAD, DONE, CANCELLED) |
 //! | `actix_supervisor_nodes_waiting` | gauge: waiting out a backoff | 1 |
 //! | `actix_supervisor_nodes_stalled` | gauge: flagged by the stall watch | 1 |
 //! | `actix_supervisor_restarts_total` | counter: nodes restarted | 1 |
@@ -177,7 +177,7 @@ fn state_label(s: NodeState) -> &'static str {
         NodeState::Healthy => "HEALTHY",
         NodeState::Dead => "DEAD",
         NodeState::Done => "DONE",
-        NodeState::Canceled => "CANCELED",
+        NodeState::Cancelled => "CANCELLED",
     }
 }
 
@@ -228,7 +228,7 @@ impl Metrics for PrometheusMetrics {
             (NodeState::Healthy, c.healthy),
             (NodeState::Dead, c.dead),
             (NodeState::Done, c.done),
-            (NodeState::Canceled, c.canceled),
+            (NodeState::Cancelled, c.cancelled),
         ] {
             inner
                 .nodes

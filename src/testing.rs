@@ -1,4 +1,15 @@
-//! A harness for unit tests of runnables.
+//! For the tests of code that uses the crate (the `test-util` feature): a
+//! harness for unit tests of runnables, and [`InMemoryMetrics`], a sink that
+//! keeps the last state of every DN. The settle knobs
+//! ([`Supervisor::wait_settled`], [`SupervisorBuilder::settle_window`]) are
+//! behind the same feature.
+//!
+//! ```toml
+//! [dev-dependencies]
+//! actix-supervisor = { version = "0.1", features = ["test-util"] }
+//! ```
+//!
+//! A harness for unit tests of runnables:
 //!
 //! [`TestHarness::start`] runs one runnable as the root of a fresh supervisor
 //! with panics propagated and every log entry of the tree printed with
@@ -27,7 +38,9 @@
 //! });
 //! ```
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 
@@ -150,7 +163,7 @@ impl TestHarness {
     pub async fn wait_ready(&self) {
         let deadline = tokio::time::Instant::now() + READY_WAIT;
         loop {
-            let missing = self.sup.unready(Duration::ZERO).await.unwrap_or_default();
+            let missing = self.sup.readiness(Duration::ZERO).await.not_ready;
             if missing.is_empty() {
                 return;
             }
@@ -253,5 +266,57 @@ impl Runnable for FailOnError {
             }
             res
         })
+    }
+}
+
+/// The last state of a DN and when it was entered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DnState {
+    /// The state entered last.
+    pub state: NodeState,
+    /// When it was entered.
+    pub transition: Instant,
+}
+
+/// Keeps the last state and transition time of every DN ever seen.
+///
+/// ```
+/// use std::sync::Arc;
+/// use actix_supervisor::testing::InMemoryMetrics;
+/// use actix_supervisor::{Metrics, NodeState};
+///
+/// let m = Arc::new(InMemoryMetrics::default());
+/// m.node_state("root", NodeState::Healthy);
+/// assert_eq!(m.dns()["root"].state, NodeState::Healthy);
+/// ```
+#[derive(Default, Debug)]
+pub struct InMemoryMetrics {
+    dns: Mutex<HashMap<String, DnState>>,
+}
+
+impl InMemoryMetrics {
+    /// A copy of the current table.
+    pub fn dns(&self) -> HashMap<String, DnState> {
+        self.dns
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl Metrics for InMemoryMetrics {
+    fn node_state(&self, dn: &str, state: NodeState) {
+        let entry = DnState {
+            state,
+            transition: Instant::now(),
+        };
+        let mut dns = self.dns.lock().unwrap_or_else(PoisonError::into_inner);
+        match dns.get_mut(dn) {
+            Some(e) => *e = entry,
+            None => {
+                dns.insert(dn.to_string(), entry);
+            }
+        }
     }
 }

@@ -1,4 +1,4 @@
-//! Actix actors as tree nodes, reached through a `Supervised` address.
+//! Actix actors as tree nodes, reached through a `SupervisedAddr` address.
 
 mod common;
 
@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use actix_supervisor::{Context as Node, DeliveryError, NodeState, Signal, Supervised};
+use actix_supervisor::{Context as Node, DeliveryError, NodeState, Signal, SupervisedAddr};
 use common::*;
 use tokio::sync::mpsc;
 
@@ -75,7 +75,7 @@ fn start_with_worker(
     events: mpsc::UnboundedSender<String>,
 ) -> (
     actix_supervisor::Supervisor,
-    mpsc::UnboundedReceiver<Supervised<Worker>>,
+    mpsc::UnboundedReceiver<SupervisedAddr<Worker>>,
 ) {
     let (addr_tx, addr_rx) = mpsc::unbounded_channel();
     let factory = Arc::new(std::sync::Mutex::new(Some(worker_factory(events))));
@@ -134,7 +134,7 @@ async fn messages_queued_in_a_dying_incarnation_are_reported() {
 }
 
 #[actix_rt::test]
-async fn cancellation_stops_the_actor_and_counts_as_canceled() {
+async fn cancellation_stops_the_actor_and_counts_as_cancelled() {
     let (tx, mut events) = events();
     let (sup, mut addr) = start_with_worker(tx);
     let w = addr.recv().await.unwrap();
@@ -142,7 +142,7 @@ async fn cancellation_stops_the_actor_and_counts_as_canceled() {
     sup.wait_settled().await;
     sup.shutdown().await;
     assert_eq!(next(&mut events).await, "stopped 0", "stopped() ran");
-    assert_eq!(state(&sup, "root.w").await, NodeState::Canceled);
+    assert_eq!(state(&sup, "root.w").await, NodeState::Cancelled);
     assert_eq!(
         w.send(Which).await,
         Err(DeliveryError::Gone {
@@ -203,7 +203,7 @@ async fn a_send_waits_for_the_next_incarnation_within_its_timeout() {
 /// signals Healthy itself once they are started.
 struct Pool {
     node: Node,
-    workers: Vec<Supervised<Worker>>,
+    workers: Vec<SupervisedAddr<Worker>>,
     events: mpsc::UnboundedSender<String>,
 }
 

@@ -195,7 +195,7 @@ async fn children_after_shutdown_are_refused() {
         while_cancelled,
         Err(RunError::Cancelled { dn: "root".into() })
     );
-    assert_eq!(state(&sup, "root").await, NodeState::Canceled);
+    assert_eq!(state(&sup, "root").await, NodeState::Cancelled);
 }
 
 #[actix_rt::test]

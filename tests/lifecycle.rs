@@ -39,7 +39,7 @@ async fn root_and_children_come_up_healthy() {
     sup.shutdown().await;
     assert!(sup.live_runnables().await.is_empty());
     for n in sup.snapshot().await {
-        assert_eq!(n.state, NodeState::Canceled, "{}", n.dn);
+        assert_eq!(n.state, NodeState::Cancelled, "{}", n.dn);
     }
 }
 
@@ -249,7 +249,7 @@ async fn done_twice_is_refused_and_a_death() {
 }
 
 #[actix_rt::test]
-async fn an_error_after_cancellation_is_canceled() {
+async fn an_error_after_cancellation_is_cancelled() {
     let sup = builder().start(|ctx: Context| async move {
         ctx.run("stubborn", |ctx: Context| async move {
             ctx.signal(Signal::Healthy)?;
@@ -262,7 +262,7 @@ async fn an_error_after_cancellation_is_canceled() {
     sup.wait_settled().await;
     sup.shutdown().await;
     let s = info(&sup, "root.stubborn").await;
-    assert_eq!(s.state, NodeState::Canceled);
+    assert_eq!(s.state, NodeState::Cancelled);
     assert_eq!(s.last_error, None);
 }
 

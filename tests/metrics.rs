@@ -4,7 +4,8 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use actix_supervisor::{Context, InMemoryMetrics, Metrics, NodeState, Signal};
+use actix_supervisor::testing::InMemoryMetrics;
+use actix_supervisor::{Context, Metrics, NodeState, Signal};
 use common::*;
 
 #[derive(Default)]
@@ -68,10 +69,10 @@ async fn every_transition_is_reported_in_order() {
     };
     use NodeState::*;
     assert_eq!(of("root.w"), [New, Healthy, Dead, New, Healthy, Done]);
-    assert_eq!(of("root"), [New, Healthy, Canceled]);
+    assert_eq!(of("root"), [New, Healthy, Cancelled]);
     let table = mem.dns();
     assert_eq!(table["root.w"].state, Done);
-    assert_eq!(table["root"].state, Canceled);
+    assert_eq!(table["root"].state, Cancelled);
     assert!(table["root"].transition >= table["root.w"].transition);
 }
 

@@ -88,12 +88,12 @@ async fn a_temporary_child_is_never_restarted_and_disturbs_nobody() {
         assert_eq!((n.state, n.restarts), (NodeState::Healthy, 0), "{dn}");
     }
     // A permanent sibling dies: one-for-all cancels everyone; the temporary
-    // one that was running stays CANCELED, the others come back.
+    // one that was running stays CANCELLED, the others come back.
     assert!(board.kill("root.a"));
     await_state(&mut feed, "root.a", NodeState::Dead, 1).await;
     sup.wait_settled().await;
     let temp2 = info(&sup, "root.temp2").await;
-    assert_eq!((temp2.state, temp2.restarts), (NodeState::Canceled, 0));
+    assert_eq!((temp2.state, temp2.restarts), (NodeState::Cancelled, 0));
     assert_eq!(info(&sup, "root.temp").await.state, NodeState::Dead);
     for dn in ["root.a", "root.b"] {
         let n = info(&sup, dn).await;
@@ -404,7 +404,7 @@ async fn infinity_waits_for_the_runnable_and_timeout_does_not() {
     );
     assert_eq!(*log.lock().unwrap(), ["patient cleaned up"]);
     for dn in ["root.patient", "root.hasty"] {
-        assert_eq!(state(&sup, dn).await, NodeState::Canceled, "{dn}");
+        assert_eq!(state(&sup, dn).await, NodeState::Cancelled, "{dn}");
     }
 }
 

@@ -123,7 +123,7 @@ async fn readiness_waits_for_a_line_and_signals_are_forwarded() {
     wait_for(&sup, "root.p", |l| l == "got hup").await;
     let pid = signals.pid().unwrap();
     sup.shutdown().await;
-    assert_eq!(state(&sup, "root.p").await, NodeState::Canceled);
+    assert_eq!(state(&sup, "root.p").await, NodeState::Cancelled);
     assert!(!alive(pid), "the process is gone and reaped");
     assert!(signals.pid().is_none());
 }
@@ -147,7 +147,7 @@ async fn a_process_ignoring_the_stop_signal_is_killed_after_grace_with_its_group
         t.elapsed() >= Duration::from_millis(200),
         "SIGTERM was ignored, SIGKILL came after grace"
     );
-    assert_eq!(state(&sup, "root.p").await, NodeState::Canceled);
+    assert_eq!(state(&sup, "root.p").await, NodeState::Cancelled);
     assert!(!alive(leader), "leader killed");
     // The group's other member got SIGKILL too; init reaps it.
     assert!(eventually(|| not_running(child)), "no orphan left behind");
@@ -216,7 +216,7 @@ async fn an_aborted_node_still_kills_its_process() {
         t.elapsed() < Duration::from_secs(10),
         "aborted, not waited for the grace period"
     );
-    assert_eq!(state(&sup, "root.p").await, NodeState::Canceled);
+    assert_eq!(state(&sup, "root.p").await, NodeState::Cancelled);
     assert!(
         eventually(|| not_running(pid)),
         "the process was killed when its node was aborted"
@@ -302,7 +302,7 @@ async fn a_grace_beyond_the_shutdown_timeout_is_honoured() {
     let (sup, _signals, mut feed) = start_with(short, cmd);
     await_state(&mut feed, "root.p", NodeState::Healthy, 1).await;
     sup.shutdown().await;
-    assert_eq!(state(&sup, "root.p").await, NodeState::Canceled);
+    assert_eq!(state(&sup, "root.p").await, NodeState::Cancelled);
     let cleaned = std::fs::read_to_string(&marker);
     let _ = std::fs::remove_file(&marker);
     assert_eq!(cleaned.unwrap_or_default().trim(), "cleaned");

@@ -397,7 +397,7 @@ async fn backoff_grows_and_resets_on_healthy() {
 }
 
 /// root → p → c. `c` dies and waits out a long backoff; meanwhile `p` dies.
-/// The pending restart of `c` must not linger: it is reported CANCELED at
+/// The pending restart of `c` must not linger: it is reported CANCELLED at
 /// once, so that `p` can restart (and start a fresh `c`).
 #[actix_rt::test]
 async fn a_parent_failure_cancels_a_pending_child_restart() {

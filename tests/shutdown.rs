@@ -26,7 +26,7 @@ async fn shutdown_aborts_a_runnable_that_ignores_cancellation() {
     sup.shutdown().await;
     assert!(sup.live_runnables().await.is_empty());
     for n in sup.snapshot().await {
-        assert_eq!(n.state, NodeState::Canceled, "{}", n.dn);
+        assert_eq!(n.state, NodeState::Cancelled, "{}", n.dn);
     }
     let ended = sup.join().await;
     assert_eq!(
@@ -143,7 +143,7 @@ async fn shutdown_twice_and_join_after_shutdown_resolve() {
     futures::join!(a.shutdown(), b.shutdown());
     sup.shutdown().await;
     assert_eq!(sup.join().await, actix_supervisor::Ended::ShutDown);
-    assert_eq!(state(&sup, "root").await, NodeState::Canceled);
+    assert_eq!(state(&sup, "root").await, NodeState::Cancelled);
 }
 
 /// Fan-out 10, `depth` levels below the root, groups of 10.
@@ -178,5 +178,5 @@ async fn a_tree_of_11111_nodes_comes_up_and_shuts_down() {
         .snapshot()
         .await
         .iter()
-        .all(|n| n.state == NodeState::Canceled));
+        .all(|n| n.state == NodeState::Cancelled));
 }

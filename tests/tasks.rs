@@ -154,7 +154,7 @@ async fn shutdown_waits_for_tasks_and_aborts_a_deaf_one_at_the_deadline() {
         "the deaf task held its node until the deadline: {took:?}"
     );
     let deaf = info(&sup, "root.deaf").await;
-    assert_eq!(deaf.state, NodeState::Canceled);
+    assert_eq!(deaf.state, NodeState::Cancelled);
     assert!(sup.live_runnables().await.is_empty());
 }
 

@@ -150,7 +150,7 @@ async fn a_supervised_server_serves_restarts_with_its_group_and_stops() {
 
     // The sibling dies: the server is cancelled, stops, and comes back.
     assert!(board.kill("root.sibling"));
-    await_state(&mut feed, "root.http", NodeState::Canceled, 1).await;
+    await_state(&mut feed, "root.http", NodeState::Cancelled, 1).await;
     await_state(&mut feed, "root.http", NodeState::Healthy, 1).await;
     let second = addrs.get()[0];
     assert_eq!(

@@ -225,7 +225,7 @@ impl Context {
 
     /// Resolves when this node must stop: it died, a group sibling died, an
     /// ancestor is restarting, or the supervisor is shutting down. Whatever the
-    /// runnable returns afterwards counts as CANCELED.
+    /// runnable returns afterwards counts as CANCELLED.
     pub fn cancelled(&self) -> impl Future<Output = ()> + Send + 'static {
         self.inner.token.clone().cancelled_owned()
     }

@@ -36,7 +36,7 @@ use crate::model::records::{NodeInfo, NodeKind};
 /// ```
 pub trait Runnable: Send + 'static {
     /// Starts one incarnation. `ctx` is cancelled when the node must stop;
-    /// after that, whatever the future returns counts as CANCELED.
+    /// after that, whatever the future returns counts as CANCELLED.
     fn run(&mut self, ctx: Context) -> LocalBoxFuture<'static, RunResult>;
 
     /// How this runnable is stopped, given the mode configured for its node

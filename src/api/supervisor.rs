@@ -17,8 +17,9 @@ use crate::api::runnable::DynamicRequest;
 use crate::api::wire::protocol::{Extras, Request};
 use crate::model::error::RunError;
 use crate::model::logtree::LogTree;
-use crate::model::read::query::{Keep, Query, Selection};
-use crate::model::records::{Counts, Ended, NodeInfo};
+use crate::model::read::query::{Query, Selection};
+use crate::model::records::{Counts, Ended, Liveness, NodeInfo, Readiness};
+use crate::model::tree::ROOT_NAME;
 use crate::model::voice::{Said, Voice};
 
 /// A handle on a running supervision tree. Cheap to clone.
@@ -103,7 +104,8 @@ impl Supervisor {
     /// Resolves once the tree has been quiet for the settle window (20 ms by
     /// default), every started runnable has been polled at least once, and
     /// every `run_group` caller has resumed after its answer. Pending backoff
-    /// timers do not hold it. Meant for tests.
+    /// timers do not hold it. Meant for tests (the `test-util` feature).
+    #[cfg(feature = "test-util")]
     pub async fn wait_settled(&self) {
         let _ = self.ask(Request::WaitSettled).await;
         self.raise_panic();
@@ -119,32 +121,69 @@ impl Supervisor {
     /// Every node of the tree, sorted by DN. See [`query`](Self::query)
     /// for what a snapshot of a large tree promises, and for a part of it.
     pub async fn snapshot(&self) -> Vec<NodeInfo> {
-        let nodes = self.select(None, None, Keep::All, None).await;
+        let nodes = self.ask_query(Query::new()).await;
         self.raise_panic();
         nodes.map(|s| s.nodes).unwrap_or_default()
     }
 
-    /// The nodes that keep the service from being ready for longer than
-    /// `grace`, for `/readyz`; `None` if the processor does not answer.
-    pub(crate) async fn unready(&self, grace: std::time::Duration) -> Option<Vec<NodeInfo>> {
-        let keep = Keep::Unready { grace };
-        self.select(None, None, keep, None)
-            .await
-            .ok()
-            .map(|s| s.nodes)
+    /// Whether the supervisor is alive: its processor answers within
+    /// `within` and is not shutting down. What a liveness probe (`/healthz`)
+    /// should ask: the processor answers from its mailbox in O(1), so no
+    /// answer in time means it is wedged. A node being down does not make
+    /// it unalive (an orchestrator restarting the process would not help).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use actix_supervisor::{Context, Liveness, RunResult, Signal, Supervisor};
+    /// # #[actix_rt::main] async fn main() {
+    /// let sup = Supervisor::start(|ctx: Context| async move {
+    ///     ctx.signal(Signal::Healthy)?;
+    ///     ctx.cancelled().await;
+    ///     RunResult::Ok(())
+    /// });
+    /// assert_eq!(sup.liveness(Duration::from_millis(500)).await, Liveness::Alive);
+    /// sup.shutdown().await;
+    /// assert_eq!(sup.liveness(Duration::from_millis(500)).await, Liveness::ShuttingDown);
+    /// # }
+    /// ```
+    pub async fn liveness(&self, within: Duration) -> Liveness {
+        match tokio::time::timeout(within, self.ask(Request::Running)).await {
+            Ok(Some(true)) => Liveness::Alive,
+            Ok(Some(false)) => Liveness::ShuttingDown,
+            Ok(None) => Liveness::Stopped,
+            Err(_) => Liveness::Wedged,
+        }
     }
 
-    /// Whether the processor answers and runs (is not shutting down or shut
-    /// down): what `/healthz` asks. `None`: no answer at all.
-    #[cfg_attr(not(feature = "web"), allow(dead_code))]
-    pub(crate) async fn running(&self) -> Option<bool> {
-        self.ask(Request::Running).await
+    /// Whether the service is ready for traffic, and if not, why: what a
+    /// readiness probe (`/readyz`) should ask. Not while draining or
+    /// shutting down; not while a node that affects readiness
+    /// ([`Child::affects_readiness`](crate::Child::affects_readiness)) is
+    /// not HEALTHY (or DONE), or waits out a backoff, for longer than
+    /// `grace` (a node that has never been up is never graced). O(1) while
+    /// the service is ready; otherwise it walks the tree to list what is
+    /// not (in slices: see [`query`](Self::query)).
+    pub async fn readiness(&self, grace: Duration) -> Readiness {
+        let mut r = Readiness::default();
+        if self.is_draining().await {
+            r.draining = true;
+            return r;
+        }
+        match self.ask_query(Query::unready(grace)).await {
+            Ok(s) => {
+                r.ready = s.nodes.is_empty();
+                r.not_ready = s.nodes;
+            }
+            // Gone: not ready, and nothing to list.
+            Err(_) => r.draining = true,
+        }
+        r
     }
 
     /// Every node of the subtree at `dn` (that node included), sorted by DN;
     /// `None` when no node has that DN.
     pub async fn snapshot_of(&self, dn: &str) -> Option<Vec<NodeInfo>> {
-        let nodes = self.select(Some(dn), None, Keep::All, None).await;
+        let nodes = self.ask_query(Query::new().dn(dn)).await;
         self.raise_panic();
         nodes.ok().map(|s| s.nodes)
     }
@@ -153,7 +192,7 @@ impl Supervisor {
     /// [`NodeInfo::addrs`]): empty while it does not, or when no node has
     /// that DN. With port 0, this is how a test learns the port.
     pub async fn addrs(&self, dn: &str) -> Vec<std::net::SocketAddr> {
-        let top = self.select(Some(dn), Some(0), Keep::All, Some(1)).await;
+        let top = self.ask_query(Query::new().dn(dn).depth(0).limit(1)).await;
         top.ok()
             .and_then(|s| s.nodes.into_iter().next())
             .map(|n| n.addrs)
@@ -186,34 +225,17 @@ impl Supervisor {
     /// # }
     /// ```
     pub async fn query(&self, q: &Query) -> Result<Selection, RunError> {
-        let res = self
-            .select(q.top(), q.levels(), q.keep(), q.max_records())
-            .await;
+        let res = self.ask_query(q.clone()).await;
         self.raise_panic();
         res
     }
 
-    async fn select(
-        &self,
-        top: Option<&str>,
-        depth: Option<u32>,
-        keep: Keep,
-        limit: Option<usize>,
-    ) -> Result<Selection, RunError> {
-        let top = top.map(str::to_string);
+    async fn ask_query(&self, query: Query) -> Result<Selection, RunError> {
         let gone = RunError::ShutDown {
-            dn: top
-                .clone()
-                .unwrap_or_else(|| crate::model::tree::ROOT_NAME.into()),
+            dn: query.dn.clone().unwrap_or_else(|| ROOT_NAME.into()),
         };
         let selected = self
-            .ask(|reply| Request::Select {
-                top,
-                depth,
-                keep,
-                limit,
-                reply,
-            })
+            .ask(|reply| Request::Query { query, reply })
             .await
             .ok_or(gone)??;
         // Joined here, on the caller's thread rather than the processor's.

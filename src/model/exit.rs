@@ -44,7 +44,7 @@ pub(crate) struct ExitReport {
 pub(crate) enum Verdict {
     Done,
     /// With what the runnable said on its way out, when that is worth a log line.
-    Canceled(Option<String>),
+    Cancelled(Option<String>),
     Dead(String),
 }
 
@@ -52,8 +52,8 @@ pub(crate) enum Verdict {
 pub(crate) fn kind_of(exit: &ExitReport, verdict: &Verdict, doomed: bool) -> ExitKind {
     match verdict {
         Verdict::Done => ExitKind::Done,
-        Verdict::Canceled(_) if matches!(exit.outcome, Outcome::Aborted) => ExitKind::Aborted,
-        Verdict::Canceled(_) => ExitKind::Cancelled,
+        Verdict::Cancelled(_) if matches!(exit.outcome, Outcome::Aborted) => ExitKind::Aborted,
+        Verdict::Cancelled(_) => ExitKind::Cancelled,
         Verdict::Dead(_) if exit.misuse.is_some() => ExitKind::Misuse,
         Verdict::Dead(_) if doomed => ExitKind::GaveUp,
         Verdict::Dead(_) => match exit.outcome {
@@ -65,7 +65,7 @@ pub(crate) fn kind_of(exit: &ExitReport, verdict: &Verdict, doomed: bool) -> Exi
 
 /// Applies the exit rules:
 /// - a misused signal, or a death decided for the node (`doom`), is DEAD;
-/// - after cancellation anything is CANCELED;
+/// - after cancellation anything is CANCELLED;
 /// - otherwise `Ok(())` after Done is DONE, and so is any `Ok(())` of a
 ///   transient or temporary node (a normal exit); everything else is DEAD.
 pub(crate) fn classify(
@@ -81,7 +81,7 @@ pub(crate) fn classify(
         return Verdict::Dead(doom.to_string());
     }
     if cancelled {
-        return Verdict::Canceled(match &exit.outcome {
+        return Verdict::Cancelled(match &exit.outcome {
             Outcome::Returned(Ok(())) | Outcome::CancelledBeforeStart => None,
             Outcome::Returned(Err(e)) => Some(format!(
                 "returned error after cancellation: {}",
@@ -101,7 +101,7 @@ pub(crate) fn classify(
         Outcome::Panicked(p) => Verdict::Dead(format!("panicked: {p}")),
         Outcome::StartTimedOut(d) => Verdict::Dead(format!("did not become Healthy within {d:?}")),
         // Only reachable after cancellation, which is handled above.
-        Outcome::Aborted | Outcome::CancelledBeforeStart => Verdict::Canceled(None),
+        Outcome::Aborted | Outcome::CancelledBeforeStart => Verdict::Cancelled(None),
     }
 }
 
@@ -197,7 +197,7 @@ mod tests {
     }
 
     #[test]
-    fn anything_after_cancellation_is_canceled() {
+    fn anything_after_cancellation_is_cancelled() {
         assert_eq!(
             classify(
                 &exit(Outcome::Returned(Ok(())), false),
@@ -205,11 +205,11 @@ mod tests {
                 None,
                 Restart::Permanent
             ),
-            Verdict::Canceled(None)
+            Verdict::Cancelled(None)
         );
         assert!(matches!(
             classify(&exit(Outcome::Returned(err("late")), false), true, None, Restart::Permanent),
-            Verdict::Canceled(Some(r)) if r.contains("late")
+            Verdict::Cancelled(Some(r)) if r.contains("late")
         ));
         assert!(matches!(
             classify(
@@ -218,7 +218,7 @@ mod tests {
                 None,
                 Restart::Permanent
             ),
-            Verdict::Canceled(Some(_))
+            Verdict::Cancelled(Some(_))
         ));
         assert_eq!(
             classify(
@@ -227,7 +227,7 @@ mod tests {
                 None,
                 Restart::Permanent
             ),
-            Verdict::Canceled(None)
+            Verdict::Cancelled(None)
         );
     }
 

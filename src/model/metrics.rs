@@ -1,8 +1,7 @@
-//! State-transition sinks: [`Metrics`] and the in-memory [`InMemoryMetrics`].
+//! The sinks' trait: [`Metrics`], told of what happens in the tree.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::model::records::{Counts, ExitKind, NodeState};
 
@@ -18,7 +17,7 @@ use crate::model::records::{Counts, ExitKind, NodeState};
 pub trait Metrics: Send + Sync + 'static {
     /// `dn` has moved to `state`: NEW when its runnable starts (a restart
     /// that waits out a backoff is NEW only once the wait is over), then
-    /// HEALTHY, DONE, CANCELED or DEAD.
+    /// HEALTHY, DONE, CANCELLED or DEAD.
     fn node_state(&self, dn: &str, state: NodeState);
 
     /// An incarnation of `dn` ended, as `kind`.
@@ -74,56 +73,5 @@ impl<M: Metrics> Metrics for Arc<M> {
     }
     fn stopping(&self) {
         (**self).stopping()
-    }
-}
-
-/// The last state of a DN and when it was entered.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct DnState {
-    /// The state entered last.
-    pub state: NodeState,
-    /// When it was entered.
-    pub transition: Instant,
-}
-
-/// Keeps the last state and transition time of every DN ever seen.
-///
-/// ```
-/// use std::sync::Arc;
-/// use actix_supervisor::{InMemoryMetrics, Metrics, NodeState};
-///
-/// let m = Arc::new(InMemoryMetrics::default());
-/// m.node_state("root", NodeState::Healthy);
-/// assert_eq!(m.dns()["root"].state, NodeState::Healthy);
-/// ```
-#[derive(Default, Debug)]
-pub struct InMemoryMetrics {
-    dns: Mutex<HashMap<String, DnState>>,
-}
-
-impl InMemoryMetrics {
-    /// A copy of the current table.
-    pub fn dns(&self) -> HashMap<String, DnState> {
-        self.dns
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-}
-
-impl Metrics for InMemoryMetrics {
-    fn node_state(&self, dn: &str, state: NodeState) {
-        let entry = DnState {
-            state,
-            transition: Instant::now(),
-        };
-        let mut dns = self.dns.lock().unwrap_or_else(PoisonError::into_inner);
-        match dns.get_mut(dn) {
-            Some(e) => *e = entry,
-            None => {
-                dns.insert(dn.to_string(), entry);
-            }
-        }
     }
 }

@@ -274,7 +274,7 @@ mod tests {
     /// `a` dies with `error`; `b` is cancelled and exits: the unit.
     fn kill(t: &mut Tree, a: NodeKey, b: NodeKey, error: &str) -> Unit {
         t.die(a, error);
-        t.set_state(b, NodeState::Canceled);
+        t.set_state(b, NodeState::Cancelled);
         let dirty = t.take_dirty();
         let mut units = sweep(t, dirty);
         assert_eq!(units.len(), 1);

@@ -40,7 +40,7 @@ impl Default for Shutdown {
 /// | --- | --- | --- | --- |
 /// | `Permanent` | DEAD ("without Done"): restarted | restarted | restarted |
 /// | `Transient` | DONE, siblings undisturbed | restarted | restarted |
-/// | `Temporary` | DONE, siblings undisturbed | stays DEAD, siblings undisturbed | stays CANCELED |
+/// | `Temporary` | DONE, siblings undisturbed | stays DEAD, siblings undisturbed | stays CANCELLED |
 ///
 /// A temporary child's deaths do not count against its parent's
 /// [restart intensity](Intensity).

@@ -15,12 +15,12 @@ use crate::model::policy::{Restart, Strategy};
 ///   NEW ─────────────────────▶ HEALTHY ─────────────────────────▶ DONE
 ///    │                            │
 ///    │ returns after cancellation │ (any state: returns after cancellation)
-///    ├────────────────────────────┴──────────────────────────────▶ CANCELED
+///    ├────────────────────────────┴──────────────────────────────▶ CANCELLED
 ///    │ error, panic, Ok(()) without Done, signal misuse
 ///    └───────────────────────────────────────────────────────────▶ DEAD
 /// ```
 ///
-/// DONE, CANCELED and DEAD are *exited*: the runnable is not running. An
+/// DONE, CANCELLED and DEAD are *exited*: the runnable is not running. An
 /// exited node whose context is cancelled is restarted by the sweep (back to
 /// NEW) once its whole subtree has exited too.
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
@@ -38,15 +38,15 @@ pub enum NodeState {
     /// The runnable signalled [`Signal::Done`] and then returned `Ok(())`.
     Done,
     /// The runnable returned (or was aborted) after its context was cancelled.
-    Canceled,
+    Cancelled,
 }
 
 impl NodeState {
-    /// `true` for DONE, CANCELED and DEAD: the runnable is not running.
+    /// `true` for DONE, CANCELLED and DEAD: the runnable is not running.
     pub fn is_exited(self) -> bool {
         matches!(
             self,
-            NodeState::Dead | NodeState::Done | NodeState::Canceled
+            NodeState::Dead | NodeState::Done | NodeState::Cancelled
         )
     }
 
@@ -63,7 +63,7 @@ impl fmt::Display for NodeState {
             NodeState::Healthy => "HEALTHY",
             NodeState::Dead => "DEAD",
             NodeState::Done => "DONE",
-            NodeState::Canceled => "CANCELED",
+            NodeState::Cancelled => "CANCELLED",
         })
     }
 }
@@ -319,7 +319,7 @@ impl GroupInfo {
 pub struct Counts {
     /// How many nodes the tree has.
     pub nodes: usize,
-    /// Nodes by (reported) state: NEW, HEALTHY, DEAD, DONE, CANCELED.
+    /// Nodes by (reported) state: NEW, HEALTHY, DEAD, DONE, CANCELLED.
     pub new: usize,
     /// HEALTHY nodes.
     pub healthy: usize,
@@ -327,8 +327,8 @@ pub struct Counts {
     pub dead: usize,
     /// DONE nodes.
     pub done: usize,
-    /// CANCELED nodes.
-    pub canceled: usize,
+    /// CANCELLED nodes.
+    pub cancelled: usize,
     /// Nodes waiting out a backoff before a restart.
     pub waiting: usize,
     /// Nodes the stall watch has flagged.
@@ -400,4 +400,58 @@ impl fmt::Display for Ended {
             Ended::Forced => f.write_str("forced out by a second signal"),
         }
     }
+}
+
+/// Whether the supervisor is alive, as [`Supervisor::liveness`](crate::Supervisor::liveness)
+/// (and `/healthz`) tells: what an orchestrator's liveness probe should ask.
+/// A node being down is not a liveness failure; a wedged processor is.
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Liveness {
+    /// The processor answered in time and runs.
+    Alive,
+    /// It answered: it is shutting down or has shut down.
+    ShuttingDown,
+    /// It is gone (its arbiter stopped): nothing answers.
+    Stopped,
+    /// It did not answer in time: something holds its thread (a sink that
+    /// blocks, say). An orchestrator should restart the process.
+    Wedged,
+}
+
+impl Liveness {
+    /// Only [`Alive`](Self::Alive) passes a liveness probe.
+    pub fn is_alive(self) -> bool {
+        self == Liveness::Alive
+    }
+}
+
+impl fmt::Display for Liveness {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Liveness::Alive => "ok",
+            Liveness::ShuttingDown => "the supervisor is shutting down or shut down",
+            Liveness::Stopped => "the supervisor's processor has stopped",
+            Liveness::Wedged => "the supervisor's processor did not answer in time (wedged)",
+        })
+    }
+}
+
+/// Whether the service is ready for traffic, as
+/// [`Supervisor::readiness`](crate::Supervisor::readiness) (and `/readyz`)
+/// tells: not while draining or shutting down, and not while a node that
+/// affects readiness is not up (see [`Child::affects_readiness`](crate::Child::affects_readiness)).
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Readiness {
+    /// Ready for traffic.
+    pub ready: bool,
+    /// Not ready because a shutdown is coming or under way.
+    pub draining: bool,
+    /// The nodes keeping it from being ready, sorted by DN (empty while
+    /// draining: those are not asked for).
+    pub not_ready: Vec<NodeInfo>,
 }

@@ -226,9 +226,9 @@ mod tests {
         let (mut t, a, b, x) = sample();
         die(&mut t, b);
         assert!(step(&mut t).is_empty(), "a and x still run");
-        t.set_state(x, NodeState::Canceled);
+        t.set_state(x, NodeState::Cancelled);
         assert!(step(&mut t).is_empty(), "a still runs");
-        t.set_state(a, NodeState::Canceled);
+        t.set_state(a, NodeState::Cancelled);
         let g = t.node(a).unwrap().group;
         assert_eq!(step(&mut t), vec![g]);
         assert_eq!(groups(full_sweep(&t)), vec![g]);
@@ -246,10 +246,10 @@ mod tests {
         die(&mut t, a);
         assert!(t.node(x).unwrap().token.is_cancelled(), "subtree cancelled");
         t.take_dirty();
-        t.set_state(child(&t, t.root(), "b"), NodeState::Canceled);
+        t.set_state(child(&t, t.root(), "b"), NodeState::Cancelled);
         assert!(step(&mut t).is_empty());
         // x exits under a cancelled parent: not restartable itself.
-        t.set_state(x, NodeState::Canceled);
+        t.set_state(x, NodeState::Cancelled);
         let ga = t.node(a).unwrap().group;
         assert_eq!(step(&mut t), vec![ga]);
         let removed = t.reset(a, None);
@@ -269,7 +269,7 @@ mod tests {
         assert_eq!(t.node(x).unwrap().state(), NodeState::New);
         // a dies: DONE b is cancelled and comes back with it.
         die(&mut t, a);
-        t.set_state(x, NodeState::Canceled);
+        t.set_state(x, NodeState::Cancelled);
         let g = t.node(a).unwrap().group;
         assert_eq!(step(&mut t), vec![g]);
         restart(&mut t, g);
@@ -284,7 +284,7 @@ mod tests {
         let _ = a;
         for k in t.nodes().map(|(k, _)| k).collect::<Vec<_>>() {
             if t.node(k).is_some_and(|n| n.state().is_live()) {
-                t.set_state(k, NodeState::Canceled);
+                t.set_state(k, NodeState::Cancelled);
             }
         }
         assert!(step(&mut t).is_empty());
@@ -309,7 +309,7 @@ mod tests {
             // The unit waits for every cancelled member, not for the others.
             for key in &m[k + 1..] {
                 assert!(step(&mut t).is_empty());
-                t.set_state(*key, NodeState::Canceled);
+                t.set_state(*key, NodeState::Cancelled);
             }
             let units = sweep(&t, t.clone_dirty());
             assert_eq!(units.len(), 1, "killing {k}");
@@ -442,7 +442,7 @@ mod tests {
                         t.set_state(k, NodeState::Done);
                     }
                     (_, s) if s.is_live() && cancelled => {
-                        t.set_state(k, NodeState::Canceled);
+                        t.set_state(k, NodeState::Cancelled);
                     }
                     (3, s) if s.is_live() => die(&mut t, k),
                     _ => continue,

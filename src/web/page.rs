@@ -6,7 +6,7 @@
 
 use actix_web::{web, HttpResponse};
 
-use super::{bad_request, check_dn, Status};
+use super::status::{bad_request, check_dn, Status};
 use crate::model::read::query::{Query, Selection};
 use crate::model::read::render::{glyph, human};
 use crate::model::records::NodeInfo;
@@ -152,8 +152,8 @@ pub(super) async fn page(s: web::Data<Status>) -> HttpResponse {
         .map(|n| row(n, now, true))
         .collect();
     let summary = format!(
-        "{} nodes, {} healthy, {} new, {} dead ({} waiting to restart), {} done, {} canceled",
-        c.nodes, c.healthy, c.new, c.dead, c.waiting, c.done, c.canceled
+        "{} nodes, {} healthy, {} new, {} dead ({} waiting to restart), {} done, {} cancelled",
+        c.nodes, c.healthy, c.new, c.dead, c.waiting, c.done, c.cancelled
     );
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::wire::settle::Starting;
 use crate::model::error::RunError;
 use crate::model::policy::{Restart, Shutdown};
-use crate::model::read::query::Keep;
+use crate::model::read::query::Query;
 use crate::model::records::{Counts, Ended, NodeInfo};
 use crate::model::tree::NodeKey;
 
@@ -30,18 +30,13 @@ use crate::model::tree::NodeKey;
 pub(crate) enum Request {
     /// Answered once the tree has been quiet for the settle window
     /// (see `settle.rs`).
+    #[cfg_attr(not(feature = "test-util"), allow(dead_code))]
     WaitSettled(oneshot::Sender<()>),
-    /// The records of the subtree at `top` (the whole tree when `None`),
-    /// `depth` levels deep, of the nodes `keep` accepts, at most `limit`;
-    /// [`RunError::NotFound`] when no node has that DN. Taken in slices
-    /// (see `walk.rs`). With [`Keep::Unready`], a readiness probe builds no
-    /// record for the nodes that are fine.
-    Select {
-        top: Option<String>,
-        depth: Option<u32>,
-        keep: Keep,
-        limit: Option<usize>,
-        reply: oneshot::Sender<Result<Selected, RunError>>,
+    /// The records a [`Query`] selects (see `model/read/walk.rs`: taken in
+    /// slices); [`RunError::NotFound`] when no node has its DN.
+    Query {
+        query: Query,
+        reply: oneshot::Sender<Result<Chunks, RunError>>,
     },
     /// Whether the processor runs (not shutting down nor shut down).
     Running(oneshot::Sender<bool>),
@@ -82,10 +77,10 @@ pub(crate) struct Extras {
     pub registry: Option<Arc<std::sync::Mutex<prometheus_client::registry::Registry>>>,
 }
 
-/// The records a [`Request::Select`] collected, one chunk per slice (the
-/// handle joins them, off the processor).
+/// A [`Selection`](crate::Selection) as the processor collects it: one
+/// chunk per slice (the handle joins them, off the processor).
 #[derive(Debug, Default)]
-pub(crate) struct Selected {
+pub(crate) struct Chunks {
     pub chunks: Vec<Vec<NodeInfo>>,
     /// More nodes matched than the limit allowed.
     pub truncated: bool,

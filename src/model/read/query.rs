@@ -10,21 +10,29 @@ use crate::model::records::{NodeInfo, NodeState};
 /// default: the whole tree, every state, no limit (like
 /// [`snapshot`](crate::Supervisor::snapshot)).
 ///
+/// Each setter has a field of the same name to read it back (the states by
+/// [`wants`](Self::wants)).
+///
 /// ```
 /// use actix_supervisor::{NodeState, Query};
 ///
 /// // The two levels under root.http, and only what is not HEALTHY.
 /// let q = Query::new().dn("root.http").depth(2).not_healthy().limit(500);
-/// assert_eq!(q.top(), Some("root.http"));
+/// assert_eq!(q.dn.as_deref(), Some("root.http"));
+/// assert_eq!((q.depth, q.limit), (Some(2), Some(500)));
 /// assert!(q.wants(NodeState::Dead) && !q.wants(NodeState::Healthy));
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Query {
-    dn: Option<String>,
-    depth: Option<u32>,
-    /// A bit per [`NodeState`] (see [`bit`]); `None`: every state.
-    states: Option<u8>,
-    limit: Option<usize>,
+    /// The subtree's top (`None`: the whole tree).
+    pub dn: Option<String>,
+    /// Levels below the top (`None`: all of them).
+    pub depth: Option<u32>,
+    /// At most this many records (`None`: no limit).
+    pub limit: Option<usize>,
+    /// Which of the nodes visited get a record.
+    pub(crate) keep: Keep,
 }
 
 /// A state's bit in [`Query`]'s set.
@@ -34,7 +42,7 @@ fn bit(s: NodeState) -> u8 {
         NodeState::Healthy => 1,
         NodeState::Dead => 2,
         NodeState::Done => 3,
-        NodeState::Canceled => 4,
+        NodeState::Cancelled => 4,
     }
 }
 
@@ -62,7 +70,7 @@ impl Query {
     /// backoff is in the state it exited in). The walk still covers the
     /// whole subtree.
     pub fn states(mut self, states: &[NodeState]) -> Query {
-        self.states = Some(states.iter().fold(0, |m, s| m | bit(*s)));
+        self.keep = Keep::States(states.iter().fold(0, |m, s| m | bit(*s)));
         self
     }
 
@@ -72,7 +80,7 @@ impl Query {
             NodeState::New,
             NodeState::Dead,
             NodeState::Done,
-            NodeState::Canceled,
+            NodeState::Cancelled,
         ])
     }
 
@@ -84,31 +92,17 @@ impl Query {
         self
     }
 
-    /// The subtree's DN, if the query has one.
-    pub fn top(&self) -> Option<&str> {
-        self.dn.as_deref()
-    }
-
-    /// Levels below the top, if limited.
-    pub fn levels(&self) -> Option<u32> {
-        self.depth
-    }
-
-    /// The record limit, if any.
-    pub fn max_records(&self) -> Option<usize> {
-        self.limit
-    }
-
     /// Whether a node in state `s` is selected.
     pub fn wants(&self, s: NodeState) -> bool {
-        self.states.is_none_or(|m| m & bit(s) != 0)
+        self.keep.state(s)
     }
 
-    /// What the processor keeps of the walk.
-    pub(crate) fn keep(&self) -> Keep {
-        match self.states {
-            None => Keep::All,
-            Some(mask) => Keep::States(mask),
+    /// The nodes that keep the service from being ready for longer than
+    /// `grace` (what `/readyz` lists).
+    pub(crate) fn unready(grace: Duration) -> Query {
+        Query {
+            keep: Keep::Unready { grace },
+            ..Query::default()
         }
     }
 }
@@ -124,16 +118,15 @@ pub struct Selection {
 }
 
 /// Which of the nodes a walk visits get a record.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) enum Keep {
+    #[default]
     All,
     /// A bit per state, as in [`Query`].
     States(u8),
     /// The nodes keeping the service from being ready (see
     /// `View::is_unready`) for longer than `grace`.
-    Unready {
-        grace: Duration,
-    },
+    Unready { grace: Duration },
 }
 
 impl Keep {

@@ -75,7 +75,7 @@ pub(crate) fn glyph(n: &NodeInfo) -> &'static str {
         NodeState::Healthy => "●",
         NodeState::Dead => "✗",
         NodeState::Done => "✓",
-        NodeState::Canceled => "○",
+        NodeState::Cancelled => "○",
     }
 }
 
@@ -85,7 +85,7 @@ fn ansi(state: NodeState) -> &'static str {
         NodeState::Healthy => "\x1b[32m",
         NodeState::Dead => "\x1b[31m",
         NodeState::Done => "\x1b[34m",
-        NodeState::Canceled => "\x1b[90m",
+        NodeState::Cancelled => "\x1b[90m",
     }
 }
 
@@ -189,7 +189,7 @@ impl fmt::Display for TextTree<'_> {
             };
             let width = 28usize.saturating_sub(lead.chars().count() + 2);
             let line = format!(
-                "{lead}{on}{}{off} {label:<width$} {on}{:<8}{off} {}",
+                "{lead}{on}{}{off} {label:<width$} {on}{:<9}{off} {}",
                 glyph(n),
                 n.state,
                 details(n, now)
@@ -216,7 +216,7 @@ fn dot_color(n: &NodeInfo) -> &'static str {
         NodeState::Healthy => "palegreen",
         NodeState::Dead => "salmon",
         NodeState::Done => "lightblue",
-        NodeState::Canceled => "gray85",
+        NodeState::Cancelled => "gray85",
     }
 }
 

@@ -295,7 +295,7 @@ mod tests {
             .map(|(k, n)| (k, n.dn.clone()))
             .collect::<Vec<_>>()
         {
-            t.set_state(k, crate::model::records::NodeState::Canceled);
+            t.set_state(k, crate::model::records::NodeState::Cancelled);
         }
         let c2 = t.node(root).unwrap().children["c2"];
         t.reset(c2, None);

@@ -25,7 +25,7 @@ fn index(s: NodeState) -> usize {
         NodeState::Healthy => 1,
         NodeState::Dead => 2,
         NodeState::Done => 3,
-        NodeState::Canceled => 4,
+        NodeState::Cancelled => 4,
     }
 }
 
@@ -59,8 +59,8 @@ impl Tally {
 
     /// The summary's node counts (the rest of [`Counts`] is left as is).
     pub fn fill(&self, c: &mut Counts) {
-        let [new, healthy, dead, done, canceled] = self.by_state;
-        (c.new, c.healthy, c.dead, c.done, c.canceled) = (new, healthy, dead, done, canceled);
+        let [new, healthy, dead, done, cancelled] = self.by_state;
+        (c.new, c.healthy, c.dead, c.done, c.cancelled) = (new, healthy, dead, done, cancelled);
         c.nodes = self.by_state.iter().sum();
         c.waiting = self.waiting;
     }

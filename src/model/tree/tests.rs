@@ -14,7 +14,7 @@ fn exit_subtree(t: &mut Tree, k: NodeKey) {
     while let Some(n) = stack.pop() {
         stack.extend(t.node(n).unwrap().children.values().copied());
         if t.node(n).unwrap().state().is_live() {
-            t.set_state(n, NodeState::Canceled);
+            t.set_state(n, NodeState::Cancelled);
         }
     }
 }

@@ -97,7 +97,7 @@ impl Processor {
             let for_good = n.removing
                 || match n.state() {
                     NodeState::Done => true,
-                    NodeState::Dead | NodeState::Canceled => {
+                    NodeState::Dead | NodeState::Cancelled => {
                         self.tree.restart_of(k) == Restart::Temporary
                     }
                     NodeState::New | NodeState::Healthy => false,

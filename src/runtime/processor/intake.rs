@@ -187,13 +187,13 @@ impl Processor {
         let kind = kind_of(&exit, &verdict, doom.is_some());
         match verdict {
             Verdict::Done => self.exit(k, NodeState::Done, kind, Cow::Borrowed("done")),
-            Verdict::Canceled(None) if node.requested => self.exit(
+            Verdict::Cancelled(None) if node.requested => self.exit(
                 k,
-                NodeState::Canceled,
+                NodeState::Cancelled,
                 ExitKind::Restarted,
                 Cow::Borrowed("restarted on request"),
             ),
-            Verdict::Canceled(note) => {
+            Verdict::Cancelled(note) => {
                 let reason = match note {
                     Some(note) => {
                         let line = format!("{}: {}", node.dn, note);
@@ -205,7 +205,7 @@ impl Processor {
                 if kind == ExitKind::Aborted && self.life != Life::Running {
                     self.stragglers.push(node.dn.to_string());
                 }
-                self.exit(k, NodeState::Canceled, kind, reason);
+                self.exit(k, NodeState::Cancelled, kind, reason);
             }
             Verdict::Dead(reason) => self.die(k, reason, kind, &exit.sub_loggers),
         }

@@ -20,13 +20,7 @@ impl Handler<Request> for Processor {
                 self.settle.wait(reply);
                 self.poll_settled(ctx);
             }
-            Request::Select {
-                top,
-                depth,
-                keep,
-                limit,
-                reply,
-            } => self.select(top.as_deref(), depth, keep, limit, reply, ctx),
+            Request::Query { query, reply } => self.query(query, reply, ctx),
             Request::Running(reply) => {
                 let _ = reply.send(self.life == Life::Running);
             }

@@ -15,46 +15,44 @@ use log::Level;
 use tokio::time::Instant;
 
 use super::Processor;
-use crate::api::wire::protocol::Selected;
+use crate::api::wire::protocol::Chunks;
 use crate::model::error::RunError;
-use crate::model::read::query::Keep;
+use crate::model::read::query::{Keep, Query};
 use crate::model::read::walk::{Walk, SLICE};
 use crate::model::records::NodeInfo;
 use crate::model::sweep::sweep;
 use crate::model::tree::NodeKey;
 use crate::model::voice::Said;
 
-/// The walks in progress.
+/// The walks in progress, each with what it is for.
 #[derive(Default)]
 pub(super) struct Walks {
-    jobs: VecDeque<Job>,
+    queue: VecDeque<(Walk, Purpose)>,
     /// A continuation is spawned: the next slice comes after a yield.
     continuing: bool,
     /// A safety sweep is among the jobs.
     sweeping: bool,
 }
 
-pub(super) struct Job {
-    walk: Walk,
-    work: Work,
-}
-
-enum Work {
-    Select {
+/// What a walk collects.
+enum Purpose {
+    /// A [`Query`]'s records.
+    Query {
         keep: Keep,
         limit: usize,
         chunks: Vec<Vec<NodeInfo>>,
         kept: usize,
         truncated: bool,
-        reply: oneshot::Sender<Result<Selected, RunError>>,
+        reply: oneshot::Sender<Result<Chunks, RunError>>,
     },
+    /// The DNs of the running nodes.
     Live {
         dns: Vec<String>,
         reply: oneshot::Sender<Vec<String>>,
     },
     /// The safety sweep: every group is looked at once, as the incremental
     /// sweep would after a change.
-    Sweep {
+    SafetySweep {
         missed: usize,
         /// Processor time spent so far, for the next sweep's due time.
         spent: Duration,
@@ -63,38 +61,35 @@ enum Work {
 
 impl Processor {
     /// Starts a query; answered once its walk is over.
-    pub(super) fn select(
+    pub(super) fn query(
         &mut self,
-        top: Option<&str>,
-        depth: Option<u32>,
-        keep: Keep,
-        limit: Option<usize>,
-        reply: oneshot::Sender<Result<Selected, RunError>>,
+        query: Query,
+        reply: oneshot::Sender<Result<Chunks, RunError>>,
         ctx: &mut actix::Context<Self>,
     ) {
-        let key = match top {
+        let key = match &query.dn {
             None => Some(self.tree.root()),
             Some(dn) => self.view().find(dn),
         };
         let Some(key) = key else {
-            let dn = top.unwrap_or_default().to_string();
+            let dn = query.dn.unwrap_or_default();
             let _ = reply.send(Err(RunError::NotFound { dn }));
             return;
         };
         // The probe's usual answer, without a walk: nothing holds it up.
-        if matches!(keep, Keep::Unready { .. }) && self.tree.tally().unready() == 0 {
-            let _ = reply.send(Ok(Selected::default()));
+        if matches!(query.keep, Keep::Unready { .. }) && self.tree.tally().unready() == 0 {
+            let _ = reply.send(Ok(Chunks::default()));
             return;
         }
-        let work = Work::Select {
-            keep,
-            limit: limit.unwrap_or(usize::MAX),
+        let purpose = Purpose::Query {
+            keep: query.keep,
+            limit: query.limit.unwrap_or(usize::MAX),
             chunks: Vec::new(),
             kept: 0,
             truncated: false,
             reply,
         };
-        self.begin_walk(key, depth, work, ctx);
+        self.begin_walk(key, query.depth, purpose, ctx);
     }
 
     /// Starts collecting the DNs of the running nodes.
@@ -103,11 +98,11 @@ impl Processor {
         reply: oneshot::Sender<Vec<String>>,
         ctx: &mut actix::Context<Self>,
     ) {
-        let work = Work::Live {
+        let purpose = Purpose::Live {
             dns: Vec::new(),
             reply,
         };
-        self.begin_walk(self.tree.root(), None, work, ctx);
+        self.begin_walk(self.tree.root(), None, purpose, ctx);
     }
 
     /// Starts the safety sweep, unless one is under way.
@@ -116,11 +111,11 @@ impl Processor {
             return;
         }
         self.walks.sweeping = true;
-        let work = Work::Sweep {
+        let purpose = Purpose::SafetySweep {
             missed: 0,
             spent: Duration::ZERO,
         };
-        self.begin_walk(self.tree.root(), None, work, ctx);
+        self.begin_walk(self.tree.root(), None, purpose, ctx);
     }
 
     /// Queues a walk and, if none was under way, takes its first slice now:
@@ -129,11 +124,11 @@ impl Processor {
         &mut self,
         top: NodeKey,
         depth: Option<u32>,
-        work: Work,
+        purpose: Purpose,
         ctx: &mut actix::Context<Self>,
     ) {
         let walk = Walk::new(&self.tree, top, depth);
-        self.walks.jobs.push_back(Job { walk, work });
+        self.walks.queue.push_back((walk, purpose));
         if !self.walks.continuing {
             self.walk_slice(ctx);
         }
@@ -142,13 +137,13 @@ impl Processor {
     /// One slice of the walk whose turn it is; then, if walks remain, the
     /// next slice after a yield to the runtime.
     fn walk_slice(&mut self, ctx: &mut actix::Context<Self>) {
-        if let Some(mut job) = self.walks.jobs.pop_front() {
-            match self.step(&mut job, ctx) {
-                true => self.finish(job),
-                false => self.walks.jobs.push_back(job),
+        if let Some((mut walk, mut purpose)) = self.walks.queue.pop_front() {
+            match self.step(&mut walk, &mut purpose, ctx) {
+                true => self.finish(purpose),
+                false => self.walks.queue.push_back((walk, purpose)),
             }
         }
-        if !self.walks.jobs.is_empty() && !self.walks.continuing {
+        if !self.walks.queue.is_empty() && !self.walks.continuing {
             self.walks.continuing = true;
             let yielded = wrap_future::<_, Self>(tokio::task::yield_now());
             ctx.spawn(yielded.map(|(), act, ctx| {
@@ -159,13 +154,18 @@ impl Processor {
         }
     }
 
-    /// Takes one slice of `job`; `true` when it is over.
-    fn step(&mut self, job: &mut Job, ctx: &mut actix::Context<Self>) -> bool {
+    /// Takes one slice of `walk`; `true` when it is over.
+    fn step(
+        &mut self,
+        walk: &mut Walk,
+        purpose: &mut Purpose,
+        ctx: &mut actix::Context<Self>,
+    ) -> bool {
         let took = std::time::Instant::now();
         let (now, wall) = (Instant::now(), std::time::SystemTime::now());
         let now_ms = self.tree.ms(now);
-        match &mut job.work {
-            Work::Select {
+        match purpose {
+            Purpose::Query {
                 keep,
                 limit,
                 chunks,
@@ -175,7 +175,7 @@ impl Processor {
             } => {
                 let view = self.view();
                 let mut chunk = Vec::new();
-                let done = job.walk.step(&self.tree, SLICE, |v| {
+                let done = walk.step(&self.tree, SLICE, |v| {
                     if *truncated || !view.keeps(*keep, v.node, now_ms) {
                         return;
                     }
@@ -192,14 +192,14 @@ impl Processor {
                 // Once the limit is passed, nothing more will be kept.
                 done || *truncated
             }
-            Work::Live { dns, .. } => job.walk.step(&self.tree, SLICE, |v| {
+            Purpose::Live { dns, .. } => walk.step(&self.tree, SLICE, |v| {
                 if v.node.is_running() {
                     dns.push(v.node.dn.to_string());
                 }
             }),
-            Work::Sweep { missed, spent } => {
+            Purpose::SafetySweep { missed, spent } => {
                 let mut visited = Vec::with_capacity(SLICE);
-                let done = job.walk.step(&self.tree, SLICE, |v| visited.push(v.key));
+                let done = walk.step(&self.tree, SLICE, |v| visited.push(v.key));
                 let units = sweep(&self.tree, visited);
                 if !units.is_empty() {
                     *missed += units.len();
@@ -216,21 +216,21 @@ impl Processor {
     }
 
     /// Answers a finished walk.
-    fn finish(&mut self, job: Job) {
-        match job.work {
-            Work::Select {
+    fn finish(&mut self, purpose: Purpose) {
+        match purpose {
+            Purpose::Query {
                 chunks,
                 truncated,
                 reply,
                 ..
             } => {
-                let _ = reply.send(Ok(Selected { chunks, truncated }));
+                let _ = reply.send(Ok(Chunks { chunks, truncated }));
             }
-            Work::Live { mut dns, reply } => {
+            Purpose::Live { mut dns, reply } => {
                 dns.sort_unstable();
                 let _ = reply.send(dns);
             }
-            Work::Sweep { missed, spent } => {
+            Purpose::SafetySweep { missed, spent } => {
                 self.walks.sweeping = false;
                 self.safety_sweep_due = Instant::now() + spent * super::SAFETY_SWEEP_SHARE;
                 if missed > 0 {
