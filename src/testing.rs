@@ -51,7 +51,7 @@ use crate::builder::SupervisorBuilder;
 use crate::model::error::RunResult;
 use crate::model::logtree::LogQuery;
 use crate::model::metrics::Metrics;
-use crate::model::records::NodeState;
+use crate::model::records::{ExitKind, NodeState};
 use tokio::sync::mpsc;
 
 /// The DN the harness's own messages are logged at.
@@ -279,29 +279,53 @@ pub struct DnState {
     pub transition: Instant,
 }
 
-/// Keeps the last state and transition time of every DN ever seen.
+/// Keeps what the sinks are told: the last state and transition time of
+/// every DN ever seen ([`dns`](Self::dns)), every transition in order
+/// ([`transitions`](Self::transitions)) and every exit with its kind
+/// ([`exits`](Self::exits)). Unbounded: for tests.
 ///
 /// ```
 /// use std::sync::Arc;
 /// use actix_supervisor::testing::InMemoryMetrics;
-/// use actix_supervisor::{Metrics, NodeState};
+/// use actix_supervisor::{ExitKind, Metrics, NodeState};
 ///
 /// let m = Arc::new(InMemoryMetrics::default());
 /// m.node_state("root", NodeState::Healthy);
+/// m.node_exited("root", ExitKind::Cancelled);
 /// assert_eq!(m.dns()["root"].state, NodeState::Healthy);
+/// assert_eq!(m.transitions(), [("root".to_string(), NodeState::Healthy)]);
+/// assert_eq!(m.exits(), [("root".to_string(), ExitKind::Cancelled)]);
 /// ```
 #[derive(Default, Debug)]
 pub struct InMemoryMetrics {
-    dns: Mutex<HashMap<String, DnState>>,
+    seen: Mutex<Seen>,
+}
+
+#[derive(Default, Debug)]
+struct Seen {
+    dns: HashMap<String, DnState>,
+    transitions: Vec<(String, NodeState)>,
+    exits: Vec<(String, ExitKind)>,
 }
 
 impl InMemoryMetrics {
-    /// A copy of the current table.
+    fn seen(&self) -> std::sync::MutexGuard<'_, Seen> {
+        self.seen.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A copy of the current table: each DN's last state.
     pub fn dns(&self) -> HashMap<String, DnState> {
-        self.dns
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.seen().dns.clone()
+    }
+
+    /// Every transition so far, in the order the sinks were told.
+    pub fn transitions(&self) -> Vec<(String, NodeState)> {
+        self.seen().transitions.clone()
+    }
+
+    /// Every exit so far, with its kind, in order.
+    pub fn exits(&self) -> Vec<(String, ExitKind)> {
+        self.seen().exits.clone()
     }
 }
 
@@ -311,12 +335,17 @@ impl Metrics for InMemoryMetrics {
             state,
             transition: Instant::now(),
         };
-        let mut dns = self.dns.lock().unwrap_or_else(PoisonError::into_inner);
-        match dns.get_mut(dn) {
+        let mut seen = self.seen();
+        seen.transitions.push((dn.to_string(), state));
+        match seen.dns.get_mut(dn) {
             Some(e) => *e = entry,
             None => {
-                dns.insert(dn.to_string(), entry);
+                seen.dns.insert(dn.to_string(), entry);
             }
         }
+    }
+
+    fn node_exited(&self, dn: &str, kind: ExitKind) {
+        self.seen().exits.push((dn.to_string(), kind));
     }
 }

@@ -5,16 +5,15 @@
 #![cfg(feature = "tracing")]
 
 mod common;
-mod tracing_common;
 
 use std::sync::Once;
 use std::time::Duration;
 
 use actix_supervisor::tracing::LogTreeLayer;
 use actix_supervisor::{Context, Group, LogQuery, Shutdown, Signal, Strategy, Supervisor};
+use common::subscriber::*;
 use common::*;
 use tracing::Instrument;
-use tracing_common::*;
 use tracing_subscriber::layer::SubscriberExt;
 
 fn install() {

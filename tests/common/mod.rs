@@ -4,6 +4,8 @@
 pub mod heap;
 #[cfg(unix)]
 pub mod storm;
+#[cfg(all(unix, feature = "tracing"))]
+pub mod subscriber;
 
 use std::time::Duration;
 

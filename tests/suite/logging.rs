@@ -1,6 +1,6 @@
 //! The per-node log tree: loggers, sub-loggers, raw output, death reports and their lead-up.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -48,7 +48,7 @@ async fn entries_land_at_the_dn_and_can_be_read_by_subtree_and_level() {
     assert!(
         e.location
             .as_deref()
-            .is_some_and(|l| l.starts_with("tests/logging.rs:")),
+            .is_some_and(|l| l.starts_with("tests/suite/logging.rs:")),
         "{e:?}"
     );
     sup.shutdown().await;

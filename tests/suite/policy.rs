@@ -2,7 +2,7 @@
 //!
 //! Deterministic: most run on one arbiter and virtual time.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

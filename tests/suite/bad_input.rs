@@ -1,7 +1,7 @@
 //! Bad input gets a clear error naming the DN and what was wrong; the
 //! supervisor never panics on it.
 
-mod common;
+use crate::common;
 
 use actix_supervisor::{Context, Group, NodeState, RunError, Signal};
 use common::*;

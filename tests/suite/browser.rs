@@ -12,9 +12,8 @@
 //! virtual time, which waits while a fetch is pending. The test holds the
 //! page's second poll of `page.json` until it has killed the node and seen
 //! it restarted, so the page's update is ordered without any sleep.
-#![cfg(feature = "web")]
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -3,9 +3,8 @@
 //! and what embedding the status in a real service needs: metrics in one
 //! line, a private admin listener, `/logs` off, 400 on malformed queries,
 //! the server's addresses, `wait_ready`, and shutting down from inside.
-#![cfg(feature = "web")]
 
-mod common;
+use crate::common;
 
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
@@ -217,7 +216,8 @@ async fn readiness_follows_affects_readiness_and_the_grace() {
 async fn a_first_start_is_never_graced() {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let rx = Arc::new(Mutex::new(Some(rx)));
-    let sup = builder().start(move |ctx: Context| {
+    let (seen, mut states) = transitions();
+    let sup = builder().metrics(seen).start(move |ctx: Context| {
         let rx = rx.lock().unwrap().take();
         async move {
             if let Some(rx) = rx {
@@ -231,7 +231,8 @@ async fn a_first_start_is_never_graced() {
         status_app(Status::new(sup.clone()).readiness_grace(Duration::from_secs(3600))).await;
     assert_eq!(not_ready(&graced).await, ["root"]);
     tx.send(()).unwrap();
-    sup.wait_settled().await;
+    // The root resumes on its worker: settling does not wait for that.
+    await_state(&mut states, "root", NodeState::Healthy, 1).await;
     assert!(not_ready(&graced).await.is_empty());
     sup.shutdown().await;
 }

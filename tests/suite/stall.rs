@@ -1,6 +1,6 @@
 //! The stall watch: a runnable that blocks its worker thread.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

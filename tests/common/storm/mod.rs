@@ -12,19 +12,21 @@
 //! heap check holds at any length.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_supervisor::process::Command;
-use actix_supervisor::{
-    Child, Context, DynamicGroup, Group, NodeState, RunError, RunResult, Signal, Supervisor,
-};
-use futures::future::LocalBoxFuture;
-use tokio::sync::mpsc;
+use actix_supervisor::{Child, NodeState, RunError, Supervisor};
 use tokio::time::Instant;
 
 use super::heap::{live_heap, settle_to, SLACK};
 use super::{backoff_ms, thread_count};
+
+mod orphans;
+mod shape;
+
+pub use orphans::orphans;
+use shape::*;
 
 /// What to run: the seed, how long faults are injected, how deep the tree is.
 #[derive(Clone, Copy, Debug)]
@@ -157,227 +159,6 @@ impl std::fmt::Display for Report {
             self.heap.1 - self.heap.0
         )?;
         write!(f, "orphan processes: {}", self.orphans.len())
-    }
-}
-
-/// What the storm does to a running incarnation.
-#[derive(Clone, Copy, Debug)]
-enum Fault {
-    Error,
-    Panic,
-    /// Signals Done twice, then returns `Ok(())`: DEAD for the misuse.
-    Misuse,
-    /// Dies now, and its next incarnation dies again during set-up.
-    SetupDeath,
-    /// Ignores its next cancellation: aborted after the stop deadline.
-    Deaf,
-}
-
-impl Fault {
-    fn kills(self) -> bool {
-        !matches!(self, Fault::Deaf)
-    }
-
-    /// A name to count by: static, so that counting allocates nothing per fault.
-    fn name(self) -> &'static str {
-        match self {
-            Fault::Error => "error",
-            Fault::Panic => "panic",
-            Fault::Misuse => "misuse",
-            Fault::SetupDeath => "set-up death",
-            Fault::Deaf => "deaf",
-        }
-    }
-}
-
-/// The current incarnation of a DN: its number and its fault inbox.
-struct Inbox {
-    incarnation: u64,
-    tx: mpsc::UnboundedSender<Fault>,
-}
-
-/// What the runnables share with the storm.
-#[derive(Default)]
-struct Book {
-    inboxes: HashMap<String, Inbox>,
-    /// How many times each DN's runnable was started.
-    starts: HashMap<String, u64>,
-    /// DNs whose next incarnation dies during set-up.
-    doomed: BTreeSet<String>,
-}
-
-type Shared = Arc<Mutex<Book>>;
-
-fn lock(book: &Shared) -> std::sync::MutexGuard<'_, Book> {
-    book.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Removes the incarnation's inbox however it ends (panics included).
-struct Deregister {
-    book: Shared,
-    dn: String,
-    incarnation: u64,
-}
-
-impl Drop for Deregister {
-    fn drop(&mut self) {
-        let mut book = lock(&self.book);
-        if book
-            .inboxes
-            .get(&self.dn)
-            .is_some_and(|i| i.incarnation == self.incarnation)
-        {
-            book.inboxes.remove(&self.dn);
-        }
-    }
-}
-
-/// The shape, for levels = 4 (11,111 nodes): root → 10 `s` (one group) →
-/// 10 `w` each (two groups of 5) → 10 `m` each (one group) → 10 leaves `l`
-/// each (one group); deeper trees add levels `n`, `o`, … above the leaves.
-/// Under `s0.w0` and `s0.w1` every leaf parent's `l0` is an OS process (20
-/// process nodes at 11,111 nodes, 200 at 111,111).
-#[derive(Clone)]
-struct Shape {
-    book: Shared,
-    cmd: Command,
-    levels: u32,
-}
-
-impl Shape {
-    fn node(&self, depth: u32) -> impl FnMut(Context) -> LocalBoxFuture<'static, RunResult> + Send {
-        let shape = self.clone();
-        move |ctx: Context| {
-            let shape = shape.clone();
-            Box::pin(async move { shape.incarnation(ctx, depth).await })
-        }
-    }
-
-    /// The name prefix of the nodes at `depth`.
-    fn prefix(&self, depth: u32) -> char {
-        match depth {
-            1 => 's',
-            d if d == self.levels => 'l',
-            2 => 'w',
-            d => (b'm' + (d - 3) as u8) as char,
-        }
-    }
-
-    fn is_process_parent(&self, dn: &str, depth: u32) -> bool {
-        depth + 1 == self.levels
-            && ["root.s0.w0", "root.s0.w1"]
-                .iter()
-                .any(|p| dn == *p || dn.strip_prefix(p).is_some_and(|r| r.starts_with('.')))
-    }
-
-    /// Every DN, and the process nodes'.
-    fn dns(&self) -> (Vec<String>, Vec<String>) {
-        let (mut all, mut processes) = (Vec::new(), Vec::new());
-        let mut level = vec!["root".to_string()];
-        for depth in 0..=self.levels {
-            let mut next = Vec::new();
-            for dn in &level {
-                if depth < self.levels {
-                    let p = self.prefix(depth + 1);
-                    next.extend((0..10).map(|i| format!("{dn}.{p}{i}")));
-                    if self.is_process_parent(dn, depth) {
-                        processes.push(format!("{dn}.l0"));
-                    }
-                }
-            }
-            all.append(&mut level);
-            level = next;
-        }
-        (all, processes)
-    }
-
-    async fn incarnation(self, ctx: Context, depth: u32) -> RunResult {
-        let dn = ctx.dn().to_string();
-        let (incarnation, doomed) = {
-            let mut b = lock(&self.book);
-            let n = b.starts.entry(dn.clone()).or_default();
-            *n += 1;
-            let n = *n;
-            (n, b.doomed.remove(&dn))
-        };
-        if doomed {
-            return Err("injected death during set-up".into());
-        }
-        if depth < self.levels {
-            let p = self.prefix(depth + 1);
-            // The `s` nodes start their children in two groups of five.
-            let groups: &[(u32, u32)] = match depth {
-                1 => &[(0, 5), (5, 10)],
-                _ => &[(0, 10)],
-            };
-            for &(from, to) in groups {
-                let mut g = Group::new();
-                for i in from..to {
-                    g = if i == 0 && self.is_process_parent(&dn, depth) {
-                        g.with("l0", self.cmd.clone())
-                    } else {
-                        g.with(format!("{p}{i}"), self.node(depth + 1))
-                    };
-                }
-                ctx.run_group(g).await?;
-            }
-        }
-        if depth == 0 {
-            // Its children come and go at random during the storm.
-            ctx.run_dynamic(DYNAMIC, DynamicGroup::new()).await?;
-        }
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        lock(&self.book)
-            .inboxes
-            .insert(dn.clone(), Inbox { incarnation, tx });
-        let _registered = Deregister {
-            book: self.book,
-            dn,
-            incarnation,
-        };
-        ctx.signal(Signal::Healthy)?;
-        let mut deaf = false;
-        loop {
-            tokio::select! {
-                _ = ctx.cancelled() => {
-                    if deaf {
-                        futures::future::pending::<()>().await;
-                    }
-                    return Ok(());
-                }
-                fault = rx.recv() => match fault {
-                    Some(Fault::Error) => return Err("injected error".into()),
-                    Some(Fault::Panic) => panic!("injected panic"),
-                    Some(Fault::Misuse) => {
-                        let _ = ctx.signal(Signal::Done);
-                        let _ = ctx.signal(Signal::Done);
-                        return Ok(());
-                    }
-                    Some(Fault::SetupDeath) => return Err("injected error before a set-up death".into()),
-                    Some(Fault::Deaf) => deaf = true,
-                    None => return Err("the storm's inbox closed".into()),
-                }
-            }
-        }
-    }
-}
-
-/// The root's dynamic node, `root.dyn`: the storm starts and terminates its
-/// children at random, and injects faults into them too.
-const DYNAMIC: &str = "dyn";
-
-/// xorshift64*: deterministic, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
     }
 }
 
@@ -629,54 +410,4 @@ pub async fn run(storm: Storm, progress: impl Fn(&str)) -> Result<Report, String
         return fail(e);
     }
     Ok(report)
-}
-
-/// The live processes the supervisor spawned, after waiting up to `bound`
-/// for them to go: children of this process (not zombies), and any process
-/// that carries the storm's mark in its environment (a grandchild, or a
-/// child that was reparented). A pid reused by another program matches
-/// neither.
-pub fn orphans(mark: &str, bound: Duration) -> Vec<String> {
-    let me = std::process::id().to_string();
-    let needle = format!("{MARK}={mark}");
-    let find = || {
-        let mut found = Vec::new();
-        let Ok(dir) = std::fs::read_dir("/proc") else {
-            return found;
-        };
-        for entry in dir.flatten() {
-            let pid = entry.file_name().to_string_lossy().into_owned();
-            if !pid.bytes().all(|b| b.is_ascii_digit()) || pid == me {
-                continue;
-            }
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                continue; // gone meanwhile
-            };
-            // After the command's closing parenthesis: state, ppid, ...
-            let mut fields = stat.rsplit(')').next().unwrap_or("").split_whitespace();
-            let (state, ppid) = (fields.next(), fields.next());
-            if state == Some("Z") {
-                continue; // dead, only not reaped yet
-            }
-            let child = ppid == Some(me.as_str());
-            let marked = std::fs::read(format!("/proc/{pid}/environ"))
-                .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == needle.as_bytes()));
-            if child || marked {
-                found.push(format!(
-                    "{pid}: {}",
-                    stat.split(')').next().unwrap_or("").trim()
-                ));
-            }
-        }
-        found
-    };
-    let until = std::time::Instant::now() + bound;
-    loop {
-        let found = find();
-        if found.is_empty() || std::time::Instant::now() > until {
-            return found;
-        }
-        // A SIGKILLed process needs its kernel's moment to go.
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }

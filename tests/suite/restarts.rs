@@ -1,6 +1,6 @@
 //! Restarts: groups, subtrees, backoff, panics (escalation is in `policy.rs`).
 
-mod common;
+use crate::common;
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,6 +1,6 @@
 //! Dynamic nodes: children started and terminated at run time, their errors, one-for-one isolation, intensity and the empty restart, removal, actors, concurrency, shutdown.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

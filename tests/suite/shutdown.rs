@@ -1,6 +1,6 @@
 //! Shutdown, runaway runnables, and a large tree.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

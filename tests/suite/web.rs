@@ -1,8 +1,7 @@
 //! The `web` feature: the status endpoints, and a supervised actix-web
 //! server over a real socket on 127.0.0.1.
-#![cfg(feature = "web")]
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 

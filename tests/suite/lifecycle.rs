@@ -1,6 +1,6 @@
 //! Node states, signals and the exit rules.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -1,6 +1,6 @@
 //! The operator's view: the snapshot's records, subtrees, counts, renders.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,6 @@
 //! OS processes as tree nodes.
-#![cfg(unix)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! Actix actors as tree nodes, reached through a `SupervisedAddr` address.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -1,21 +1,12 @@
 //! Metrics sinks see every transition, in order, and cannot hurt the processor.
 
-mod common;
+use crate::common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use actix_supervisor::testing::InMemoryMetrics;
 use actix_supervisor::{Context, Metrics, NodeState, Signal};
 use common::*;
-
-#[derive(Default)]
-struct Recorder(Mutex<Vec<(String, NodeState)>>);
-
-impl Metrics for Recorder {
-    fn node_state(&self, dn: &str, state: NodeState) {
-        self.0.lock().unwrap().push((dn.to_string(), state));
-    }
-}
 
 struct Panicky;
 
@@ -27,12 +18,10 @@ impl Metrics for Panicky {
 
 #[actix_rt::test]
 async fn every_transition_is_reported_in_order() {
-    let rec = Arc::new(Recorder::default());
     let mem = Arc::new(InMemoryMetrics::default());
     let (tx, mut rx) = events();
     let sup = builder()
         .metrics(Panicky)
-        .metrics(rec.clone())
         .metrics(mem.clone())
         .start(move |ctx: Context| {
             let tx = tx.clone();
@@ -59,9 +48,7 @@ async fn every_transition_is_reported_in_order() {
     sup.wait_settled().await;
     sup.shutdown().await;
     let of = |dn: &str| -> Vec<NodeState> {
-        rec.0
-            .lock()
-            .unwrap()
+        mem.transitions()
             .iter()
             .filter(|(d, _)| d == dn)
             .map(|(_, s)| *s)

@@ -1,6 +1,6 @@
 //! Tasks tied to an incarnation (`Context::spawn`): they end with it however it ends, their panics are its death, and shutdown waits for them up to the stop deadline.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -1,7 +1,6 @@
 //! The Prometheus sink against a scripted scenario, read back through a strict parser of the text exposition.
-#![cfg(feature = "prometheus")]
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

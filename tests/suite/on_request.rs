@@ -1,30 +1,20 @@
 //! An incarnation's life on request and by deadline: `Supervisor::restart` restarts a node as its group's unit without backoff or intensity; `start_timeout` kills a node stuck in its set-up.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
+use actix_supervisor::testing::InMemoryMetrics;
 use actix_supervisor::{
-    Child, Context, ExitKind, Group, Metrics, NodeState, RunError, Strategy, Supervisor,
+    Child, Context, ExitKind, Group, NodeState, RunError, Strategy, Supervisor,
 };
 use common::*;
 
-/// Records every exit's DN and kind.
-#[derive(Clone, Default)]
-struct Exits(Arc<Mutex<Vec<(String, ExitKind)>>>);
-
-impl Metrics for Exits {
-    fn node_state(&self, _: &str, _: NodeState) {}
-    fn node_exited(&self, dn: &str, kind: ExitKind) {
-        self.0.lock().unwrap().push((dn.to_string(), kind));
-    }
-}
-
 /// root → one group of `names` with `strategy`; no restart may be counted
 /// (intensity 0): a restart on request must not make anyone give up.
-fn tree(strategy: Strategy, names: &[&str], exits: Exits) -> Supervisor {
+fn tree(strategy: Strategy, names: &[&str], exits: Arc<InMemoryMetrics>) -> Supervisor {
     let mut group = Group::new().strategy(strategy);
     for name in names {
         group = group.with(*name, server());
@@ -50,14 +40,14 @@ async fn restarts(sup: &Supervisor, dns: &[&str]) -> Vec<(NodeState, u64)> {
 async fn a_restart_on_request_restarts_the_unit_its_strategy_defines() {
     const H: NodeState = NodeState::Healthy;
     // One-for-all: the whole group.
-    let exits = Exits::default();
+    let exits = Arc::new(InMemoryMetrics::default());
     let sup = tree(Strategy::OneForAll, &["a", "b"], exits.clone());
     sup.wait_settled().await;
     sup.restart("root.a").await.unwrap();
     until_back(&sup, "root.a", 1).await;
     until_back(&sup, "root.b", 1).await;
     assert_eq!(restarts(&sup, &["root"]).await, [(H, 0)], "nobody gave up");
-    let seen = exits.0.lock().unwrap().clone();
+    let seen = exits.exits();
     assert!(
         seen.contains(&("root.a".into(), ExitKind::Restarted)),
         "{seen:?}"
@@ -72,7 +62,7 @@ async fn a_restart_on_request_restarts_the_unit_its_strategy_defines() {
     sup.shutdown().await;
 
     // One-for-one: that node alone.
-    let sup = tree(Strategy::OneForOne, &["a", "b"], Exits::default());
+    let sup = tree(Strategy::OneForOne, &["a", "b"], Arc::default());
     sup.wait_settled().await;
     sup.restart("root.b").await.unwrap();
     until_back(&sup, "root.b", 1).await;
@@ -80,7 +70,7 @@ async fn a_restart_on_request_restarts_the_unit_its_strategy_defines() {
     sup.shutdown().await;
 
     // Rest-for-one: the node and those after it.
-    let sup = tree(Strategy::RestForOne, &["a", "b", "c"], Exits::default());
+    let sup = tree(Strategy::RestForOne, &["a", "b", "c"], Arc::default());
     sup.wait_settled().await;
     sup.restart("root.b").await.unwrap();
     until_back(&sup, "root.b", 1).await;
