@@ -35,19 +35,43 @@
 //! });
 //! ```
 //!
-//! The modules sit in four layers, each naming only its own and those below
-//! (a test checks it): pure data and decisions (`tree`, `sweep`, `restart`,
-//! `view`, the policy and the records), the handles runnables and users hold
-//! ([`Runnable`] and [`Context`], the domain's one pair that name each other,
-//! as actix's `Actor` and `Context` do; [`Supervisor`]; the messages), the
-//! actors (the processor, one actor owning the tree; the node hosts, one
-//! actor per node on a worker arbiter), and on top the builder and the
-//! features. Around them:
-//! the log tree ([`LogTree`], [`Logger`], the `node_*!` macros,
-//! [`CaptureLogger`]), [actors as nodes](mod@actor) with [`SupervisedAddr`]
-//! addresses, [OS processes as nodes](process) (Unix), and a
-//! [test harness](testing). See `docs/design.md` in the repository for the
-//! whole picture and `docs/performance.md` for the measured figures.
+//! # Where to start
+//!
+//! 1. [`Runnable`] and [`Context`]: what a unit of work is, and what it sees
+//!    of the tree (its cancellation, its signals, its children, its logger).
+//! 2. [`Child`] and [`Group`], with [`Restart`], [`Strategy`], [`Shutdown`],
+//!    [`Intensity`] and [`Backoff`]: the restart policy, in OTP's words.
+//! 3. [`Supervisor`] and [`SupervisorBuilder`]: starting a tree, watching it
+//!    ([`snapshot`](Supervisor::snapshot), [`query`](Supervisor::query),
+//!    [`readiness`](Supervisor::readiness)), restarting a node on request,
+//!    shutting down.
+//! 4. The features: [`web::Status`](crate::web) (probes, metrics and a status page),
+//!    [`SupervisedAddr`] (actix actors as nodes), [`process::Command`] (OS
+//!    processes as nodes), [`Dynamic`] (children started at run time), and
+//!    the log tree ([`LogTree`], [`Logger`], the `node_*!` macros).
+//!
+//! # The layers
+//!
+//! The source is in three layer folders and a top, each naming only its own
+//! layer and those below (`tests/layers.rs` checks it):
+//!
+//! ```text
+//!  top        builder · actor · process · web · prometheus · systemd · tracing · testing
+//!  ─────────────────────────────────────────────────────────────────────────────────────────
+//!  runtime/   the actors: processor (owns the tree) · host (one per node) · outbox
+//!             (batches to the workers) · workers · stall watch · sinks
+//!  ─────────────────────────────────────────────────────────────────────────────────────────
+//!  api/       what runnables and users hold: Runnable ↔ Context · Supervisor · Dynamic ·
+//!             logger · capture · tasks · wire (requests, the report inbox, settling)
+//!  ─────────────────────────────────────────────────────────────────────────────────────────
+//!  model/     plain data and pure decisions: tree · sweep (what restarts) · plan (how) ·
+//!             exit · records · policy · voice · logtree · read (query, walk, view, render)
+//! ```
+//!
+//! The processor owns the tree, the one source of truth; every decision
+//! over it is a pure function in `model/`, tested without actors; the actors
+//! of `runtime/` move messages and run futures. `docs/design.md` in the
+//! repository has the whole picture, `docs/performance.md` the figures.
 
 mod actor;
 mod api;
@@ -93,6 +117,12 @@ pub use model::records::{
     Counts, Ended, ExitKind, GroupInfo, LastExit, Liveness, NodeInfo, NodeKind, NodeState,
     Readiness, Signal,
 };
+/// The Prometheus client the [`prometheus`] sink records with, re-exported:
+/// a registry given to [`prometheus::PrometheusMetrics::new`] must be of
+/// this very version (0.26). Build your registry with
+/// `actix_supervisor::prometheus_client`, or depend on the same version;
+/// a minor release of this crate that moves to a newer prometheus-client
+/// says so in the CHANGELOG.
 #[cfg(feature = "prometheus")]
 pub use prometheus_client;
 

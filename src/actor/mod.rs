@@ -1,55 +1,6 @@
 //! Actix actors as tree nodes, reached through a [`SupervisedAddr`] that
 //! survives restarts. This file is the runnable half (an actor per
 //! incarnation, run inside the node's future); `addr.rs` is the address.
-//!
-//! The node's runnable makes a fresh actor with the factory on every
-//! (re)start and runs it *inside* the node's future on the node's worker
-//! arbiter. So:
-//! - the node is HEALTHY once the actor's `started` has run (or, with
-//!   [`Context::run_actor_with`], when the actor signals it through the
-//!   node's [`Context`], which its factory receives);
-//! - cancelling the node stops the actor (`Context::stop`: `stopping` and
-//!   `stopped` run), which counts as CANCELLED;
-//! - the actor stopping by itself is a death, or DONE if it signalled Done;
-//! - a panic in a handler or lifecycle method unwinds into the node's host,
-//!   which catches it: a death, and the worker arbiter and its other actors
-//!   carry on.
-//!
-//! An actor node is a message-driven runnable: its work is handling messages
-//! until it is stopped, and no `async` loop needs to be written for it.
-//!
-//! ```no_run
-//! use actix::prelude::*;
-//! use actix_supervisor::{Context as Node, RunResult, Signal, SupervisedAddr};
-//!
-//! #[derive(Default)]
-//! struct Counter(u64);
-//! impl Actor for Counter {
-//!     type Context = actix::Context<Self>;
-//! }
-//!
-//! #[derive(Message)]
-//! #[rtype(result = "u64")]
-//! struct Add(u64);
-//!
-//! impl Handler<Add> for Counter {
-//!     type Result = u64;
-//!     fn handle(&mut self, msg: Add, _: &mut Self::Context) -> u64 {
-//!         self.0 += msg.0;
-//!         self.0
-//!     }
-//! }
-//!
-//! async fn root(ctx: Node) -> RunResult {
-//!     let counter: SupervisedAddr<Counter> = ctx.run_actor("counter", Counter::default).await?;
-//!     ctx.signal(Signal::Healthy)?;
-//!     // Whatever incarnation is current answers; a restart in between is waited out.
-//!     let total = counter.send(Add(2)).await?;
-//!     assert_eq!(total, 2);
-//!     ctx.cancelled().await;
-//!     Ok(())
-//! }
-//! ```
 
 use std::fmt;
 use std::panic::AssertUnwindSafe;
@@ -235,6 +186,55 @@ impl Context {
     /// Starts an actor node named `name`: a fresh actor from `factory` on
     /// every (re)start, HEALTHY once started. Returns its stable address.
     /// Only while this node is NEW, like [`run`](Self::run).
+    ///
+    /// The node's runnable makes a fresh actor with the factory on every
+    /// (re)start and runs it *inside* the node's future on the node's worker
+    /// arbiter. So:
+    /// - the node is HEALTHY once the actor's `started` has run (or, with
+    ///   [`Context::run_actor_with`], when the actor signals it through the
+    ///   node's [`Context`], which its factory receives);
+    /// - cancelling the node stops the actor (`Context::stop`: `stopping` and
+    ///   `stopped` run), which counts as CANCELLED;
+    /// - the actor stopping by itself is a death, or DONE if it signalled Done;
+    /// - a panic in a handler or lifecycle method unwinds into the node's host,
+    ///   which catches it: a death, and the worker arbiter and its other actors
+    ///   carry on.
+    ///
+    /// An actor node is a message-driven runnable: its work is handling messages
+    /// until it is stopped, and no `async` loop needs to be written for it.
+    ///
+    /// ```no_run
+    /// use actix::prelude::*;
+    /// use actix_supervisor::{Context as Node, RunResult, Signal, SupervisedAddr};
+    ///
+    /// #[derive(Default)]
+    /// struct Counter(u64);
+    /// impl Actor for Counter {
+    ///     type Context = actix::Context<Self>;
+    /// }
+    ///
+    /// #[derive(Message)]
+    /// #[rtype(result = "u64")]
+    /// struct Add(u64);
+    ///
+    /// impl Handler<Add> for Counter {
+    ///     type Result = u64;
+    ///     fn handle(&mut self, msg: Add, _: &mut Self::Context) -> u64 {
+    ///         self.0 += msg.0;
+    ///         self.0
+    ///     }
+    /// }
+    ///
+    /// async fn root(ctx: Node) -> RunResult {
+    ///     let counter: SupervisedAddr<Counter> = ctx.run_actor("counter", Counter::default).await?;
+    ///     ctx.signal(Signal::Healthy)?;
+    ///     // Whatever incarnation is current answers; a restart in between is waited out.
+    ///     let total = counter.send(Add(2)).await?;
+    ///     assert_eq!(total, 2);
+    ///     ctx.cancelled().await;
+    ///     Ok(())
+    /// }
+    /// ```
     pub async fn run_actor<A, F>(
         &self,
         name: &str,

@@ -120,7 +120,7 @@ impl Link {
 }
 
 /// [`Context::run_group`]'s request. The answer carries a settle guard that
-/// the caller drops once it has resumed (see `settle.rs`).
+/// the caller drops once it has resumed (see `api/wire/settle.rs`).
 pub(crate) struct StartGroup {
     pub node: NodeKey,
     pub dn: Arc<str>,

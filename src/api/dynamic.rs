@@ -1,47 +1,6 @@
 //! Dynamic nodes: children started and stopped at run time, under
-//! supervision (a worker per session, tenant, job, device).
-//!
-//! [`Context::run_dynamic`] starts a child node that has no runnable of its
-//! own: it is HEALTHY once started, and its children come and go through a
-//! [`Dynamic`] handle, from anywhere. Its children are one-for-one: a child's
-//! death restarts that child alone, by its own restart type, backoff and
-//! stop mode, and counts against the dynamic node's restart intensity. When
-//! that is exceeded the dynamic node dies (its children stop with it) and its
-//! parent's policy applies; started again, it is empty, as Elixir's
-//! `DynamicSupervisor` is. A child that ends for good (DONE, a transient
-//! child's `Ok(())`, any exit of a temporary one, [`Dynamic::terminate_child`])
-//! is removed from the tree: no record is kept, and its name is free again.
-//!
-//! ```
-//! use std::time::Duration;
-//! use actix_supervisor::{Child, Context, Dynamic, DynamicGroup, RunResult, Signal, Supervisor};
-//!
-//! async fn session(ctx: Context) -> RunResult {
-//!     ctx.signal(Signal::Healthy)?;
-//!     ctx.cancelled().await;
-//!     Ok(())
-//! }
-//!
-//! async fn root(ctx: Context) -> RunResult {
-//!     let limits = DynamicGroup::new().max_children(10_000).max_restarts(100, Duration::from_secs(10));
-//!     let _sessions: Dynamic = ctx.run_dynamic("sessions", limits).await?;
-//!     ctx.signal(Signal::Healthy)?;
-//!     ctx.cancelled().await;
-//!     Ok(())
-//! }
-//!
-//! actix_rt::System::new().block_on(async {
-//!     let sup = Supervisor::start(root);
-//!     sup.wait_settled().await;
-//!     let sessions = sup.dynamic("root.sessions");
-//!     let dn = sessions.start_child(Child::new("conn_42", session)).await.unwrap();
-//!     assert_eq!(dn, "root.sessions.conn_42");
-//!     assert_eq!(sessions.count().await, Ok(1));
-//!     sessions.terminate_child("conn_42").await.unwrap();
-//!     assert_eq!(sessions.count().await, Ok(0));
-//!     sup.shutdown().await;
-//! });
-//! ```
+//! supervision (a worker per session, tenant, job, device): their limits
+//! ([`DynamicGroup`]) and their handle ([`Dynamic`]).
 
 use std::fmt;
 use std::sync::Arc;
@@ -110,8 +69,7 @@ impl Runnable for DynamicNode {
 impl Context {
     /// Starts a child named `name` whose own children are started and
     /// stopped at run time through the returned [`Dynamic`] handle. Only while
-    /// this node is NEW, like [`run`](Self::run). See the [module
-    /// docs](crate::api::dynamic).
+    /// this node is NEW, like [`run`](Self::run). See [`Dynamic`].
     pub async fn run_dynamic(&self, name: &str, group: DynamicGroup) -> Result<Dynamic, RunError> {
         let mut child = Child::new(name, DynamicNode);
         child.spec.intensity = group.intensity;
@@ -140,6 +98,48 @@ impl Supervisor {
 /// anywhere (an HTTP handler, another node, `main`). Cheap to clone. Made by
 /// [`Context::run_dynamic`] or [`Supervisor::dynamic`]; the node is found by
 /// its DN at each call, so the handle outlives the node's restarts.
+///
+/// [`Context::run_dynamic`] starts a child node that has no runnable of its
+/// own: it is HEALTHY once started, and its children come and go through a
+/// [`Dynamic`] handle, from anywhere. Its children are one-for-one: a child's
+/// death restarts that child alone, by its own restart type, backoff and
+/// stop mode, and counts against the dynamic node's restart intensity. When
+/// that is exceeded the dynamic node dies (its children stop with it) and its
+/// parent's policy applies; started again, it is empty, as Elixir's
+/// `DynamicSupervisor` is. A child that ends for good (DONE, a transient
+/// child's `Ok(())`, any exit of a temporary one, [`Dynamic::terminate_child`])
+/// is removed from the tree: no record is kept, and its name is free again.
+///
+/// ```
+/// use std::time::Duration;
+/// use actix_supervisor::{Child, Context, Dynamic, DynamicGroup, RunResult, Signal, Supervisor};
+///
+/// async fn session(ctx: Context) -> RunResult {
+///     ctx.signal(Signal::Healthy)?;
+///     ctx.cancelled().await;
+///     Ok(())
+/// }
+///
+/// async fn root(ctx: Context) -> RunResult {
+///     let limits = DynamicGroup::new().max_children(10_000).max_restarts(100, Duration::from_secs(10));
+///     let _sessions: Dynamic = ctx.run_dynamic("sessions", limits).await?;
+///     ctx.signal(Signal::Healthy)?;
+///     ctx.cancelled().await;
+///     Ok(())
+/// }
+///
+/// actix_rt::System::new().block_on(async {
+///     let sup = Supervisor::start(root);
+///     sup.wait_settled().await;
+///     let sessions = sup.dynamic("root.sessions");
+///     let dn = sessions.start_child(Child::new("conn_42", session)).await.unwrap();
+///     assert_eq!(dn, "root.sessions.conn_42");
+///     assert_eq!(sessions.count().await, Ok(1));
+///     sessions.terminate_child("conn_42").await.unwrap();
+///     assert_eq!(sessions.count().await, Ok(0));
+///     sup.shutdown().await;
+/// });
+/// ```
 #[derive(Clone)]
 pub struct Dynamic {
     at: Arc<str>,

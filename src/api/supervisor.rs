@@ -1,6 +1,6 @@
 //! [`Supervisor`], the handle on a running tree. It reaches the processor
 //! through [`Request`]s only; the builder that starts a tree is in
-//! `builder.rs`.
+//! `src/builder.rs`.
 
 #[cfg(feature = "prometheus")]
 use std::sync::Mutex;
@@ -86,7 +86,7 @@ impl Supervisor {
     }
 
     /// Asks the processor, after delivering what this thread holds (see
-    /// `inbox.rs`): the answer reflects every report made before it. `None`
+    /// `api/wire/inbox.rs`): the answer reflects every report made before it. `None`
     /// when the processor is gone.
     async fn ask<T>(&self, request: impl FnOnce(oneshot::Sender<T>) -> Request) -> Option<T> {
         crate::api::wire::inbox::release_held();

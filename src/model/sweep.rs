@@ -22,7 +22,7 @@
 //! [`sweep`] looks only at the nodes it is given (O(changes), a rest-for-one
 //! group costing O(members)). The processor runs it after every change over
 //! the nodes the tree marked dirty, and, as a safety net on a slow timer,
-//! over every node, a slice at a time (`processor/walks.rs`). The tests'
+//! over every node, a slice at a time (`runtime/processor/walks.rs`). The tests'
 //! `full_sweep` recomputes readiness from scratch over the whole tree, and
 //! checks the incremental sweep always agrees with it.
 

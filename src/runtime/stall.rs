@@ -64,14 +64,14 @@ impl Watch {
     }
 
     /// Advances the coarse clock; returns it.
-    pub fn tick(&self) -> u64 {
+    pub fn advance_clock(&self) -> u64 {
         let ms = self.epoch.elapsed().as_millis() as u64;
         self.clock.store(ms, Ordering::Relaxed);
         ms
     }
 
     /// The node worker `i` has been polling for longer than the threshold,
-    /// and for how long, as of `now` (from [`tick`](Self::tick)).
+    /// and for how long, as of `now` (from [`advance_clock`](Self::advance_clock)).
     pub fn stalled(&self, i: usize, now: u64) -> Option<(NodeKey, Duration)> {
         let beat = self.beats.get(i)?;
         let since = beat.since.load(Ordering::Relaxed);
@@ -122,7 +122,7 @@ impl Stalls {
         watch: &Watch,
         dn_of: impl Fn(NodeKey) -> Option<&'a str>,
     ) -> Vec<Flip> {
-        let now = watch.tick();
+        let now = watch.advance_clock();
         let mut flips = Vec::new();
         for (i, slot) in self.blocked_by.iter_mut().enumerate() {
             let stalled = watch.stalled(i, now).filter(|(k, _)| dn_of(*k).is_some());

@@ -4,7 +4,7 @@
 //! The processor gets an arbiter of its own so that a runnable hogging its
 //! thread can delay only the nodes that share that worker, never supervision
 //! itself. Groups are placed on the workers round-robin, consecutive members
-//! together (see `PLACEMENT_RUN` in `processor.rs`): siblings stop and
+//! together (see [`PLACEMENT_RUN`]): siblings stop and
 //! restart together without a thread crossing between them, and the
 //! processor starts them with one message per worker.
 

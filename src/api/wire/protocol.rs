@@ -5,7 +5,7 @@
 //! the processor sends a node host.
 //!
 //! The tree's reports (exits, begun starts, signals, pids) go through the
-//! processor's inbox (`inbox.rs`); a runnable's request for children is the
+//! processor's inbox (`wire/inbox.rs`); a runnable's request for children is the
 //! context's own (`context::StartGroup`).
 //!
 //! [`Supervisor`]: crate::Supervisor
@@ -29,7 +29,7 @@ use crate::model::tree::NodeKey;
 /// reflects every report made before the request.
 pub(crate) enum Request {
     /// Answered once the tree has been quiet for the settle window
-    /// (see `settle.rs`).
+    /// (see `wire/settle.rs`).
     #[cfg_attr(not(feature = "test-util"), allow(dead_code))]
     WaitSettled(oneshot::Sender<()>),
     /// The records a [`Query`] selects (see `model/read/walk.rs`: taken in
@@ -119,7 +119,7 @@ pub(crate) struct Incarnation {
     pub node: NodeKey,
     pub incarnation: u64,
     pub token: CancellationToken,
-    /// The span the incarnation runs in (see `processor/launch.rs`).
+    /// The span the incarnation runs in (see `runtime/processor/launch.rs`).
     #[cfg(feature = "tracing")]
     pub span: ::tracing::Span,
 }

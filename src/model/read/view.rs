@@ -1,6 +1,6 @@
 //! The operator's view, built from the tree: the snapshot's records, who is
 //! not ready, the summary, and the count behind "restarts in the last minute". Read only; the processor builds a [`View`] over its state to
-//! answer a message (the walks that read many nodes are in `walk.rs`).
+//! answer a message (the walks that read many nodes are in `read/walk.rs`).
 
 use std::time::{Duration, SystemTime};
 

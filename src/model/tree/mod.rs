@@ -57,7 +57,7 @@ pub(crate) struct GroupRecord {
     /// parent of the members' tokens, itself derived from the owner's. A
     /// member's host cancels it when the member dies, which takes the
     /// siblings down at once, on the member's thread, before the processor
-    /// has heard of the death (see `node.rs`). Replaced once cancelled, when
+    /// has heard of the death (see `runtime/host.rs`). Replaced once cancelled, when
     /// the group restarts.
     token: Option<CancellationToken>,
 }

@@ -68,7 +68,7 @@ impl Processor {
     /// Answers the settle waiters if the tree is settled, else looks again
     /// when it may be.
     pub(super) fn poll_settled(&mut self, ctx: &mut actix::Context<Self>) {
-        // Guards first, then the reports made under them (see `settle.rs`).
+        // Guards first, then the reports made under them (see `api/wire/settle.rs`).
         let unguarded = self.settle.unguarded();
         self.take_reports(ctx);
         if let Some(wait) = self.settle.poll(unguarded) {

@@ -129,7 +129,7 @@ pub(crate) struct Processor {
     /// so that it takes at most 1/[`SAFETY_SWEEP_SHARE`] of the processor's
     /// time however large the tree.
     safety_sweep_due: Instant,
-    /// Snapshots, queries and the safety sweep under way (see `walks.rs`).
+    /// Snapshots, queries and the safety sweep under way (see `processor/walks.rs`).
     walks: walks::Walks,
     /// The safety sweep's timer. Cancelled when the life is Finished: a
     /// spawned future keeps an actix actor alive, and the processor must

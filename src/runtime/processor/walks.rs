@@ -1,6 +1,6 @@
 //! The processor's walks over the tree: snapshots and queries, `/readyz`'s
 //! question, the live list and the safety sweep. Each turn takes at most
-//! [`SLICE`] steps of one walk (see `walk.rs`), then yields to the runtime,
+//! [`SLICE`] steps of one walk (see `model/read/walk.rs`), then yields to the runtime,
 //! so that the reports, timers and requests queued meanwhile are served
 //! before the next slice: looking at a large tree never stalls supervising
 //! it. Walks in progress take turns, one slice each.
