@@ -338,6 +338,11 @@ impl Command {
         if self.group {
             command.process_group(0);
         }
+        // SAFETY: runs in the forked child before exec, and only calls
+        // async-signal-safe functions (sigemptyset, sigprocmask, signal).
+        unsafe {
+            command.pre_exec(default_signals);
+        }
         let mut child = command
             .spawn()
             .map_err(|e| format!("cannot start {program:?}: {e}"))?;
@@ -478,4 +483,23 @@ async fn pump(
             let _ = tx.send(line);
         }
     }
+}
+
+/// In the forked child, before exec: every signal back to its default
+/// disposition and none blocked. A signal ignored by the supervisor's own
+/// process (SIGHUP under `nohup`, say) would otherwise stay ignored in the
+/// child, and a stop or reload signal sent to it would do nothing.
+fn default_signals() -> std::io::Result<()> {
+    // SAFETY: plain libc calls on a local set; no allocation, no lock.
+    unsafe {
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+        for signal in 1..32 {
+            if signal != libc::SIGKILL && signal != libc::SIGSTOP {
+                libc::signal(signal, libc::SIG_DFL);
+            }
+        }
+    }
+    Ok(())
 }

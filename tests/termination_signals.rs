@@ -83,3 +83,48 @@ async fn sigterm_drains_then_shuts_down_and_a_second_one_forces() {
     assert_eq!((ended.clone(), ended.exit_code()), (Ended::Forced, 5));
     sup.shutdown().await;
 }
+
+/// A process node's child gets every signal's default disposition, even
+/// where the supervisor's own process ignores a signal (as under `nohup`):
+/// a reload signal forwarded to it is not lost.
+#[actix_rt::test]
+async fn a_process_node_gets_default_signal_dispositions() {
+    use actix_supervisor::process::Command;
+    use actix_supervisor::NodeState;
+    init_log();
+    // SAFETY: SIG_IGN for SIGHUP in this process; nothing here relies on it.
+    unsafe { libc::signal(libc::SIGHUP, libc::SIG_IGN) };
+    let script = "trap 'echo got hup' HUP; echo ready; while true; do sleep 0.02; done";
+    let cmd = Command::new("sh")
+        .args(["-c", script])
+        .ready_when(|l| l == "ready");
+    let signals = cmd.signals();
+    let (seen, mut states) = transitions();
+    let sup = builder().metrics(seen).start(move |ctx: Context| {
+        let cmd = cmd.clone();
+        async move {
+            ctx.run("p", cmd).await?;
+            serve(&ctx).await
+        }
+    });
+    await_state(&mut states, "root.p", NodeState::Healthy, 1).await;
+    signals.send(libc::SIGHUP).unwrap();
+    let mut lines = sup.logs().subscribe(LogQuery::dn("root.p").raw_only());
+    let got = tokio::time::timeout(Duration::from_secs(10), async {
+        use futures::StreamExt;
+        loop {
+            let seen = sup
+                .logs()
+                .backlog(&LogQuery::dn("root.p").raw_only())
+                .iter()
+                .any(|e| e.message == "got hup");
+            if seen {
+                return;
+            }
+            lines.next().await;
+        }
+    })
+    .await;
+    assert!(got.is_ok(), "the child ignored the SIGHUP it inherited");
+    sup.shutdown().await;
+}
