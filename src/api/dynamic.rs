@@ -175,12 +175,23 @@ impl Dynamic {
 
     /// Starts `child` under the dynamic node, with its own restart type,
     /// stop mode and intensity; resolves with its DN once its runnable has
-    /// been started (NEW, not yet Healthy). Errors: [`RunError::InvalidName`],
+    /// been polled for the first time: its incarnation began (it is NEW,
+    /// not yet Healthy), as OTP's `start_child` returns after the child's
+    /// `init`. From then on the child's runnable runs whatever comes next
+    /// (a `terminate_child`, a shutdown, its parent's restart): it is polled
+    /// at least once and sees its context cancelled, so a job handed to it
+    /// is never dropped unseen. Errors: [`RunError::InvalidName`],
     /// [`RunError::DuplicateName`] (a live child has the name),
     /// [`RunError::Full`], [`RunError::NotFound`], [`RunError::NotRunning`].
     pub async fn start_child(&self, child: Child) -> Result<String, RunError> {
-        self.ask(|at, reply| DynamicRequest::Start { at, child, reply })
-            .await
+        let (dn, polled) = self
+            .ask(|at, reply| DynamicRequest::Start { at, child, reply })
+            .await?;
+        // Dropped unanswered only if the runtime ends first.
+        polled.await.map_err(|_| RunError::NotRunning {
+            dn: self.at.to_string(),
+        })?;
+        Ok(dn)
     }
 
     /// Stops the child `name` by its stop mode; resolves once it (and its

@@ -276,10 +276,12 @@ impl std::fmt::Debug for Group {
 /// carries, so that the handles that send it need not name the processor.
 /// The dynamic node is named by its DN, resolved at each request.
 pub(crate) enum DynamicRequest {
+    /// Answered with the child's DN and a receiver told once its runnable
+    /// has been polled for the first time.
     Start {
         at: Arc<str>,
         child: Child,
-        reply: oneshot::Sender<Result<String, RunError>>,
+        reply: oneshot::Sender<Result<(String, oneshot::Receiver<()>), RunError>>,
     },
     Terminate {
         at: Arc<str>,

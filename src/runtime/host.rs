@@ -76,6 +76,7 @@ impl Handler<Start> for Host {
             takes_down,
             start_timeout,
             mut starting,
+            mut polled,
         } = msg;
         // Made here rather than by the processor: the context is used and
         // dropped on this thread, and so are the shared handles it clones.
@@ -120,6 +121,7 @@ impl Handler<Start> for Host {
                                 inner: FirstPoll {
                                     inner: fut,
                                     starting: starting.take(),
+                                    polled: polled.take(),
                                 },
                                 logger,
                                 #[cfg(feature = "tracing")]
@@ -130,7 +132,13 @@ impl Handler<Start> for Host {
                         let guarded = guard(fut, token, shutdown, start_timeout, guard_ctx);
                         Either::Right(wrap_future(guarded))
                     }
-                    Err(payload) => Either::Left(ready(Outcome::Panicked(panicked(&*payload)))),
+                    Err(payload) => {
+                        // Its incarnation began (and ended) in `run`.
+                        if let Some(polled) = polled.take() {
+                            let _ = polled.send(());
+                        }
+                        Either::Left(ready(Outcome::Panicked(panicked(&*payload))))
+                    }
                 }
             })
             .map(move |outcome, host, _| {
@@ -164,22 +172,37 @@ enum Go {
 }
 
 /// Waits for the gate, then `delay`, unless the token is cancelled first.
+///
+/// A start with neither (a first start, a restart without backoff, a
+/// restart on request) was acknowledged to whoever asked for it: it starts
+/// even if its token is cancelled meanwhile, so that its runnable is polled
+/// at least once and sees the cancellation (a job handed to it is never
+/// lost unseen). Only a start nobody was told of yet may be dropped
+/// unpolled: one waiting out its backoff, or an ordered start's member whose
+/// predecessor never became Healthy (as OTP never starts the children after
+/// a failed `init`).
 async fn wait_out(
     delay: Duration,
     gate: Option<oneshot::Receiver<Starting>>,
     token: CancellationToken,
 ) -> Go {
+    if delay.is_zero() && gate.is_none() {
+        return Go::Start(None);
+    }
     if token.is_cancelled() {
         return Go::Stop;
     }
     let mut opened = None;
     if let Some(gate) = gate {
+        // Biased: a gate opened in the same turn as the cancellation does
+        // not start the member, whatever order the two are seen in.
         tokio::select! {
+            biased;
+            _ = token.cancelled() => return Go::Stop,
             g = gate => match g {
                 Ok(guard) => opened = Some(guard),
                 Err(_) => return Go::Stop,
             },
-            _ = token.cancelled() => return Go::Stop,
         }
     }
     if delay.is_zero() {
@@ -188,10 +211,11 @@ async fn wait_out(
     // Boxed: the timer exists only while a backoff is waited out, and the
     // incarnation future of every node would otherwise carry its size.
     tokio::select! {
+        biased;
+        _ = token.cancelled() => Go::Stop,
         _ = Box::pin(tokio::time::sleep(delay)) => {
             if token.is_cancelled() { Go::Stop } else { Go::Start(opened) }
         }
-        _ = token.cancelled() => Go::Stop,
     }
 }
 
@@ -265,10 +289,12 @@ fn panicked(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-/// Releases its [`Starting`] after the first poll of the inner future.
+/// After the first poll of the inner future: releases its [`Starting`],
+/// and tells whoever waits for the start (`start_child`) that it began.
 struct FirstPoll {
     inner: LocalBoxFuture<'static, RunResult>,
     starting: Option<Starting>,
+    polled: Option<oneshot::Sender<()>>,
 }
 
 impl Future for FirstPoll {
@@ -277,6 +303,9 @@ impl Future for FirstPoll {
     fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<RunResult> {
         let res = self.inner.as_mut().poll(cx);
         self.starting = None;
+        if let Some(polled) = self.polled.take() {
+            let _ = polled.send(());
+        }
         res
     }
 }

@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod acknowledged;
 mod actors;
 mod bad_input;
 #[cfg(feature = "web")]

@@ -111,6 +111,9 @@ pub(crate) struct Start {
     pub start_timeout: Option<Duration>,
     /// Held until the runnable has been polled once (see [`Starting`]).
     pub starting: Option<Starting>,
+    /// Answered once the runnable has been polled for the first time (or
+    /// its `run` panicked): what a `start_child` caller waits for.
+    pub polled: Option<oneshot::Sender<()>>,
 }
 
 /// One incarnation of one node, as the processor hands it to the host.

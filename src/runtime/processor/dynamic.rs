@@ -35,7 +35,13 @@ impl Processor {
         self.running(k, dn)
     }
 
-    fn start_dynamic_child(&mut self, dn: &str, child: Child) -> Result<String, RunError> {
+    /// Adds and schedules the child; answers its DN and a receiver told
+    /// once its runnable has been polled for the first time.
+    fn start_dynamic_child(
+        &mut self,
+        dn: &str,
+        child: Child,
+    ) -> Result<(String, oneshot::Receiver<()>), RunError> {
         let k = self.running_dynamic(dn)?;
         let count = self.tree.node(k).map_or(0, |n| n.children.len());
         if let Some(max) = self.tree.max_children_of(k).filter(|max| count >= *max) {
@@ -49,11 +55,12 @@ impl Processor {
         let Some(n) = self.tree.node(key) else {
             return Err(RunError::NotFound { dn: dn.to_string() });
         };
-        let (group, started) = (n.group, n.dn.to_string());
+        let started = n.dn.to_string();
         let worker = self.workers.pick();
         self.host(key, child.runnable, worker);
-        self.launch(group, [(key, Duration::ZERO)]);
-        Ok(started)
+        let (polled, first_poll) = oneshot::channel();
+        self.schedule(key, Duration::ZERO, false, Some(polled));
+        Ok((started, first_poll))
     }
 
     fn terminate_dynamic_child(

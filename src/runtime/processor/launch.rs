@@ -31,8 +31,15 @@ impl Processor {
 
     /// Sends the node's current incarnation to its host, to start after
     /// `delay`; `gated`: only once its predecessor in an ordered-start group
-    /// has signalled Healthy (see [`open_next`](Self::open_next)).
-    pub(super) fn schedule(&mut self, k: NodeKey, delay: Duration, gated: bool) {
+    /// has signalled Healthy (see [`open_next`](Self::open_next));
+    /// `polled`: told once its runnable has been polled for the first time.
+    pub(super) fn schedule(
+        &mut self,
+        k: NodeKey,
+        delay: Duration,
+        gated: bool,
+        polled: Option<oneshot::Sender<()>>,
+    ) {
         // Finished: nothing is started any more.
         if self.me.is_none() || !self.outbox.contains(k) {
             return;
@@ -71,6 +78,7 @@ impl Processor {
             // Pending backoff timers and closed gates must not hold
             // `wait_settled`; an opened gate brings its own guard.
             starting: (delay.is_zero() && !gated).then(|| self.settle.guard()),
+            polled,
         };
         self.outbox.start(k, start);
         // The previous incarnation has exited and this one has not run yet:
@@ -123,7 +131,7 @@ impl Processor {
             .group(group)
             .is_some_and(|g| g.options.ordered_start);
         for (i, (k, delay)) in members.into_iter().enumerate() {
-            self.schedule(k, delay, ordered && i > 0);
+            self.schedule(k, delay, ordered && i > 0, None);
         }
     }
 

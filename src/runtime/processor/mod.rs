@@ -334,7 +334,7 @@ impl Actor for Processor {
         if let Some(r) = self.root_runnable.take() {
             let worker = self.workers.pick();
             self.host(root, r, worker);
-            self.schedule(root, Duration::ZERO, false);
+            self.schedule(root, Duration::ZERO, false, None);
             self.outbox.flush(&self.workers);
         }
         self.safety_timer =
