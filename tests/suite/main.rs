@@ -11,6 +11,8 @@ mod bad_input;
 #[cfg(feature = "web")]
 mod browser;
 mod dynamic;
+#[cfg(feature = "web")]
+mod fuzz;
 mod harness;
 mod layers;
 mod lifecycle;
