@@ -79,9 +79,10 @@ impl Status {
     }
 
     /// How long a node that was ready may be unready before `/readyz` says
-    /// so. Default zero: a death makes the service unready at once. A node's
-    /// first start is never covered: the service is not ready before every
-    /// node that counts has come up once. Set it a little above the backoff
+    /// so. Default zero: a death makes the service unready at once. A node
+    /// that has never been up (HEALTHY or DONE) since the supervisor
+    /// started is never covered, however often it restarts: the service is
+    /// not ready before every node that counts has come up once. Set it a little above the backoff
     /// a flapping dependency usually needs (and below the time the load
     /// balancer may keep sending to a broken pod), so that one quick restart
     /// does not take the pod out of the load balancer; see `docs/deploy.md`.

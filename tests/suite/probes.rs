@@ -463,3 +463,43 @@ async fn a_runnable_shutting_the_service_down_ends_it_clean() {
     });
     assert_eq!(sup.join().await, Ended::ShutDown);
 }
+
+/// A server whose port is taken dies at every start; a readiness grace
+/// must not cover it, since it has never been up: `/readyz` says 503 at
+/// every poll (here every 250 ms for 10 s, twice the grace) until it has
+/// listened once. Then it is ready, and a death of it is graced.
+#[actix_rt::test]
+async fn a_node_that_never_came_up_is_never_graced() {
+    tokio::time::pause();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (seen, mut states) = transitions();
+    let sup = builder()
+        .current_arbiter()
+        .backoff(backoff_ms(100))
+        .metrics(seen)
+        .start(move |ctx: Context| {
+            let addr = addr.clone();
+            async move {
+                ctx.run("http", server(addr, App::new).workers(1)).await?;
+                serve(&ctx).await
+            }
+        });
+    let graced = status_app(Status::new(sup.clone()).readiness_grace(Duration::from_secs(5))).await;
+    await_state(&mut states, "root.http", NodeState::Dead, 3).await;
+    for poll in 0..40 {
+        let missing = not_ready(&graced).await;
+        assert_eq!(
+            missing,
+            ["root.http"],
+            "poll {poll}: ready while the port is taken"
+        );
+        tokio::time::advance(Duration::from_millis(250)).await;
+    }
+    let restarts = info(&sup, "root.http").await.restarts;
+    assert!(restarts >= 10, "it kept dying: {restarts}");
+    drop(taken);
+    await_state(&mut states, "root.http", NodeState::Healthy, 1).await;
+    assert!(not_ready(&graced).await.is_empty());
+    sup.shutdown().await;
+}

@@ -85,14 +85,17 @@ impl View<'_> {
 
     /// How long the node has held up readiness (see
     /// [`Node::holds_up_readiness`](tree::Node::holds_up_readiness)),
-    /// counted from its last exit; `Some(Duration::MAX)` for a first start,
-    /// which no grace covers; `None` when it does not.
+    /// counted from its last exit; `Some(Duration::MAX)` for a node that
+    /// has never been up (HEALTHY or DONE) since the supervisor started,
+    /// which no grace covers, whatever its restarts; `None` when it does not.
     pub fn unready_for(&self, n: &tree::Node, now_ms: u32) -> Option<Duration> {
         if !n.holds_up_readiness(self.tree.defaults.restart) {
             return None;
         }
+        if !n.been_up {
+            return Some(Duration::MAX);
+        }
         let since = match (&n.last_exit, n.state()) {
-            (None, _) if n.restarts == 0 => return Some(Duration::MAX),
             (Some(e), NodeState::New) => e.at_ms,
             _ => n.since_ms,
         };

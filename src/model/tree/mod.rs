@@ -325,6 +325,7 @@ impl Tree {
             if let Some(old) = retired.and_then(|r| r.remove(name)) {
                 node.restarts = old.restarts + 1;
                 node.last_error = old.last_error;
+                node.been_up = old.been_up;
                 node.retired = old.children;
             }
             self.tally.add(&node);
@@ -346,6 +347,7 @@ impl Tree {
         let before = self.retally(k, |node| {
             node.waiting = None;
             node.since_ms = now;
+            node.been_up |= matches!(state, NodeState::Healthy | NodeState::Done);
             std::mem::replace(&mut node.state, state)
         });
         match (before.is_live(), state.is_live()) {
@@ -416,6 +418,7 @@ impl Tree {
             let record = Retired {
                 restarts: child.restarts,
                 last_error: child.last_error,
+                been_up: child.been_up,
                 children: child.retired,
             };
             let name = child.dn.rsplit('.').next().unwrap_or_default().into();

@@ -69,6 +69,10 @@ pub(crate) struct Node {
     /// Stopped to be restarted on request: its unit's restart neither waits
     /// nor counts against the owner's intensity.
     pub requested: bool,
+    /// It has been ready (HEALTHY or DONE) at least once since the
+    /// supervisor started, in any incarnation of its DN: a readiness grace
+    /// covers only such a node (one never up is unready from the start).
+    pub been_up: bool,
     /// Set while a restarted node waits out its backoff. Internally it is
     /// NEW (its start is pending: live, so that nothing plans it twice and a
     /// parent's failure cancels the start), but until its host starts the
@@ -101,6 +105,7 @@ pub(super) type Retirees = BTreeMap<Box<str>, Retired>;
 pub(super) struct Retired {
     pub(super) restarts: u64,
     pub(super) last_error: Option<Box<str>>,
+    pub(super) been_up: bool,
     pub(super) children: Option<Box<Retirees>>,
 }
 
@@ -179,6 +184,7 @@ impl Node {
             waiting: None,
             removing: false,
             requested: false,
+            been_up: false,
             since_ms: 0,
             started_ms: None,
             kind: NodeKind::Runnable,
