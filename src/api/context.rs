@@ -319,30 +319,50 @@ impl Context {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Runs `task` on this arbiter as part of this incarnation: it ends when
-    /// the incarnation ends, however that happens (at the node's stop
-    /// deadline if the node is being stopped: it sees
-    /// [`cancelled`](Self::cancelled); at once otherwise), its `log` calls
-    /// are filed at the node's DN (with [`CaptureLogger`](crate::CaptureLogger)),
-    /// and its panic is the node's death, naming the task ("task 2
-    /// panicked: ..."). The node counts as stopped only once its tasks have
-    /// ended. Await the handle for the task's output. Called off an actix
-    /// arbiter (from a plain thread), it starts nothing and the handle
+    /// Runs `task` on this arbiter as part of this incarnation: its `log`
+    /// calls are filed at the node's DN (with
+    /// [`CaptureLogger`](crate::CaptureLogger)), its panic is the node's
+    /// death, naming the task ("task 2 panicked: ..."), and it ends with the
+    /// incarnation. Await the handle for the task's output. Called off an
+    /// actix arbiter (from a plain thread), it starts nothing and the handle
     /// answers [`TaskError::NotOnArbiter`](crate::TaskError::NotOnArbiter).
     ///
+    /// **How a task ends.** When the incarnation ends by itself (its
+    /// runnable returned, or died), its tasks are aborted at once. When the
+    /// node is being stopped (it, an ancestor or a sibling died, a
+    /// restart, a shutdown), its tasks see [`cancelled`](Self::cancelled)
+    /// like the runnable and get what is left of the node's stop deadline
+    /// to finish (a last write, a flush): the node counts as stopped only
+    /// once they have ended. A task still running at the deadline is
+    /// aborted, the supervisor says so naming the node and the task, the
+    /// exit counts as aborted, and at shutdown the node is a straggler
+    /// ([`Ended::Stragglers`](crate::Ended::Stragglers)). So a task must end
+    /// when `cancelled()` resolves, as in the example; a loop that ignores
+    /// it holds every stop of its node for the whole deadline.
+    ///
+    /// (Aborting the tasks as soon as the runnable returns, as kameo does
+    /// for an actor's tasks, would cut short the cleanup a task does on
+    /// cancellation; waiting with a deadline is tokio-graceful-shutdown's
+    /// choice, and the one that keeps a graceful stop graceful.)
+    ///
     /// ```
-    /// use actix_supervisor::{Context, RunResult, Signal};
+    /// use std::time::Duration;
+    /// use actix_supervisor::{node_debug, Context, RunResult, Signal};
     ///
     /// async fn with_heartbeat(ctx: Context) -> RunResult {
     ///     let beat = ctx.clone();
     ///     ctx.spawn(async move {
+    ///         let mut every = tokio::time::interval(Duration::from_secs(1));
     ///         loop {
-    ///             actix_supervisor::node_debug!(beat, "beat");
-    ///             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    ///             tokio::select! {
+    ///                 // Ends with its incarnation, at once.
+    ///                 _ = beat.cancelled() => break,
+    ///                 _ = every.tick() => node_debug!(beat, "beat"),
+    ///             }
     ///         }
     ///     });
     ///     ctx.signal(Signal::Healthy)?;
-    ///     ctx.cancelled().await; // the heartbeat ends with this incarnation
+    ///     ctx.cancelled().await;
     ///     Ok(())
     /// }
     /// ```
@@ -496,6 +516,7 @@ impl Context {
     pub(crate) fn finish(&self, outcome: Outcome) -> ExitReport {
         // A task's panic came first: that is how the incarnation ended.
         let task_death = self.tasks().and_then(Tasks::death);
+        let tasks_aborted = self.tasks().map_or(0, Tasks::aborted_at_deadline);
         let cancelled = task_death.is_none() && self.inner.token.is_cancelled();
         let outcome = match task_death {
             Some(why) => Outcome::Panicked(why),
@@ -519,6 +540,7 @@ impl Context {
             .map(|(name, _)| format!("{}.{name}", self.inner.dn))
             .collect();
         ExitReport {
+            tasks_aborted,
             outcome,
             done,
             misuse,

@@ -34,10 +34,14 @@ pub(crate) struct Tasks {
 struct State {
     /// How many were spawned: tasks are named by their number.
     spawned: u32,
-    running: Vec<JoinHandle<()>>,
+    /// The tasks not known to have ended, by number. They stay here while
+    /// they are awaited, so that an abort at the deadline still reaches them.
+    running: Vec<(u32, JoinHandle<()>)>,
     /// The first task panic, and whether the node was not cancelled yet
     /// then (so the panic is its death, not a late complaint).
     failure: Option<(String, bool)>,
+    /// Tasks still running at the node's stop deadline, aborted then.
+    aborted_at_deadline: u32,
 }
 
 impl Tasks {
@@ -92,8 +96,8 @@ impl Tasks {
         };
         let handle = actix_rt::spawn(run);
         let mut state = self.state();
-        state.running.retain(|h| !h.is_finished());
-        state.running.push(handle);
+        state.running.retain(|(_, h)| !h.is_finished());
+        state.running.push((number, handle));
         TaskHandle { rx }
     }
 
@@ -114,17 +118,51 @@ impl Tasks {
         }
     }
 
-    /// Resolves once every task spawned so far has ended.
-    pub async fn join(&self) {
-        let mut running = std::mem::take(&mut self.state().running);
-        futures::future::join_all(running.iter_mut()).await;
+    /// The numbers of the tasks still running (`task 2`).
+    pub fn running(&self) -> Vec<u32> {
+        let mut state = self.state();
+        state.running.retain(|(_, h)| !h.is_finished());
+        state.running.iter().map(|(n, _)| *n).collect()
     }
 
-    /// Aborts the tasks still running.
-    pub fn abort(&self) {
-        for task in self.state().running.drain(..) {
+    /// Resolves once every task spawned so far has ended. The handles stay
+    /// in place while awaited (a dropped join handle detaches its task: the
+    /// abort at the deadline must still find it).
+    pub async fn join(&self) {
+        std::future::poll_fn(|cx| {
+            let mut state = self.state();
+            state
+                .running
+                .retain_mut(|(_, h)| Pin::new(h).poll(cx).is_pending());
+            match state.running.is_empty() {
+                true => Poll::Ready(()),
+                false => Poll::Pending,
+            }
+        })
+        .await
+    }
+
+    /// Aborts the tasks still running: at once when the incarnation ended
+    /// by itself, or (`at_deadline`) once the stop deadline has passed,
+    /// which counts them as aborted at the deadline.
+    pub fn abort(&self, at_deadline: bool) {
+        let mut state = self.state();
+        let running = state
+            .running
+            .iter()
+            .filter(|(_, h)| !h.is_finished())
+            .count();
+        for (_, task) in state.running.drain(..) {
             task.abort();
         }
+        if at_deadline {
+            state.aborted_at_deadline += running as u32;
+        }
+    }
+
+    /// How many tasks were still running at the stop deadline.
+    pub fn aborted_at_deadline(&self) -> u32 {
+        self.state().aborted_at_deadline
     }
 }
 

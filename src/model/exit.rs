@@ -37,6 +37,9 @@ pub(crate) struct ExitReport {
     /// the host at that moment: the host itself cancels the token right
     /// after a death (see [`is_death`]), before the processor hears of it.
     pub cancelled: bool,
+    /// Tasks of the incarnation still running at its stop deadline, and
+    /// aborted then (its runnable had returned, or was aborted too).
+    pub tasks_aborted: u32,
 }
 
 /// The state an exit leads to.
@@ -53,6 +56,7 @@ pub(crate) fn kind_of(exit: &ExitReport, verdict: &Verdict, doomed: bool) -> Exi
     match verdict {
         Verdict::Done => ExitKind::Done,
         Verdict::Cancelled(_) if matches!(exit.outcome, Outcome::Aborted) => ExitKind::Aborted,
+        Verdict::Cancelled(_) if exit.tasks_aborted > 0 => ExitKind::Aborted,
         Verdict::Cancelled(_) => ExitKind::Cancelled,
         Verdict::Dead(_) if exit.misuse.is_some() => ExitKind::Misuse,
         Verdict::Dead(_) if doomed => ExitKind::GaveUp,
@@ -65,7 +69,8 @@ pub(crate) fn kind_of(exit: &ExitReport, verdict: &Verdict, doomed: bool) -> Exi
 
 /// Applies the exit rules:
 /// - a misused signal, or a death decided for the node (`doom`), is DEAD;
-/// - after cancellation anything is CANCELLED;
+/// - after cancellation anything is CANCELLED (of kind aborted when its
+///   runnable or its tasks were still running at the stop deadline);
 /// - otherwise `Ok(())` after Done is DONE, and so is any `Ok(())` of a
 ///   transient or temporary node (a normal exit); everything else is DEAD.
 pub(crate) fn classify(
@@ -79,6 +84,13 @@ pub(crate) fn classify(
     }
     if let Some(doom) = doom {
         return Verdict::Dead(doom.to_string());
+    }
+    if cancelled && exit.tasks_aborted > 0 && !matches!(exit.outcome, Outcome::Aborted) {
+        let n = exit.tasks_aborted;
+        let tasks = if n == 1 { "task" } else { "tasks" };
+        return Verdict::Cancelled(Some(format!(
+            "returned after cancellation, but {n} {tasks} did not end within the stop deadline; aborted"
+        )));
     }
     if cancelled {
         return Verdict::Cancelled(match &exit.outcome {
@@ -154,6 +166,7 @@ mod tests {
             misuse: None,
             sub_loggers: Vec::new(),
             cancelled: false,
+            tasks_aborted: 0,
         }
     }
 
@@ -241,6 +254,7 @@ mod tests {
             }),
             sub_loggers: Vec::new(),
             cancelled: true,
+            tasks_aborted: 0,
         };
         assert!(
             matches!(classify(&e, true, None, Restart::Permanent), Verdict::Dead(r) if r.contains("root.x"))

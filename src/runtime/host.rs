@@ -14,6 +14,7 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ use actix::fut::{ready, wrap_future, ActorFutureExt};
 use actix::{Actor, AsyncContext, Handler};
 use futures::channel::oneshot;
 use futures::future::{Either, FutureExt, LocalBoxFuture};
+use log::Level;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::capture::Scoped;
@@ -33,6 +35,7 @@ use crate::model::error::RunResult;
 use crate::model::exit::{is_death, panic_message, Outcome};
 use crate::model::logtree::LogTree;
 use crate::model::policy::Shutdown;
+use crate::model::voice::{Said, Voice};
 use crate::runtime::stall::Watched;
 
 pub(crate) struct Host {
@@ -263,21 +266,47 @@ async fn guard(
         d = late => Outcome::StartTimedOut(d),
     };
     // Its tasks end with it: a stopping node's get the rest of its stop
-    // deadline; otherwise they are aborted at once. (Boxed, likewise: few
-    // nodes have tasks.)
+    // deadline, then are aborted (and said, and counted); otherwise they
+    // are aborted at once.
+    // (Boxed, likewise: few nodes have tasks.)
     if let Some(tasks) = ctx.tasks() {
-        if ctx.is_cancelled() {
+        let stopping = ctx.is_cancelled();
+        if stopping {
+            let waiting = !tasks.running().is_empty() && !matches!(outcome, Outcome::Aborted);
+            let since = tokio::time::Instant::now();
             Box::pin(async {
                 tokio::select! {
+                    biased;
                     _ = tasks.join() => {}
                     _ = deadline.as_mut() => {}
                 }
             })
             .await;
+            let left = tasks.running();
+            if waiting && !left.is_empty() {
+                say_tasks_held_the_stop(&ctx, &left, since.elapsed());
+            }
         }
-        tasks.abort();
+        tasks.abort(stopping);
     }
     outcome
+}
+
+/// A stopping node's runnable returned, but tasks of its incarnation were
+/// still running at the stop deadline: they held the stop all that time
+/// (a task that ignores `ctx.cancelled()` lengthens every stop of its
+/// node) and are aborted now. Said naming the node and the tasks.
+fn say_tasks_held_the_stop(ctx: &Context, tasks: &[u32], held: Duration) {
+    let names: Vec<String> = tasks.iter().map(|n| format!("task {n}")).collect();
+    let message = format!(
+        "{} returned after its cancellation, but its {} held its stop for {held:?} \
+         and {} aborted at the stop deadline: a task should end when ctx.cancelled() resolves",
+        ctx.dn(),
+        names.join(", "),
+        if names.len() == 1 { "was" } else { "were" }
+    );
+    let said = Said::new(Level::Warn, "tasks_held_stop", message);
+    Voice::new(ctx.logs().clone()).say(said.dn(&Arc::from(ctx.dn())));
 }
 
 /// A caught panic's message, with the backtrace the panic hook kept, if any.

@@ -155,6 +155,27 @@ async fn shutdown_waits_for_tasks_and_aborts_a_deaf_one_at_the_deadline() {
     );
     let deaf = info(&sup, "root.deaf").await;
     assert_eq!(deaf.state, NodeState::Cancelled);
+    let exit = deaf.last_exit.unwrap();
+    assert_eq!(exit.kind, actix_supervisor::ExitKind::Aborted, "{exit:?}");
+    assert!(exit.reason.contains("1 task did not end"), "{exit:?}");
+    // Said once, naming the node and its task; the tidy one is not.
+    let said = messages(&sup, actix_supervisor::LogQuery::dn("supervisor"));
+    let held: Vec<&String> = said
+        .iter()
+        .filter(|m| m.contains("held its stop"))
+        .collect();
+    assert_eq!(held.len(), 1, "{said:?}");
+    assert!(
+        held[0].starts_with("root.deaf returned") && held[0].contains("task 1"),
+        "{held:?}"
+    );
+    // A straggler of the shutdown.
+    assert_eq!(
+        sup.join().await,
+        actix_supervisor::Ended::Stragglers {
+            dns: vec!["root.deaf".into()]
+        }
+    );
     assert!(sup.live_runnables().await.is_empty());
 }
 
@@ -176,4 +197,67 @@ async fn spawning_off_an_arbiter_is_an_error_not_a_panic() {
     );
     assert_eq!(rx.recv().await, Some(Err(TaskError::NotOnArbiter)));
     sup.shutdown().await;
+}
+
+/// A task that ignores its node's cancellation is aborted at the stop
+/// deadline, not left running detached: after a sibling's death restarts
+/// its node three times, one task is alive, the new incarnation's.
+#[actix_rt::test]
+async fn a_deaf_task_is_aborted_at_the_deadline_when_its_node_restarts() {
+    tokio::time::pause();
+    let alive = Arc::new(AtomicUsize::new(0));
+    let a = alive.clone();
+    let (kills, mut kill_orders) = tokio::sync::mpsc::unbounded_channel();
+    let group = actix_supervisor::Group::new()
+        .with("holder", move |ctx: Context| {
+            let alive = a.clone();
+            async move {
+                ctx.spawn(async move {
+                    let _alive = Alive::new(&alive);
+                    std::future::pending::<()>().await
+                });
+                serve(&ctx).await
+            }
+        })
+        .with("killer", move |ctx: Context| {
+            let kills = kills.clone();
+            async move {
+                let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+                kills.send(tx).unwrap();
+                ctx.signal(Signal::Healthy)?;
+                tokio::select! {
+                    _ = rx => Err("told to die".into()),
+                    _ = ctx.cancelled() => Ok(()),
+                }
+            }
+        });
+    let (seen, mut states) = transitions();
+    let sup = root_with(
+        builder()
+            .current_arbiter()
+            .metrics(seen)
+            .backoff(backoff_ms(10))
+            .shutdown_timeout(Duration::from_millis(300)),
+        group,
+    );
+    for _ in 1..=3 {
+        await_state(&mut states, "root.holder", NodeState::Healthy, 1).await;
+        let order = kill_orders.recv().await.unwrap();
+        order.send(()).unwrap();
+        // The holder's deaf task holds its stop until the deadline.
+        await_state(&mut states, "root.holder", NodeState::Cancelled, 1).await;
+    }
+    await_state(&mut states, "root.holder", NodeState::Healthy, 1).await;
+    assert_eq!(
+        alive.load(Ordering::SeqCst),
+        1,
+        "the old incarnations' tasks were aborted"
+    );
+    let holder = info(&sup, "root.holder").await;
+    assert_eq!(
+        holder.last_exit.map(|e| e.kind),
+        Some(actix_supervisor::ExitKind::Aborted)
+    );
+    sup.shutdown().await;
+    assert_eq!(alive.load(Ordering::SeqCst), 0);
 }
