@@ -66,6 +66,8 @@ pub struct SupervisorBuilder {
     stall: Option<Duration>,
     start_timeout: Option<Duration>,
     extras: Extras,
+    /// Install the termination signals' handlers at start.
+    install_signals: bool,
 }
 
 impl std::fmt::Debug for SupervisorBuilder {
@@ -109,6 +111,7 @@ impl Default for SupervisorBuilder {
             stall: Some(Duration::from_secs(1)),
             start_timeout: None,
             extras: Extras::default(),
+            install_signals: false,
         }
     }
 }
@@ -258,11 +261,24 @@ impl SupervisorBuilder {
         self.metrics(sink)
     }
 
+    /// Installs the SIGTERM and SIGINT handlers as the supervisor starts
+    /// (Unix), for [`Supervisor::run_until_signal`] to use: a signal that
+    /// comes while `main` still awaits its ports or readiness is then
+    /// drained as any other, instead of ending the process undrained. The
+    /// recommended set-up for a service (see `docs/deploy.md`). A failure
+    /// to install them is said in the log, and `run_until_signal` tries
+    /// again.
+    #[cfg(unix)]
+    pub fn termination_signals(mut self) -> Self {
+        self.install_signals = true;
+        self
+    }
+
     /// Starts the tree: the root node, named `root`, runs `root`.
     ///
     /// # Panics
     /// When called outside a running actix `System` (as `Actor::start` does).
-    pub fn start(self, root: impl Runnable) -> Supervisor {
+    pub fn start(mut self, root: impl Runnable) -> Supervisor {
         let (arbiter, workers, watch) = match self.placement {
             Placement::Workers(n) => {
                 let watch = self.stall.map(|t| Watch::new(t, n.max(1)));
@@ -276,6 +292,23 @@ impl SupervisorBuilder {
         };
         let panic: crate::api::panics::PanicSlot = Arc::default();
         let logs = LogTree::new(self.log_capacity);
+        #[cfg(unix)]
+        if self.install_signals {
+            match crate::api::signals::TerminationSignals::new() {
+                Ok(signals) => {
+                    *self
+                        .extras
+                        .signals
+                        .get_mut()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(signals)
+                }
+                Err(e) => {
+                    let line = format!("cannot install the termination signals' handlers: {e}");
+                    crate::model::voice::Voice::new(logs.clone())
+                        .say(crate::model::voice::Said::note(log::Level::Error, line));
+                }
+            }
+        }
         let extras = Arc::new(self.extras);
         let config = Config {
             extras: extras.clone(),

@@ -101,12 +101,12 @@ pub use api::dynamic::{Dynamic, DynamicGroup};
 pub use api::logger::{AsLogger, Logger, RawWriter};
 pub use api::panics::install_panic_hook;
 pub use api::runnable::{Child, Group, Runnable};
-pub use api::supervisor::Supervisor;
 #[cfg(unix)]
-pub use api::supervisor::TerminationSignals;
+pub use api::signals::TerminationSignals;
+pub use api::supervisor::Supervisor;
 pub use api::tasks::{TaskError, TaskHandle};
 pub use builder::SupervisorBuilder;
-pub use model::error::{BoxError, RunError, RunResult, SignalError};
+pub use model::error::{BoxError, NotReady, RunError, RunResult, SignalError};
 pub use model::logtree::{Entry, LogEvent, LogQuery, LogTree, MAX_DNS, MAX_MESSAGE_LEN};
 pub use model::metrics::Metrics;
 pub use model::name::{is_valid_name, MAX_NAME_LEN};

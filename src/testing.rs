@@ -161,37 +161,8 @@ impl TestHarness {
     ///
     /// [`Child::affects_readiness`]: crate::Child::affects_readiness
     pub async fn wait_ready(&self) {
-        let deadline = tokio::time::Instant::now() + READY_WAIT;
-        loop {
-            let missing = self.sup.readiness(Duration::ZERO).await.not_ready;
-            if missing.is_empty() {
-                return;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                let what: Vec<String> = missing
-                    .iter()
-                    .map(|n| {
-                        let waiting = if n.restart_at.is_some() {
-                            ", waiting to restart"
-                        } else {
-                            ""
-                        };
-                        let error = n
-                            .last_error
-                            .as_deref()
-                            .map(|e| format!(", last error: {e}"));
-                        format!(
-                            "{} ({}{waiting}{})",
-                            n.dn,
-                            n.state,
-                            error.unwrap_or_default()
-                        )
-                    })
-                    .collect();
-                panic!("not ready within {READY_WAIT:?}: {}", what.join("; "));
-            }
-            // Polled: readiness changes with every state, backoff and start.
-            tokio::time::sleep(READY_POLL).await;
+        if let Err(not_ready) = self.sup.wait_ready(READY_WAIT).await {
+            panic!("{not_ready}");
         }
     }
 
@@ -232,9 +203,6 @@ impl TestHarness {
 
 /// How long [`TestHarness::wait_ready`] waits.
 pub const READY_WAIT: Duration = Duration::from_secs(10);
-
-/// How often [`TestHarness::wait_ready`] looks.
-const READY_POLL: Duration = Duration::from_millis(10);
 
 /// How long [`TestHarness::await_death`] waits.
 const DEATH_WAIT: Duration = Duration::from_secs(10);

@@ -1,6 +1,7 @@
 //! Shutting down on SIGTERM: drain, then a graceful shutdown; a second
-//! signal forces the way out. Signals are process-wide: one test, its own
-//! binary.
+//! signal forces the way out; handlers installed at start keep an early
+//! signal. Signals are process-wide: one test raises them, in its own
+//! binary (the other test here sends none to this process).
 #![cfg(unix)]
 
 mod common;
@@ -82,6 +83,34 @@ async fn sigterm_drains_then_shuts_down_and_a_second_one_forces() {
         .unwrap();
     assert_eq!((ended.clone(), ended.exit_code()), (Ended::Forced, 5));
     sup.shutdown().await;
+
+    // With `termination_signals()` the handlers are installed as the
+    // supervisor starts: a SIGTERM that comes before `run_until_signal` is
+    // called (while `main` awaits its readiness, say) is drained as any
+    // other, the moment `run_until_signal` runs. (In this test: signals
+    // are process-wide, and every test's handlers would see them.)
+    let sup = builder()
+        .termination_signals()
+        .start(|ctx: Context| async move {
+            ctx.run("worker", server()).await?;
+            serve(&ctx).await
+        });
+    raise(libc::SIGTERM);
+    sup.wait_ready(Duration::from_secs(10)).await.unwrap();
+    let ended = tokio::time::timeout(
+        Duration::from_secs(10),
+        sup.run_until_signal(Duration::ZERO),
+    )
+    .await
+    .expect("the early signal was seen")
+    .unwrap();
+    assert_eq!(ended, Ended::ShutDown);
+    let drained = sup
+        .logs()
+        .backlog(&LogQuery::dn("supervisor"))
+        .iter()
+        .any(|e| e.message.starts_with("SIGTERM: draining"));
+    assert!(drained);
 }
 
 /// A process node's child gets every signal's default disposition, even

@@ -14,6 +14,8 @@ pub(crate) mod dynamic;
 pub(crate) mod logger;
 pub(crate) mod panics;
 pub(crate) mod runnable;
+#[cfg(unix)]
+pub(crate) mod signals;
 pub(crate) mod supervisor;
 pub(crate) mod tasks;
 pub(crate) mod wire;

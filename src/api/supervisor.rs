@@ -14,8 +14,10 @@ use crate::api::context::Context;
 use crate::api::context::HandleParts;
 use crate::api::panics::PanicSlot;
 use crate::api::runnable::DynamicRequest;
+#[cfg(unix)]
+use crate::api::signals::TerminationSignals;
 use crate::api::wire::protocol::{Extras, Request};
-use crate::model::error::RunError;
+use crate::model::error::{NotReady, RunError};
 use crate::model::logtree::LogTree;
 use crate::model::read::query::{Query, Selection};
 use crate::model::records::{Counts, Ended, Liveness, NodeInfo, Readiness};
@@ -51,7 +53,6 @@ pub struct Supervisor {
     pub(crate) dynamic: Recipient<DynamicRequest>,
     panic: PanicSlot,
     logs: LogTree,
-    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
     extras: Arc<Extras>,
     /// Made inside the tree (`Context::supervisor`): see [`shutdown`](Self::shutdown).
     inside: bool,
@@ -178,6 +179,62 @@ impl Supervisor {
             Err(_) => r.draining = true,
         }
         r
+    }
+
+    /// Resolves once the service is ready, as `/readyz` means it (no
+    /// grace): running, not draining, the root HEALTHY and every node that
+    /// affects readiness HEALTHY or DONE and not waiting out a backoff. For
+    /// `main` to wait before it announces the service, and for tests.
+    /// Waits without polling (the processor answers when its tally says
+    /// so). After `within`, an error naming every node that is not ready,
+    /// with its state and last error.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use actix_supervisor::{Context, RunResult, Signal, Supervisor};
+    /// # #[actix_rt::main] async fn main() {
+    /// let sup = Supervisor::start(|ctx: Context| async move {
+    ///     ctx.signal(Signal::Healthy)?;
+    ///     ctx.cancelled().await;
+    ///     RunResult::Ok(())
+    /// });
+    /// sup.wait_ready(Duration::from_secs(10)).await.expect("up");
+    /// # sup.shutdown().await;
+    /// # }
+    /// ```
+    pub async fn wait_ready(&self, within: Duration) -> Result<(), NotReady> {
+        let answered = tokio::time::timeout(within, self.ask(Request::WhenReady)).await;
+        self.raise_panic();
+        if let Ok(Some(())) = answered {
+            return Ok(());
+        }
+        let readiness = self.readiness(Duration::ZERO).await;
+        match readiness.ready {
+            true => Ok(()),
+            false => Err(NotReady {
+                waited: within,
+                readiness,
+            }),
+        }
+    }
+
+    /// Resolves once the server node at `dn` ([`web::server`](crate::web))
+    /// listens, with where (with port 0, the port it got): how `main` or a
+    /// test learns the port without polling. [`RunError::NotFound`] when no
+    /// such node will be started: a name missing under a node that is past
+    /// its set-up (it signalled Healthy), or a DN not under `root`;
+    /// [`RunError::ShutDown`] once the supervisor shuts down. A node that
+    /// is there but never listens keeps it waiting: bound it with
+    /// `tokio::time::timeout`.
+    pub async fn wait_addrs(&self, dn: &str) -> Result<Vec<std::net::SocketAddr>, RunError> {
+        let dn = dn.to_string();
+        let gone = RunError::ShutDown { dn: dn.clone() };
+        let res = self
+            .ask(|reply| Request::WhenListening { dn, reply })
+            .await
+            .unwrap_or(Err(gone));
+        self.raise_panic();
+        res
     }
 
     /// Every node of the subtree at `dn` (that node included), sorted by DN;
@@ -354,10 +411,27 @@ impl Supervisor {
     /// If the supervisor ends by itself first (it gave up), that is returned.
     ///
     /// `main` can end with `std::process::exit(ended.exit_code().into())`.
-    /// Fails only when the signal handlers cannot be installed.
+    ///
+    /// **Install the handlers first.** Until they are, SIGTERM ends the
+    /// process at once, undrained (exit 143): a `main` that awaits its
+    /// ports (`wait_addrs`) or readiness before it calls this would lose a
+    /// signal sent meanwhile. Build the supervisor with
+    /// [`SupervisorBuilder::termination_signals`](crate::SupervisorBuilder::termination_signals)
+    /// and the handlers are installed as it starts; this then uses them, so
+    /// a signal that came before is acted on at once. Without it, this
+    /// installs them when called. Fails only when they cannot be installed.
     #[cfg(unix)]
     pub async fn run_until_signal(&self, drain_delay: Duration) -> std::io::Result<Ended> {
-        let signals = TerminationSignals::new()?;
+        let installed = self
+            .extras
+            .signals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let signals = match installed {
+            Some(signals) => signals,
+            None => TerminationSignals::new()?,
+        };
         Ok(self.run_until(signals, drain_delay).await)
     }
 
@@ -408,34 +482,5 @@ impl Context {
     /// keeps the processor reachable; the tree drops it with the node.
     pub fn supervisor(&self) -> Supervisor {
         Supervisor::from_parts(self.link().handle_parts(), self.logs().clone(), true)
-    }
-}
-
-/// SIGTERM and SIGINT, listened for from [`new`](Self::new) on (Unix).
-#[cfg(unix)]
-#[derive(Debug)]
-pub struct TerminationSignals {
-    term: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
-}
-
-#[cfg(unix)]
-impl TerminationSignals {
-    /// Installs the handlers: from now on these signals no longer end the
-    /// process by themselves. Needs a running tokio (actix) runtime.
-    pub fn new() -> std::io::Result<TerminationSignals> {
-        use tokio::signal::unix::{signal, SignalKind};
-        Ok(TerminationSignals {
-            term: signal(SignalKind::terminate())?,
-            int: signal(SignalKind::interrupt())?,
-        })
-    }
-
-    /// The next signal's name.
-    pub async fn recv(&mut self) -> &'static str {
-        tokio::select! {
-            _ = self.term.recv() => "SIGTERM",
-            _ = self.int.recv() => "SIGINT",
-        }
     }
 }

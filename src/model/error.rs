@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::model::records::NodeState;
+use crate::model::records::{NodeState, Readiness};
 
 /// The boxed error a runnable returns.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -193,3 +193,39 @@ impl fmt::Display for SignalError {
 }
 
 impl std::error::Error for SignalError {}
+
+/// Why [`Supervisor::wait_ready`](crate::Supervisor::wait_ready) gave up:
+/// the service was not ready within the time it was given. Its message
+/// names every node keeping it from being ready, with its state and last
+/// error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NotReady {
+    /// How long it waited.
+    pub waited: std::time::Duration,
+    /// What `/readyz` says at that moment.
+    pub readiness: Readiness,
+}
+
+impl fmt::Display for NotReady {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "not ready within {:?}", self.waited)?;
+        if self.readiness.draining {
+            return f.write_str(": draining or shut down");
+        }
+        for (i, n) in self.readiness.not_ready.iter().enumerate() {
+            let sep = if i == 0 { ": " } else { "; " };
+            write!(f, "{sep}{} ({}", n.dn, n.state)?;
+            if n.restart_at.is_some() {
+                f.write_str(", waiting to restart")?;
+            }
+            if let Some(e) = &n.last_error {
+                write!(f, ", last error: {e}")?;
+            }
+            f.write_str(")")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for NotReady {}

@@ -31,4 +31,4 @@ mod server;
 mod status;
 
 pub use server::{server, BoundAddrs, Server};
-pub use status::{Status, TREE_JSON_LIMIT, TREE_JSON_MAX_LIMIT};
+pub use status::{AdminServer, Status, TREE_JSON_LIMIT, TREE_JSON_MAX_LIMIT};

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_http::body::MessageBody;
@@ -13,6 +13,7 @@ use actix_service::IntoServiceFactory;
 use actix_web::dev::{AppConfig, Service, ServiceFactory};
 use actix_web::HttpServer;
 use futures::future::LocalBoxFuture;
+use tokio::sync::watch;
 
 use crate::api::context::Context;
 use crate::api::runnable::Runnable;
@@ -42,7 +43,7 @@ where
         addr: addr.into(),
         workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
         grace: Duration::from_secs(3),
-        bound: Arc::default(),
+        bound: Arc::new(watch::Sender::new(Vec::new())),
         app: PhantomData,
     }
 }
@@ -62,7 +63,7 @@ pub struct Server<F, I, S, B> {
     addr: String,
     workers: usize,
     grace: Duration,
-    bound: Arc<Mutex<Vec<SocketAddr>>>,
+    bound: Arc<watch::Sender<Vec<SocketAddr>>>,
     app: AppTypes<I, S, B>,
 }
 
@@ -104,27 +105,33 @@ type AppTypes<I, S, B> = PhantomData<fn() -> (I, S, B)>;
 
 /// The addresses a [`Server`] listens on, whichever incarnation runs.
 #[derive(Clone, Debug)]
-pub struct BoundAddrs(Arc<Mutex<Vec<SocketAddr>>>);
+pub struct BoundAddrs(Arc<watch::Sender<Vec<SocketAddr>>>);
 
 impl BoundAddrs {
     /// The addresses, empty while the server does not listen.
     pub fn get(&self) -> Vec<SocketAddr> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.0.borrow().clone()
+    }
+
+    /// Resolves once the server listens, with where (with port 0, the port
+    /// it got); at once if it listens now.
+    pub async fn wait(&self) -> Vec<SocketAddr> {
+        let mut rx = self.0.subscribe();
+        let addrs = match rx.wait_for(|addrs| !addrs.is_empty()).await {
+            Ok(addrs) => addrs.clone(),
+            // The sender is this handle's own: it never closes first.
+            Err(_) => Vec::new(),
+        };
+        addrs
     }
 }
 
 /// Clears the bound addresses when the incarnation ends, however it ends.
-struct Unbind(Arc<Mutex<Vec<SocketAddr>>>);
+struct Unbind(Arc<watch::Sender<Vec<SocketAddr>>>);
 
 impl Drop for Unbind {
     fn drop(&mut self) {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        self.0.send_replace(Vec::new());
     }
 }
 
@@ -166,7 +173,7 @@ where
                 .shutdown_timeout(grace.as_secs().max(1))
                 .bind(addr.as_str())
                 .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-            *bound.lock().unwrap_or_else(PoisonError::into_inner) = server.addrs();
+            bound.send_replace(server.addrs());
             ctx.report_addrs(server.addrs());
             let _unbind = Unbind(bound);
             let server = server.run();

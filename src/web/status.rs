@@ -10,13 +10,17 @@ use actix_web::{web, App, HttpRequest, HttpResponse};
 use prometheus_client::registry::Registry;
 
 use super::page;
-use super::server::server;
+use super::server::{server, BoundAddrs};
+use crate::api::context::Context;
 use crate::api::runnable::Runnable;
 use crate::api::supervisor::Supervisor;
 use crate::model::error::RunError;
+use crate::model::error::RunResult;
+use crate::model::policy::Shutdown;
 use crate::model::read::query::{Query, Selection};
 use crate::model::read::render::TextTree;
 use crate::model::records::{Liveness, NodeState};
+use futures::future::LocalBoxFuture;
 
 /// The supervisor's status, to mount in an application: `/healthz`,
 /// `/readyz`, `/metrics`, `/tree`, `/tree.json`, `/logs` and an HTML page at
@@ -109,9 +113,16 @@ impl Status {
     /// ctx.run("admin", Status::new(ctx.supervisor()).server("127.0.0.1:9090")).await?;
     /// # Ok(()) }
     /// ```
-    pub fn server(&self, addr: impl Into<String>) -> impl Runnable {
+    ///
+    /// The runnable knows where it listens ([`AdminServer::addrs`]): with
+    /// port 0, `admin.addrs().wait().await` gives the port it got.
+    pub fn server(&self, addr: impl Into<String>) -> AdminServer {
         let config = self.config();
-        server(addr, move || App::new().configure(config.clone())).workers(1)
+        let server = server(addr, move || App::new().configure(config.clone())).workers(1);
+        AdminServer {
+            addrs: server.addrs(),
+            server: Box::new(server),
+        }
     }
 
     /// The routes, for `App::configure` or `Scope::configure`.
@@ -134,6 +145,38 @@ impl Status {
                 cfg.route("/logs", web::get().to(logs));
             }
         }
+    }
+}
+
+/// The status on a listener of its own, from [`Status::server`]: a
+/// runnable, and a handle to where it listens.
+pub struct AdminServer {
+    server: Box<dyn Runnable>,
+    addrs: BoundAddrs,
+}
+
+impl AdminServer {
+    /// Where it listens, whichever incarnation runs (see [`BoundAddrs`]).
+    pub fn addrs(&self) -> BoundAddrs {
+        self.addrs.clone()
+    }
+}
+
+impl fmt::Debug for AdminServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdminServer")
+            .field("listening", &self.addrs.get())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runnable for AdminServer {
+    fn run(&mut self, ctx: Context) -> LocalBoxFuture<'static, RunResult> {
+        self.server.run(ctx)
+    }
+
+    fn shutdown(&self, configured: Shutdown) -> Shutdown {
+        self.server.shutdown(configured)
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use actix_supervisor::testing::TestHarness;
 use actix_supervisor::web::{server, Status};
-use actix_supervisor::{Child, Context, Ended, Group, Metrics, NodeState, Restart};
+use actix_supervisor::{Child, Context, Ended, Group, Metrics, NodeState, Restart, RunResult};
 use actix_web::{test, web, App, HttpResponse};
 use common::*;
 
@@ -502,4 +502,112 @@ async fn a_node_that_never_came_up_is_never_graced() {
     await_state(&mut states, "root.http", NodeState::Healthy, 1).await;
     assert!(not_ready(&graced).await.is_empty());
     sup.shutdown().await;
+}
+
+/// `wait_ready` resolves when the service becomes ready, without polling,
+/// and after its time names what is not ready and why.
+#[actix_rt::test]
+async fn wait_ready_resolves_when_ready_and_names_what_is_not() {
+    tokio::time::pause();
+    let (go_tx, go) = tokio::sync::oneshot::channel::<()>();
+    let go = Arc::new(Mutex::new(Some(go)));
+    let sup = builder().current_arbiter().start(move |ctx: Context| {
+        let go = go.lock().unwrap().take();
+        async move {
+            if let Some(go) = go {
+                let _ = go.await;
+            }
+            serve(&ctx).await
+        }
+    });
+    let waiting = actix_rt::spawn({
+        let sup = sup.clone();
+        async move { sup.wait_ready(Duration::from_secs(3600)).await }
+    });
+    let early = sup.wait_ready(Duration::from_secs(2)).await.unwrap_err();
+    assert!(early.to_string().contains("root (NEW)"), "{early}");
+    assert!(!waiting.is_finished());
+    go_tx.send(()).unwrap();
+    assert_eq!(waiting.await.unwrap(), Ok(()));
+    sup.shutdown().await;
+
+    // A node that keeps dying: named with its last error.
+    let sup =
+        builder()
+            .current_arbiter()
+            .backoff(backoff_ms(100))
+            .start(|ctx: Context| async move {
+                ctx.run("db", |_: Context| async {
+                    RunResult::Err("connection refused".into())
+                })
+                .await?;
+                serve(&ctx).await
+            });
+    let err = sup.wait_ready(Duration::from_secs(5)).await.unwrap_err();
+    let said = err.to_string();
+    assert!(
+        said.starts_with("not ready within 5s: root.db (DEAD"),
+        "{said}"
+    );
+    assert!(
+        said.contains("last error: returned error: connection refused"),
+        "{said}"
+    );
+    assert_eq!(err.readiness.not_ready.len(), 1);
+    sup.shutdown().await;
+}
+
+/// `wait_addrs` gives where a server listens once it does; a DN that will
+/// not be started is `NotFound`, a shut-down supervisor `ShutDown`; the
+/// admin listener's runnable knows its own address.
+#[actix_rt::test]
+async fn wait_addrs_gives_where_a_server_listens() {
+    let status = Arc::new(Mutex::new(None::<actix_supervisor::web::BoundAddrs>));
+    let admin_addrs = status.clone();
+    let sup = builder().start(move |ctx: Context| {
+        let admin_addrs = admin_addrs.clone();
+        async move {
+            let admin = Status::new(ctx.supervisor()).server("127.0.0.1:0");
+            *admin_addrs.lock().unwrap() = Some(admin.addrs());
+            ctx.run("admin", admin).await?;
+            ctx.run(
+                "http",
+                server("127.0.0.1:0", || {
+                    App::new().route(
+                        "/",
+                        web::get().to(|| async { HttpResponse::Ok().body("hi") }),
+                    )
+                })
+                .workers(1),
+            )
+            .await?;
+            serve(&ctx).await
+        }
+    });
+    let public = sup.wait_addrs("root.http").await.unwrap();
+    assert_eq!(public.len(), 1);
+    assert_eq!(
+        fetch(public[0], "GET", "/").await.unwrap(),
+        (200, "hi".to_string())
+    );
+    let bound = status.lock().unwrap().clone().unwrap();
+    let admin = bound.wait().await;
+    assert_eq!(sup.wait_addrs("root.admin").await.unwrap(), admin);
+    assert_eq!(fetch(admin[0], "GET", "/healthz").await.unwrap().0, 200);
+    // The root is past its set-up: a typo is not waited for.
+    sup.wait_ready(Duration::from_secs(10)).await.unwrap();
+    let typo = sup.wait_addrs("root.htpp").await;
+    assert!(
+        matches!(typo, Err(actix_supervisor::RunError::NotFound { ref dn }) if dn == "root.htpp"),
+        "{typo:?}"
+    );
+    assert!(matches!(
+        sup.wait_addrs("nope").await,
+        Err(actix_supervisor::RunError::NotFound { .. })
+    ));
+    sup.shutdown().await;
+    assert!(matches!(
+        sup.wait_addrs("root.http").await,
+        Err(actix_supervisor::RunError::ShutDown { .. })
+    ));
 }

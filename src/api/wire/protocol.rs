@@ -17,6 +17,8 @@ use actix::Message;
 use futures::channel::oneshot;
 use tokio_util::sync::CancellationToken;
 
+#[cfg(unix)]
+use crate::api::signals::TerminationSignals;
 use crate::api::wire::settle::Starting;
 use crate::model::error::RunError;
 use crate::model::policy::{Restart, Shutdown};
@@ -62,6 +64,14 @@ pub(crate) enum Request {
     BeginStop(oneshot::Sender<()>),
     /// Answered once the supervisor has ended, with why.
     Join(oneshot::Sender<Ended>),
+    /// Answered once the service is ready (`/readyz`'s rule, no grace).
+    WhenReady(oneshot::Sender<()>),
+    /// Answered once the node at `dn` listens, with where; `NotFound` once
+    /// no such node will be started.
+    WhenListening {
+        dn: String,
+        reply: oneshot::Sender<Result<Vec<std::net::SocketAddr>, RunError>>,
+    },
 }
 
 impl Message for Request {
@@ -75,6 +85,10 @@ pub(crate) struct Extras {
     /// The registry the builder's `prometheus()` made, for the status.
     #[cfg(feature = "prometheus")]
     pub registry: Option<Arc<std::sync::Mutex<prometheus_client::registry::Registry>>>,
+    /// The termination signals' handlers the builder installed at start
+    /// (`termination_signals()`), until `run_until_signal` takes them.
+    #[cfg(unix)]
+    pub signals: std::sync::Mutex<Option<TerminationSignals>>,
 }
 
 /// A [`Selection`](crate::Selection) as the processor collects it: one

@@ -251,8 +251,16 @@ impl Processor {
 }
 
 /// Whether the log facade printed a node's line at `level` (the node logger
-/// forwards its lines to the facade with the DN as the target).
+/// forwards its lines to the facade with the DN as the target). When in
+/// doubt, no: a line printed twice beats a report that claims a line was
+/// shown that was not. With a tracing subscriber set, the facade may be
+/// bridged into it (`tracing-log`), where the `LogTreeLayer` says yes to
+/// every level while a printer layer filters on its own: doubt.
 fn facade_showed(level: Level, dn: &str) -> bool {
+    #[cfg(feature = "tracing")]
+    if ::tracing::dispatcher::has_been_set() {
+        return false;
+    }
     level <= log::max_level()
         && log::logger().enabled(&log::Metadata::builder().level(level).target(dn).build())
 }

@@ -32,8 +32,11 @@ impl Processor {
         self.voice.say(Said::new(Level::Info, "shut_down", message));
         self.life = Life::Finished;
         self.outbox.clear();
-        // Nothing runs any more: whoever waits for a termination is done.
+        // Nothing runs any more: whoever waits for a termination is done;
+        // whoever waits for readiness or a listener will not get it (their
+        // replies dropped answer so).
         self.beside.finish();
+        self.waiters = Default::default();
         self.me = None;
         self.workers.stop_workers();
         self.inbox.close();

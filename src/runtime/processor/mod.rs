@@ -45,6 +45,7 @@ mod launch;
 mod lifecycle;
 mod repair;
 mod requests;
+mod waiters;
 mod walks;
 
 use beside::Beside;
@@ -129,6 +130,8 @@ pub(crate) struct Processor {
     /// so that it takes at most 1/[`SAFETY_SWEEP_SHARE`] of the processor's
     /// time however large the tree.
     safety_sweep_due: Instant,
+    /// Callers waiting for the service to be ready or a node to listen.
+    waiters: waiters::Waiters,
     /// Snapshots, queries and the safety sweep under way (see `processor/walks.rs`).
     walks: walks::Walks,
     /// The safety sweep's timer. Cancelled when the life is Finished: a
@@ -202,6 +205,7 @@ impl Processor {
             panic,
             changed_since_safety_sweep: false,
             safety_sweep_due: Instant::now(),
+            waiters: waiters::Waiters::default(),
             walks: walks::Walks::default(),
             safety_timer: None,
             watch_timer: None,
@@ -281,6 +285,7 @@ impl Processor {
                 self.repair(unit);
             }
         }
+        self.answer_waiters();
     }
 
     /// Sends what is queued for the workers once the requests already in

@@ -50,6 +50,8 @@ impl Handler<Request> for Processor {
                 let _ = reply.send(());
             }
             Request::Join(reply) => self.when_finished(reply),
+            Request::WhenReady(reply) => self.when_ready(reply),
+            Request::WhenListening { dn, reply } => self.when_listening(dn, reply),
             Request::Restart { dn, reply } => {
                 self.read_clock();
                 let _ = reply.send(self.restart_on_request(&dn));
