@@ -1,16 +1,18 @@
 //! The `tracing` feature: `tracing-subscriber`'s fmt layer prints every
-//! event with the spans it happened in (`node{dn=root.db incarnation=2
-//! kind=runnable}`), so the supervision tree shows in each line; the
-//! crate's `LogTreeLayer` files the same events in the log tree, where the
-//! death report's lead-up finds them.
+//! event, with the crate's `NodeFormat` naming its node once by its DN
+//! (`INFO root.db: connecting pool=4`; the default format would print the
+//! whole span ancestry, `service{..}:node{dn="root" ..}:node{dn="root.db"
+//! ..}:`); the crate's `LogTreeLayer` files the same events in the log
+//! tree, where the death report's lead-up finds them.
 //!
 //! ```text
 //! cargo run --example tracing --features tracing
+//! cargo run --example tracing --features tracing -- --full   # the default format, to compare
 //! ```
 
 use std::time::Duration;
 
-use actix_supervisor::tracing::LogTreeLayer;
+use actix_supervisor::tracing::{LogTreeLayer, NodeFormat};
 use actix_supervisor::{Backoff, Context, Group, LogQuery, RunResult, Signal, Supervisor};
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -39,10 +41,16 @@ async fn api(ctx: Context) -> RunResult {
 }
 
 fn main() {
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_target(false))
-        .with(LogTreeLayer::new());
-    tracing::subscriber::set_global_default(subscriber).expect("no other subscriber");
+    let full = std::env::args().any(|a| a == "--full");
+    let printer = tracing_subscriber::fmt::layer().with_target(false);
+    let subscriber = tracing_subscriber::registry().with(LogTreeLayer::new());
+    if full {
+        tracing::subscriber::set_global_default(subscriber.with(printer))
+    } else {
+        let printer = printer.event_format(NodeFormat::new());
+        tracing::subscriber::set_global_default(subscriber.with(printer))
+    }
+    .expect("no other subscriber");
     actix_rt::System::new().block_on(async {
         let service = tracing::info_span!("service", name = "example");
         let sup = {
@@ -58,7 +66,9 @@ fn main() {
                 })
         };
         tokio::time::sleep(Duration::from_millis(600)).await;
-        sup.wait_settled().await;
+        sup.wait_ready(Duration::from_secs(10))
+            .await
+            .expect("ready");
         println!("\nroot.db's lines in the log tree:");
         for e in sup.logs().backlog(&LogQuery::dn("root.db")) {
             println!("  {e}");

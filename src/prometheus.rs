@@ -125,6 +125,34 @@ impl PrometheusMetrics {
                 seen: Mutex::new(HashSet::new()),
             }),
         };
+        // Every label set made now, at zero: each series exists from the
+        // first scrape, and the families (hash maps) never grow, so their
+        // series keep one order from scrape to scrape.
+        for state in [
+            NodeState::New,
+            NodeState::Healthy,
+            NodeState::Dead,
+            NodeState::Done,
+            NodeState::Cancelled,
+        ] {
+            drop(inner.nodes.get_or_create(&StateLabel {
+                state: state_label(state),
+            }));
+        }
+        for kind in [
+            ExitKind::Done,
+            ExitKind::Error,
+            ExitKind::Panic,
+            ExitKind::Misuse,
+            ExitKind::GaveUp,
+            ExitKind::Cancelled,
+            ExitKind::Aborted,
+            ExitKind::Restarted,
+        ] {
+            drop(inner.exits.get_or_create(&KindLabel {
+                kind: kind.as_str(),
+            }));
+        }
         r.register("nodes", "Nodes by state", inner.nodes.clone());
         r.register(
             "nodes_waiting",

@@ -13,10 +13,15 @@ static ALLOC: Counting = Counting;
 
 #[actix_rt::test]
 async fn churning_unique_names_leaves_the_heap_flat() {
-    let sup = builder().workers(2).start(|ctx: Context| async move {
-        ctx.run_dynamic("jobs", DynamicGroup::new()).await?;
-        serve(&ctx).await
-    });
+    // Small log rings: the supervisor says every child's removal, and its
+    // ring must be full (bounded) before the baseline is taken.
+    let sup = builder()
+        .workers(2)
+        .log_capacity(1024)
+        .start(|ctx: Context| async move {
+            ctx.run_dynamic("jobs", DynamicGroup::new()).await?;
+            serve(&ctx).await
+        });
     sup.wait_settled().await;
     let jobs = sup.dynamic("root.jobs");
     let churn = |from: usize, to: usize| {

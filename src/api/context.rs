@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::logger::{AsLogger, Logger};
 use crate::api::panics::PanicSlot;
-use crate::api::runnable::{DynamicRequest, Group, Runnable};
+use crate::api::runnable::{Child, DynamicRequest, Group, Runnable};
 use crate::api::tasks::{TaskHandle, Tasks};
 use crate::api::wire::inbox::{Addrs, Began, Exited, Inbox, Pid, Report, SignalMsg};
 use crate::api::wire::protocol::{Extras, Request};
@@ -238,6 +238,25 @@ impl Context {
     /// Starts one child named `name`: a group of one.
     pub async fn run(&self, name: &str, r: impl Runnable) -> Result<(), RunError> {
         self.run_group(Group::new().with(name, r)).await
+    }
+
+    /// Starts one child with a policy of its own (its restart type, stop
+    /// mode, intensity, ...): a group of one.
+    ///
+    /// ```
+    /// use actix_supervisor::{Child, Context, Restart, RunResult, Signal};
+    ///
+    /// async fn migrate(ctx: Context) -> RunResult { Ok(()) }
+    ///
+    /// async fn root(ctx: Context) -> RunResult {
+    ///     ctx.run_child(Child::new("migrate", migrate).restart(Restart::Transient)).await?;
+    ///     ctx.signal(Signal::Healthy)?;
+    ///     ctx.cancelled().await;
+    ///     Ok(())
+    /// }
+    /// ```
+    pub async fn run_child(&self, child: Child) -> Result<(), RunError> {
+        self.run_group(Group::new().child(child)).await
     }
 
     /// Starts a group of children, in the order they were added. Only allowed

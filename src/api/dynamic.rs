@@ -15,7 +15,7 @@ use crate::api::runnable::{Child, DynamicRequest, Group, Runnable, Sealed};
 use crate::api::supervisor::Supervisor;
 use crate::model::error::{RunError, RunResult};
 use crate::model::policy::Intensity;
-use crate::model::records::{NodeInfo, NodeKind, Signal};
+use crate::model::records::{FinishedChild, NodeInfo, NodeKind, Signal};
 
 /// How a dynamic node behaves: how many children it may have at once, and
 /// its restart intensity (as for any parent: see
@@ -215,6 +215,16 @@ impl Dynamic {
     /// The records of the live children (not their descendants), sorted by DN.
     pub async fn children(&self) -> Result<Vec<NodeInfo>, RunError> {
         self.ask(|at, reply| DynamicRequest::Children { at, reply })
+            .await
+    }
+
+    /// Its children that ended for good lately (terminated, DONE, a
+    /// temporary child's exit), oldest first: their DN, the state they
+    /// ended in, their last exit and when they left. The last 1,024 per
+    /// dynamic node are kept, also across its restarts: what a job service
+    /// lists as its finished jobs.
+    pub async fn finished(&self) -> Result<Vec<FinishedChild>, RunError> {
+        self.ask(|at, reply| DynamicRequest::Finished { at, reply })
             .await
     }
 

@@ -12,7 +12,7 @@ use futures::future::LocalBoxFuture;
 use crate::api::context::Context;
 use crate::model::error::{RunError, RunResult};
 use crate::model::policy::{GroupOptions, Intensity, Restart, Shutdown, Spec, Strategy};
-use crate::model::records::{NodeInfo, NodeKind};
+use crate::model::records::{FinishedChild, NodeInfo, NodeKind};
 
 /// A unit of supervised work.
 ///
@@ -300,6 +300,10 @@ pub(crate) enum DynamicRequest {
     Count {
         at: Arc<str>,
         reply: oneshot::Sender<Result<usize, RunError>>,
+    },
+    Finished {
+        at: Arc<str>,
+        reply: oneshot::Sender<Result<Vec<FinishedChild>, RunError>>,
     },
 }
 

@@ -176,7 +176,10 @@ pub(crate) fn reset_on_signal(node: &mut Node, signal: Signal, backoff: &Backoff
 pub(crate) fn log_lines(tree: &Tree, launches: &[Launch]) -> Vec<Said> {
     let mut lines = Vec::new();
     let mut shown: Vec<&str> = Vec::new();
-    let mut siblings = 0usize;
+    let mut at_once = 0usize;
+    let mut cause: Option<&std::sync::Arc<str>> = None;
+    let mut requested: Option<&std::sync::Arc<str>> = None;
+    let mut first: Option<&std::sync::Arc<str>> = None;
     for l in launches {
         let Some(n) = tree.node(l.node) else {
             continue;
@@ -190,23 +193,43 @@ pub(crate) fn log_lines(tree: &Tree, launches: &[Launch]) -> Vec<Said> {
                 .backoff(l.delay)
                 .incarnation(restart + 1);
             lines.push(said);
+            cause.get_or_insert(&n.dn);
         } else {
-            siblings += 1;
+            at_once += 1;
+            first.get_or_insert(&n.dn);
+            if n.requested {
+                requested.get_or_insert(&n.dn);
+            }
             if shown.len() < 5 {
                 shown.push(&n.dn);
             }
         }
     }
-    if siblings > 0 {
-        let more = match siblings - shown.len() {
+    if at_once > 0 {
+        let more = match at_once - shown.len() {
             0 => String::new(),
             more => format!(" and {more} more"),
         };
-        let message = format!(
-            "restarting their group siblings at once: {}{more}",
-            shown.join(", ")
-        );
-        lines.push(Said::new(Level::Info, "restarting_siblings", message));
+        let names = format!("{}{more}", shown.join(", "));
+        // Siblings only of a member that died; otherwise the unit's own
+        // restart (on request, or after its owner's stop).
+        let (event, message, dn) = match (cause, requested) {
+            (Some(dead), _) => (
+                "restarting_siblings",
+                format!("restarting the group siblings of {dead} at once: {names}"),
+                dead,
+            ),
+            (None, Some(by)) => (
+                "restarting",
+                format!("restarting {names} at once, on request"),
+                by,
+            ),
+            (None, None) => match first {
+                Some(first) => ("restarting", format!("restarting {names} at once"), first),
+                None => return lines,
+            },
+        };
+        lines.push(Said::new(Level::Info, event, message).dn(dn));
     }
     lines
 }

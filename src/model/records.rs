@@ -169,6 +169,54 @@ pub struct NodeInfo {
         )
     )]
     pub stalled_since: Option<Instant>,
+    /// For a dynamic node, when asked for ([`Query::finished`](crate::Query::finished),
+    /// `/tree.json?finished=true`): its children that ended for good lately
+    /// (terminated, DONE, a temporary one's exit), oldest first, at most
+    /// 1,024. Empty otherwise.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Vec::is_empty"))]
+    pub finished: Vec<FinishedChild>,
+}
+
+/// A dynamic node's child that ended for good and left the tree (see
+/// [`Dynamic::finished`](crate::Dynamic::finished)): what a job service
+/// lists as its finished jobs.
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FinishedChild {
+    /// Its DN.
+    pub dn: String,
+    /// The state it ended in: DONE, CANCELLED (terminated), or DEAD (a
+    /// temporary child's death).
+    pub state: NodeState,
+    /// How many times it had been restarted.
+    pub restarts: u64,
+    /// How its last incarnation ended.
+    pub last_exit: Option<LastExit>,
+    /// When it left the tree.
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "crate::model::serde_time::unix_ms")
+    )]
+    pub removed_at: SystemTime,
+}
+
+impl FinishedChild {
+    pub(crate) fn new(
+        dn: String,
+        state: NodeState,
+        restarts: u64,
+        last_exit: Option<LastExit>,
+        removed_at: SystemTime,
+    ) -> FinishedChild {
+        FinishedChild {
+            dn,
+            state,
+            restarts,
+            last_exit,
+            removed_at,
+        }
+    }
 }
 
 /// What runs in a node.

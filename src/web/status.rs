@@ -266,6 +266,7 @@ struct TreeQuery {
     depth: Option<String>,
     state: Option<String>,
     limit: Option<String>,
+    finished: Option<String>,
 }
 
 /// `value` of the parameter `name` as a number, or why not.
@@ -295,6 +296,18 @@ impl TreeQuery {
                 "not_healthy" | "unhealthy" => q.not_healthy(),
                 list => q.states(&parse_states(list)?),
             };
+        }
+        if let Some(finished) = &self.finished {
+            q = q.finished(match finished.as_str() {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                other => {
+                    return Err(format!(
+                        "bad finished {:?}: true or false",
+                        other.chars().take(50).collect::<String>()
+                    ))
+                }
+            });
         }
         let limit: Option<usize> = self
             .limit

@@ -372,3 +372,60 @@ async fn a_child_restarts_on_request_alone_and_uncounted() {
     );
     sup.shutdown().await;
 }
+
+/// The children that ended for good are remembered (state, last exit,
+/// when), readable from the handle and a query; the supervisor says when
+/// one is terminated, leaves, or is restarted on request.
+#[actix_rt::test]
+async fn finished_children_are_remembered_and_said() {
+    let sup = with_jobs(builder(), DynamicGroup::new());
+    sup.wait_ready(Duration::from_secs(10)).await.unwrap();
+    let jobs = sup.dynamic("root.jobs");
+    jobs.start_child(Child::new("done", finish)).await.unwrap();
+    jobs.start_child(Child::new("stopped", server()))
+        .await
+        .unwrap();
+    jobs.start_child(Child::new("beta", server()))
+        .await
+        .unwrap();
+    jobs.terminate_child("stopped").await.unwrap();
+    jobs.restart_child("beta").await.unwrap();
+    until_back(&sup, "root.jobs.beta", 1).await;
+    sup.wait_settled().await;
+    let finished = jobs.finished().await.unwrap();
+    let seen: Vec<(&str, NodeState)> = finished.iter().map(|f| (f.dn.as_str(), f.state)).collect();
+    assert!(
+        seen.contains(&("root.jobs.done", NodeState::Done)),
+        "{finished:?}"
+    );
+    assert!(
+        seen.contains(&("root.jobs.stopped", NodeState::Cancelled)),
+        "{finished:?}"
+    );
+    assert_eq!(seen.len(), 2, "{finished:?}");
+    assert!(finished.iter().all(|f| f.last_exit.is_some()));
+    // From a query (and so `/tree.json?finished=true`), on the dynamic node.
+    let q = actix_supervisor::Query::new()
+        .dn("root.jobs")
+        .depth(0)
+        .finished(true);
+    let node = sup.query(&q).await.unwrap().nodes.remove(0);
+    assert_eq!(node.finished, finished);
+    let plain = sup
+        .query(&actix_supervisor::Query::new().dn("root.jobs").depth(0))
+        .await
+        .unwrap();
+    assert!(plain.nodes[0].finished.is_empty(), "only when asked");
+    // Said: the termination, the removals, the restart on request (and no
+    // "siblings" for a child restarted alone).
+    let said = messages(&sup, actix_supervisor::LogQuery::dn("supervisor"));
+    for line in [
+        "root.jobs.stopped: terminated on request, removed",
+        "root.jobs.done: ended for good (DONE, done), removed",
+        "restarting root.jobs.beta at once, on request",
+    ] {
+        assert!(said.iter().any(|l| l == line), "{line:?} not in {said:#?}");
+    }
+    assert!(!said.iter().any(|l| l.contains("siblings")), "{said:#?}");
+    sup.shutdown().await;
+}

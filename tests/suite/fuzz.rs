@@ -33,7 +33,7 @@ const PATHS: [&str; 9] = [
 ];
 
 const KEYS: [&str; 10] = [
-    "dn", "depth", "state", "limit", "after", "open", "nope", "", "DN", "dn[]",
+    "dn", "depth", "state", "limit", "after", "open", "finished", "", "DN", "dn[]",
 ];
 
 const VALUES: [&str; 40] = [

@@ -269,3 +269,56 @@ async fn the_exposition_counts_what_happened() {
     );
     sup.shutdown().await;
 }
+
+/// The nodes-by-state gauge is there from the first scrape (the summary is
+/// told at start), with every state, and its series keep one order from
+/// scrape to scrape; so do the exits by kind.
+#[actix_rt::test]
+async fn every_series_is_there_from_the_start_in_one_order() {
+    let sup = builder()
+        .prometheus()
+        .start(|ctx: Context| async move { serve(&ctx).await });
+    sup.wait_ready(Duration::from_secs(10)).await.unwrap();
+    let registry = sup.registry().unwrap();
+    let scrape = || {
+        let mut text = String::new();
+        encode(&mut text, &registry.lock().unwrap()).unwrap();
+        text
+    };
+    let order = |text: &str, family: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.starts_with(family) && l.contains('{'))
+            .map(|l| l.split('}').next().unwrap_or_default().to_string())
+            .collect()
+    };
+    let first = scrape();
+    let states = order(&first, "actix_supervisor_nodes{");
+    assert_eq!(states.len(), 5, "{first}");
+    for state in ["NEW", "HEALTHY", "DEAD", "DONE", "CANCELLED"] {
+        assert!(
+            states.iter().any(|s| s.contains(&format!("\"{state}\""))),
+            "{first}"
+        );
+    }
+    assert_eq!(
+        order(&first, "actix_supervisor_exits_total{").len(),
+        8,
+        "{first}"
+    );
+    // Within the first second (the tick has not run yet): the root is counted.
+    assert!(
+        first.contains("actix_supervisor_nodes{state=\"HEALTHY\"} 1")
+            || first.contains("actix_supervisor_nodes{state=\"NEW\"} 1"),
+        "{first}"
+    );
+    // Things happen; the order of the series does not change.
+    sup.restart("root").await.unwrap();
+    sup.wait_ready(Duration::from_secs(10)).await.unwrap();
+    let second = scrape();
+    assert_eq!(order(&second, "actix_supervisor_nodes{"), states);
+    assert_eq!(
+        order(&second, "actix_supervisor_exits_total{"),
+        order(&first, "actix_supervisor_exits_total{")
+    );
+    sup.shutdown().await;
+}

@@ -31,6 +31,9 @@ pub struct Query {
     pub depth: Option<u32>,
     /// At most this many records (`None`: no limit).
     pub limit: Option<usize>,
+    /// Dynamic nodes' records carry their finished children
+    /// ([`NodeInfo::finished`]).
+    pub finished: bool,
     /// Which of the nodes visited get a record.
     pub(crate) keep: Keep,
 }
@@ -89,6 +92,13 @@ impl Query {
     /// [`depth`](Self::depth) to see them).
     pub fn limit(mut self, n: usize) -> Query {
         self.limit = Some(n);
+        self
+    }
+
+    /// Dynamic nodes' records carry their children that ended for good
+    /// lately ([`NodeInfo::finished`]).
+    pub fn finished(mut self, with: bool) -> Query {
+        self.finished = with;
         self
     }
 

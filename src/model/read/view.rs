@@ -80,6 +80,7 @@ impl View<'_> {
                 .flatten()
                 .find(|(k, _)| *k == key)
                 .map(|(_, since)| *since),
+            finished: Vec::new(),
         }
     }
 

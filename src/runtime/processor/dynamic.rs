@@ -2,22 +2,48 @@
 //! their children, and removing a child that has ended for good once its
 //! subtree has exited (before the sweep looks at it, so it is never restarted).
 
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Handler;
 use futures::channel::oneshot;
+use log::Level;
+use tokio::time::Instant;
 
 use super::Processor;
 use crate::api::runnable::{Child, DynamicRequest};
 use crate::model::error::RunError;
 use crate::model::policy::Restart;
-use crate::model::records::NodeState;
+use crate::model::records::{FinishedChild, NodeState};
 use crate::model::tree::NodeKey;
+use crate::model::voice::Said;
 
 /// How many removed dynamic children keep their log rings (for `/logs` and
 /// a look at how a finished job ended); older ones are released, so that a
-/// churn of unique names does not grow the log tree.
-const KEEP_LOGS_OF_REMOVED: usize = 1024;
+/// churn of unique names does not grow the log tree. Also how many finished
+/// children each dynamic node remembers.
+const KEEP_REMOVED: usize = 1024;
+
+/// What is kept of the dynamic nodes' children that ended for good.
+#[derive(Default)]
+pub(super) struct Removed {
+    /// Their DNs, oldest first, while their log rings are kept.
+    logs: VecDeque<Arc<str>>,
+    /// Their records, by dynamic node's DN (kept across the node's
+    /// restarts), oldest first.
+    finished: HashMap<Arc<str>, VecDeque<FinishedChild>>,
+}
+
+impl Removed {
+    /// The finished children of the dynamic node at `dn`.
+    pub(super) fn finished_under(&self, dn: &str) -> Vec<FinishedChild> {
+        self.finished
+            .get(dn)
+            .map(|f| f.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
 
 impl Processor {
     /// The dynamic node at `dn`; [`RunError::NotFound`] when no node there
@@ -82,6 +108,13 @@ impl Processor {
         if let Some(n) = self.tree.node_mut(c) {
             n.removing = true;
             n.token.cancel();
+            let said = Said::new(
+                Level::Info,
+                "terminating",
+                format!("terminating {} on request", n.dn),
+            );
+            let said = said.dn(&n.dn);
+            self.voice.say(said);
         }
         if let Some(waiting) = self.beside.leaving.entry(c) {
             waiting.or_default().push(reply);
@@ -111,21 +144,46 @@ impl Processor {
                 };
             if for_good {
                 let dn = n.dn.clone();
+                self.record_finished(k);
                 for gone in self.tree.remove_subtree(k) {
                     self.forget(gone);
                 }
-                self.removed_logs.push_back(dn);
-                if self.removed_logs.len() > KEEP_LOGS_OF_REMOVED {
+                self.removed.logs.push_back(dn);
+                if self.removed.logs.len() > KEEP_REMOVED {
                     self.release_oldest_logs();
                 }
             }
         }
     }
 
+    /// Keeps the record of `k`, a dynamic node's child that ended for good,
+    /// and says it left.
+    fn record_finished(&mut self, k: NodeKey) {
+        let Some(n) = self.tree.node(k) else { return };
+        let Some(parent) = n.parent.and_then(|p| self.tree.node(p)) else {
+            return;
+        };
+        let (now, wall) = (Instant::now(), std::time::SystemTime::now());
+        let info = self.view().info(k, n, None, now, wall);
+        let how = match (&info.last_exit, n.removing) {
+            (_, true) => "terminated on request".to_string(),
+            (Some(e), false) => format!("ended for good ({}, {})", info.state, e.kind),
+            (None, false) => format!("ended for good ({})", info.state),
+        };
+        let said = Said::new(Level::Info, "removed", format!("{}: {how}, removed", n.dn)).dn(&n.dn);
+        let record = FinishedChild::new(info.dn, info.state, info.restarts, info.last_exit, wall);
+        let list = self.removed.finished.entry(parent.dn.clone()).or_default();
+        list.push_back(record);
+        if list.len() > KEEP_REMOVED {
+            list.pop_front();
+        }
+        self.voice.say(said);
+    }
+
     /// Releases the log rings of the oldest removed child, unless a live
     /// node has taken its DN again.
     fn release_oldest_logs(&mut self) {
-        let Some(dn) = self.removed_logs.pop_front() else {
+        let Some(dn) = self.removed.logs.pop_front() else {
             return;
         };
         if self.view().find(&dn).is_none() {
@@ -162,6 +220,12 @@ impl Handler<DynamicRequest> for Processor {
             DynamicRequest::Children { at, reply } => {
                 let children = self.find_dynamic(&at).map(|k| self.view().children(k));
                 let _ = reply.send(children);
+            }
+            DynamicRequest::Finished { at, reply } => {
+                let finished = self
+                    .find_dynamic(&at)
+                    .map(|_| self.removed.finished_under(&at));
+                let _ = reply.send(finished);
             }
             DynamicRequest::Count { at, reply } => {
                 let count = self

@@ -122,7 +122,7 @@ pub(crate) struct Processor {
     /// The clock as read for the message being handled (see `read_clock`).
     clock: Instant,
     /// The DNs of removed dynamic children whose logs are kept, oldest first.
-    removed_logs: std::collections::VecDeque<std::sync::Arc<str>>,
+    removed: dynamic::Removed,
     /// A propagated panic, for the handles to re-raise.
     panic: PanicSlot,
     changed_since_safety_sweep: bool,
@@ -197,7 +197,7 @@ impl Processor {
             finish_waiters: Vec::new(),
             jitter: Jitter::seeded(),
             beside: Beside::default(),
-            removed_logs: Default::default(),
+            removed: dynamic::Removed::default(),
             restarts_last_minute: LastMinute::new(),
             repairs: Repairs::default(),
             last_second: Instant::now(),
@@ -300,17 +300,23 @@ impl Processor {
 
     /// Every second: the sinks' summary, then the safety sweep if anything
     /// changed (and its share of the time allows).
+    /// Tells the sinks the tree's summary (every second, and at start, so
+    /// that a gauge by state is right from the first scrape).
+    fn tell_summary(&self, lag: Duration) {
+        if !self.sinks.is_empty() {
+            let counts = self.counts();
+            self.sinks
+                .tell(format_args!("tick"), |m| m.tick(&counts, lag));
+        }
+    }
+
     fn every_second(&mut self, ctx: &mut actix::Context<Self>) {
         let now = self.read_clock();
         let lag = now
             .saturating_duration_since(self.last_second)
             .saturating_sub(SAFETY_SWEEP_PERIOD);
         self.last_second = now;
-        if !self.sinks.is_empty() {
-            let counts = self.counts();
-            self.sinks
-                .tell(format_args!("tick"), |m| m.tick(&counts, lag));
-        }
+        self.tell_summary(lag);
         if !self.changed_since_safety_sweep || now < self.safety_sweep_due {
             return;
         }
@@ -342,6 +348,7 @@ impl Actor for Processor {
             self.schedule(root, Duration::ZERO, false, None);
             self.outbox.flush(&self.workers);
         }
+        self.tell_summary(Duration::ZERO);
         self.safety_timer =
             Some(ctx.run_interval(SAFETY_SWEEP_PERIOD, |act, ctx| act.every_second(ctx)));
         if let Some(watch) = &self.config.watch {

@@ -19,7 +19,7 @@ use crate::api::wire::protocol::Chunks;
 use crate::model::error::RunError;
 use crate::model::read::query::{Keep, Query};
 use crate::model::read::walk::{Walk, SLICE};
-use crate::model::records::NodeInfo;
+use crate::model::records::{NodeInfo, NodeKind};
 use crate::model::sweep::sweep;
 use crate::model::tree::NodeKey;
 use crate::model::voice::Said;
@@ -39,6 +39,8 @@ enum Purpose {
     /// A [`Query`]'s records.
     Query {
         keep: Keep,
+        /// Dynamic nodes' records carry their finished children.
+        finished: bool,
         limit: usize,
         chunks: Vec<Vec<NodeInfo>>,
         kept: usize,
@@ -83,6 +85,7 @@ impl Processor {
         }
         let purpose = Purpose::Query {
             keep: query.keep,
+            finished: query.finished,
             limit: query.limit.unwrap_or(usize::MAX),
             chunks: Vec::new(),
             kept: 0,
@@ -167,13 +170,14 @@ impl Processor {
         match purpose {
             Purpose::Query {
                 keep,
+                finished,
                 limit,
                 chunks,
                 kept,
                 truncated,
                 ..
             } => {
-                let view = self.view();
+                let (view, removed) = (self.view(), &self.removed);
                 let mut chunk = Vec::new();
                 let done = walk.step(&self.tree, SLICE, |v| {
                     if *truncated || !view.keeps(*keep, v.node, now_ms) {
@@ -184,7 +188,11 @@ impl Processor {
                         return;
                     }
                     *kept += 1;
-                    chunk.push(view.info(v.key, v.node, v.group, now, wall));
+                    let mut info = view.info(v.key, v.node, v.group, now, wall);
+                    if *finished && v.node.kind == NodeKind::Dynamic {
+                        info.finished = removed.finished_under(&v.node.dn);
+                    }
+                    chunk.push(info);
                 });
                 if !chunk.is_empty() {
                     chunks.push(chunk);
