@@ -7,8 +7,10 @@
 //! or SIGTERM, which drain first).
 //!
 //! ```text
-//! curl -s -X POST http://127.0.0.1:8080/api/jobs          # root.jobs.job_1
-//! curl -s -X DELETE http://127.0.0.1:8080/api/jobs/job_1  # stops it early
+//! curl -s -X POST http://127.0.0.1:8080/api/jobs                # root.jobs.job_1
+//! curl -s http://127.0.0.1:8080/api/jobs                        # running and finished
+//! curl -s -X POST http://127.0.0.1:8080/api/jobs/job_1/restart  # starts it over
+//! curl -s -X DELETE http://127.0.0.1:8080/api/jobs/job_1        # stops it early
 //! ```
 //!
 //! ```text
@@ -109,21 +111,20 @@ struct Jobs {
     next: AtomicU64,
 }
 
-/// `TOUR_PORT` or 8080 if free, else a free port.
-fn pick_port() -> u16 {
+/// `TOUR_PORT` or 8080 if free, else port 0: the server node then takes a
+/// free port, and `wait_addrs` says which.
+fn address() -> String {
     let wanted = std::env::var("TOUR_PORT")
         .ok()
         .and_then(|p| p.parse().ok())
-        .unwrap_or(8080);
-    if std::net::TcpListener::bind(("127.0.0.1", wanted)).is_ok() {
-        return wanted;
-    }
-    std::net::TcpListener::bind(("127.0.0.1", 0))
-        .and_then(|l| l.local_addr())
-        .map_or(wanted, |a| a.port())
+        .unwrap_or(8080u16);
+    let free = std::net::TcpListener::bind(("127.0.0.1", wanted)).is_ok();
+    format!("127.0.0.1:{}", if free { wanted } else { 0 })
 }
 
-/// The application: the status page under `/status/`, and the API.
+/// The application: the status page under `/status/`, and the API. A
+/// handler's `RunError` answers its own status (400, 404, 409, 503) with
+/// its message.
 fn app(
     status: Status,
     counter: SupervisedAddr<Counter>,
@@ -145,23 +146,48 @@ fn app(
             "/api/jobs",
             web::post().to(|jobs: web::Data<Jobs>| async move {
                 let name = format!("job_{}", jobs.next.fetch_add(1, Ordering::Relaxed) + 1);
-                match jobs.node.start_child(Child::new(name, job)).await {
-                    Ok(dn) => HttpResponse::Created().body(format!("{dn}\n")),
-                    Err(e) => HttpResponse::ServiceUnavailable().body(format!("{e}\n")),
-                }
+                let dn = jobs.node.start_child(Child::new(name, job)).await?;
+                Ok::<_, RunError>(HttpResponse::Created().body(format!("{dn}\n")))
             }),
+        )
+        .route(
+            "/api/jobs",
+            web::get().to(|jobs: web::Data<Jobs>| async move {
+                let running: Vec<String> = jobs
+                    .node
+                    .children()
+                    .await?
+                    .into_iter()
+                    .map(|n| n.dn)
+                    .collect();
+                let finished: Vec<String> = jobs
+                    .node
+                    .finished()
+                    .await?
+                    .into_iter()
+                    .map(|f| f.dn)
+                    .collect();
+                Ok::<_, RunError>(
+                    HttpResponse::Ok()
+                        .body(format!("running: {running:?}\nfinished: {finished:?}\n")),
+                )
+            }),
+        )
+        .route(
+            "/api/jobs/{name}/restart",
+            web::post().to(
+                |jobs: web::Data<Jobs>, name: web::Path<String>| async move {
+                    jobs.node.restart_child(&name).await?;
+                    Ok::<_, RunError>(HttpResponse::Ok().body(format!("restarted {name}\n")))
+                },
+            ),
         )
         .route(
             "/api/jobs/{name}",
             web::delete().to(
                 |jobs: web::Data<Jobs>, name: web::Path<String>| async move {
-                    match jobs.node.terminate_child(&name).await {
-                        Ok(()) => HttpResponse::Ok().body(format!("stopped {name}\n")),
-                        Err(e @ RunError::NotFound { .. }) => {
-                            HttpResponse::NotFound().body(format!("{e}\n"))
-                        }
-                        Err(e) => HttpResponse::ServiceUnavailable().body(format!("{e}\n")),
-                    }
+                    jobs.node.terminate_child(&name).await?;
+                    Ok::<_, RunError>(HttpResponse::Ok().body(format!("stopped {name}\n")))
                 },
             ),
         )
@@ -179,14 +205,17 @@ fn app(
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let forever = std::env::args().any(|a| a == "--forever");
-    let port = pick_port();
+    let addr = address();
     actix_rt::System::new().block_on(async move {
         let starts = Arc::new(AtomicU32::new(0));
         let sup = Supervisor::builder()
             .backoff(actix_supervisor::Backoff::default().initial(Duration::from_millis(300)))
             // Metrics: the status serves them at /status/metrics.
             .prometheus()
+            // SIGTERM and Ctrl-C are handled from this instant on.
+            .termination_signals()
             .start(move |ctx: Context| {
+                let addr = addr.clone();
                 let starts = starts.clone();
                 async move {
                     let counter = ctx.run_actor("counter", || Counter(0)).await?;
@@ -198,7 +227,6 @@ fn main() {
                         next: AtomicU64::new(0),
                     });
                     let status = Status::new(ctx.supervisor());
-                    let addr = format!("127.0.0.1:{port}");
                     ctx.run(
                         "http",
                         server(addr, move || {
@@ -219,11 +247,16 @@ fn main() {
                     worker(ctx).await
                 }
             });
-        println!("status page: http://127.0.0.1:{port}/status/");
-        println!("try: curl -s http://127.0.0.1:{port}/api/hello");
-        println!("     curl -s http://127.0.0.1:{port}/status/readyz");
-        println!("     curl -s -X POST http://127.0.0.1:{port}/api/jobs");
-        println!("     curl -s http://127.0.0.1:{port}/status/metrics");
+        // Where the server listens (with port 0, the port it got).
+        let Ok(addrs) = sup.wait_addrs("root.http").await else {
+            return println!("-- the server never listened");
+        };
+        let url = format!("http://{}", addrs[0]);
+        println!("status page: {url}/status/");
+        println!("try: curl -s {url}/api/hello");
+        println!("     curl -s {url}/status/readyz");
+        println!("     curl -s -X POST {url}/api/jobs");
+        println!("     curl -s {url}/status/metrics");
         // Colours when a person is watching, plain text when piped.
         let color = std::io::stdout().is_terminal();
         let print = |sup: Supervisor| async move {
