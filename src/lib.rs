@@ -76,6 +76,7 @@
 mod actor;
 mod api;
 mod builder;
+pub mod fleet;
 mod model;
 #[cfg(unix)]
 pub mod process;
@@ -114,8 +115,8 @@ pub use model::policy::{Backoff, Intensity, Restart, Shutdown, Strategy};
 pub use model::read::query::{Query, Selection};
 pub use model::read::render;
 pub use model::records::{
-    Counts, Ended, ExitKind, FinishedChild, GroupInfo, LastExit, Liveness, NodeInfo, NodeKind,
-    NodeState, Readiness, Signal,
+    Counts, Ended, ExitKind, FinishedChild, GroupInfo, LastExit, LeaseInfo, Liveness, NodeInfo,
+    NodeKind, NodeState, Readiness, Signal,
 };
 /// The Prometheus client the [`prometheus`] sink records with, re-exported:
 /// a registry given to [`prometheus::PrometheusMetrics::new`] must be of

@@ -18,11 +18,11 @@
 //!
 //! | family | type | series |
 //! | --- | --- | --- |
-//! | `actix_supervisor_nodes{state}` | gauge, every second | 5 (NEW, HEALTHY, DEAD, DONE, CANCELLED) |
+//! | `actix_supervisor_nodes{state}` | gauge, every second | 6 (NEW, HEALTHY, DEAD, DONE, CANCELLED, STANDBY) |
 //! | `actix_supervisor_nodes_waiting` | gauge: waiting out a backoff | 1 |
 //! | `actix_supervisor_nodes_stalled` | gauge: flagged by the stall watch | 1 |
 //! | `actix_supervisor_restarts_total` | counter: nodes restarted | 1 |
-//! | `actix_supervisor_exits_total{kind}` | counter: incarnations ended, by [`ExitKind`] | at most 7 |
+//! | `actix_supervisor_exits_total{kind}` | counter: incarnations ended, by [`ExitKind`] | 9 |
 //! | `actix_supervisor_escalations_total` | counter: parents (or the supervisor) giving up | 1 |
 //! | `actix_supervisor_repair_seconds` | histogram: death to group back, less the backoff | 12 buckets |
 //! | `actix_supervisor_backoff_seconds` | histogram: the delays dead nodes waited | 12 buckets |
@@ -30,7 +30,9 @@
 //! | `actix_supervisor_node_restarts_total{dn}` | counter, only with [`PrometheusMetrics::with_per_dn`] | at most the cap + 1 (`dn="_other"`) |
 //!
 //! So a tree of 100,000 nodes exports about 50 series by default; per-DN
-//! series are opt-in and capped.
+//! series are opt-in and capped. A [`Fleet`](crate::fleet::Fleet) registers
+//! its own families ([`register_metrics`](crate::fleet::Fleet::register_metrics)):
+//! a few series per singleton.
 
 use std::collections::HashSet;
 use std::sync::atomic::AtomicU64;
@@ -134,6 +136,7 @@ impl PrometheusMetrics {
             NodeState::Dead,
             NodeState::Done,
             NodeState::Cancelled,
+            NodeState::Standby,
         ] {
             drop(inner.nodes.get_or_create(&StateLabel {
                 state: state_label(state),
@@ -148,6 +151,7 @@ impl PrometheusMetrics {
             ExitKind::Cancelled,
             ExitKind::Aborted,
             ExitKind::Restarted,
+            ExitKind::LeaseLost,
         ] {
             drop(inner.exits.get_or_create(&KindLabel {
                 kind: kind.as_str(),
@@ -206,6 +210,7 @@ fn state_label(s: NodeState) -> &'static str {
         NodeState::Dead => "DEAD",
         NodeState::Done => "DONE",
         NodeState::Cancelled => "CANCELLED",
+        NodeState::Standby => "STANDBY",
     }
 }
 
@@ -257,6 +262,7 @@ impl Metrics for PrometheusMetrics {
             (NodeState::Dead, c.dead),
             (NodeState::Done, c.done),
             (NodeState::Cancelled, c.cancelled),
+            (NodeState::Standby, c.standby),
         ] {
             inner
                 .nodes

@@ -17,11 +17,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use actix::{MailboxError, Message, Recipient};
 use tokio_util::sync::CancellationToken;
 
+use crate::api::lease::Tenure;
 use crate::api::logger::{AsLogger, Logger};
 use crate::api::panics::PanicSlot;
 use crate::api::runnable::{Child, DynamicRequest, Group, Runnable};
 use crate::api::tasks::{TaskHandle, Tasks};
-use crate::api::wire::inbox::{Addrs, Began, Exited, Inbox, Pid, Report, SignalMsg};
+use crate::api::wire::inbox::{Addrs, Began, Exited, Inbox, LeaseMsg, Pid, Report, SignalMsg};
 use crate::api::wire::protocol::{Extras, Request};
 use crate::api::wire::settle::Starting;
 use crate::model::error::{RunError, SignalError};
@@ -88,6 +89,11 @@ impl Link {
     /// Reports an incarnation's end.
     pub fn exited(&self, msg: Exited) {
         self.0.inbox.send(Report::Exited(msg));
+    }
+
+    /// Reports a singleton's lease change.
+    pub fn lease(&self, msg: LeaseMsg) {
+        self.0.inbox.send(Report::Lease(msg));
     }
 
     /// Reports where a server node listens.
@@ -184,6 +190,8 @@ struct Inner {
     /// The tasks it spawned, from the first `spawn` on. One pointer: every
     /// incarnation carries it, few use it.
     tasks: once_cell::race::OnceBox<Arc<Tasks>>,
+    /// A singleton's tenure, for the incarnation it runs in.
+    lease: Option<Tenure>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -201,6 +209,7 @@ impl Context {
         incarnation: u64,
         token: CancellationToken,
         processor: Link,
+        lease: Option<Tenure>,
     ) -> Context {
         Context {
             inner: Arc::new(Inner {
@@ -214,6 +223,7 @@ impl Context {
                 logs,
                 names: Mutex::new(BTreeMap::new()),
                 tasks: once_cell::race::OnceBox::new(),
+                lease,
             }),
         }
     }
@@ -221,6 +231,31 @@ impl Context {
     /// The node's distinguished name, e.g. `root.http.listener`.
     pub fn dn(&self) -> &str {
         &self.inner.dn
+    }
+
+    /// For a singleton node ([`Child::singleton`]): the fencing token of
+    /// the lease this incarnation runs under. It grows with every new
+    /// tenure of the lease across the whole fleet; pass it with every write
+    /// the work makes to a store that can refuse a write carrying a lower
+    /// token than one it has seen (a conditional `UPDATE ... WHERE
+    /// token <= $1`, an etcd transaction, an object version). That, and
+    /// only that, stops a write already in flight when the lease was lost:
+    /// see `docs/fleet.md`. `None` for a node that is not a singleton.
+    ///
+    /// ```
+    /// use actix_supervisor::{Context, RunResult};
+    ///
+    /// async fn billing(ctx: Context) -> RunResult {
+    ///     let token = ctx.fencing_token();
+    ///     // e.g. UPDATE invoices SET ..., fence = $token WHERE fence <= $token
+    ///     # let _ = token;
+    ///     ctx.cancelled().await;
+    ///     Ok(())
+    /// }
+    /// # let _ = billing;
+    /// ```
+    pub fn fencing_token(&self) -> Option<u64> {
+        self.inner.lease.as_ref().map(Tenure::token)
     }
 
     /// Resolves when this node must stop: it died, a group sibling died, an
@@ -391,7 +426,12 @@ impl Context {
         F::Output: 'static,
     {
         let tasks = self.inner.tasks.get_or_init(Box::default);
-        tasks.spawn(task, self.logger(), &self.inner.token)
+        tasks.spawn(
+            task,
+            self.logger(),
+            &self.inner.token,
+            self.inner.lease.clone(),
+        )
     }
 
     /// The tasks this incarnation spawned, if any.
@@ -560,6 +600,7 @@ impl Context {
             .collect();
         ExitReport {
             tasks_aborted,
+            lease_lost: None,
             outcome,
             done,
             misuse,

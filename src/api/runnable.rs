@@ -10,6 +10,7 @@ use futures::channel::oneshot;
 use futures::future::LocalBoxFuture;
 
 use crate::api::context::Context;
+use crate::api::lease::Lessor;
 use crate::model::error::{RunError, RunResult};
 use crate::model::policy::{GroupOptions, Intensity, Restart, Shutdown, Spec, Strategy};
 use crate::model::records::{FinishedChild, NodeInfo, NodeKind};
@@ -110,6 +111,8 @@ pub struct Child {
     pub(crate) name: String,
     pub(crate) runnable: Box<dyn Runnable>,
     pub(crate) spec: Spec,
+    /// For a singleton: the fleet it campaigns in (see the `fleet` module).
+    pub(crate) lease: Option<Arc<dyn Lessor>>,
 }
 
 impl Child {
@@ -119,6 +122,7 @@ impl Child {
             name: name.into(),
             runnable: Box::new(r),
             spec: Spec::default(),
+            lease: None,
         }
     }
 
@@ -179,6 +183,7 @@ impl std::fmt::Debug for Child {
             .field("intensity", &self.spec.intensity)
             .field("start_timeout", &self.spec.start_timeout)
             .field("affects_readiness", &self.spec.affects_readiness)
+            .field("singleton", &self.lease.as_ref().map(|l| l.member()))
             .finish_non_exhaustive()
     }
 }

@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::capture::Scoped;
+use crate::api::lease::{Fenced, Tenure};
 use crate::api::logger::Logger;
 use crate::model::exit::panic_message;
 
@@ -55,6 +56,7 @@ impl Tasks {
         task: F,
         logger: Logger,
         node: &CancellationToken,
+        fence: Option<Tenure>,
     ) -> TaskHandle<F::Output>
     where
         F: Future + 'static,
@@ -82,7 +84,24 @@ impl Tasks {
                 #[cfg(feature = "tracing")]
                 span,
             };
-            match AssertUnwindSafe(scoped).catch_unwind().await {
+            let caught = AssertUnwindSafe(scoped).catch_unwind();
+            // A singleton's task is not polled past its tenure's fence.
+            let caught = match fence {
+                Some(tenure) => match (Fenced {
+                    inner: caught,
+                    tenure,
+                })
+                .await
+                {
+                    Ok(caught) => caught,
+                    Err(_) => {
+                        let _ = tx.send(Err(TaskError::Stopped));
+                        return;
+                    }
+                },
+                None => caught.await,
+            };
+            match caught {
                 Ok(value) => {
                     let _ = tx.send(Ok(value));
                 }

@@ -2,6 +2,7 @@
 //! as a pure function.
 
 use crate::model::error::{RunResult, SignalError};
+use crate::model::lease::Loss;
 use crate::model::policy::Restart;
 use crate::model::records::ExitKind;
 
@@ -40,6 +41,8 @@ pub(crate) struct ExitReport {
     /// Tasks of the incarnation still running at its stop deadline, and
     /// aborted then (its runnable had returned, or was aborted too).
     pub tasks_aborted: u32,
+    /// A singleton's tenure fell while it ran: it was stopped for that.
+    pub lease_lost: Option<Loss>,
 }
 
 /// The state an exit leads to.
@@ -49,12 +52,15 @@ pub(crate) enum Verdict {
     /// With what the runnable said on its way out, when that is worth a log line.
     Cancelled(Option<String>),
     Dead(String),
+    /// A singleton lost its lease: stopped, to campaign again.
+    LeaseLost(Loss),
 }
 
 /// The kind of an exit, for the record and the metrics.
 pub(crate) fn kind_of(exit: &ExitReport, verdict: &Verdict, doomed: bool) -> ExitKind {
     match verdict {
         Verdict::Done => ExitKind::Done,
+        Verdict::LeaseLost(_) => ExitKind::LeaseLost,
         Verdict::Cancelled(_) if matches!(exit.outcome, Outcome::Aborted) => ExitKind::Aborted,
         Verdict::Cancelled(_) if exit.tasks_aborted > 0 => ExitKind::Aborted,
         Verdict::Cancelled(_) => ExitKind::Cancelled,
@@ -69,6 +75,8 @@ pub(crate) fn kind_of(exit: &ExitReport, verdict: &Verdict, doomed: bool) -> Exi
 
 /// Applies the exit rules:
 /// - a misused signal, or a death decided for the node (`doom`), is DEAD;
+/// - a singleton stopped because its lease fell is LEASE LOST (it comes
+///   back at once, campaigning: not a failure of its own);
 /// - after cancellation anything is CANCELLED (of kind aborted when its
 ///   runnable or its tasks were still running at the stop deadline);
 /// - otherwise `Ok(())` after Done is DONE, and so is any `Ok(())` of a
@@ -84,6 +92,9 @@ pub(crate) fn classify(
     }
     if let Some(doom) = doom {
         return Verdict::Dead(doom.to_string());
+    }
+    if let Some(why) = exit.lease_lost {
+        return Verdict::LeaseLost(why);
     }
     if cancelled && exit.tasks_aborted > 0 && !matches!(exit.outcome, Outcome::Aborted) {
         let n = exit.tasks_aborted;
@@ -123,6 +134,9 @@ pub(crate) fn classify(
 pub(crate) fn is_death(exit: &ExitReport, restart: Restart) -> bool {
     if exit.misuse.is_some() {
         return true;
+    }
+    if exit.lease_lost.is_some() {
+        return false;
     }
     match &exit.outcome {
         Outcome::Returned(Ok(())) => !(exit.done || restart != Restart::Permanent),
@@ -167,6 +181,7 @@ mod tests {
             sub_loggers: Vec::new(),
             cancelled: false,
             tasks_aborted: 0,
+            lease_lost: None,
         }
     }
 
@@ -255,6 +270,7 @@ mod tests {
             sub_loggers: Vec::new(),
             cancelled: true,
             tasks_aborted: 0,
+            lease_lost: None,
         };
         assert!(
             matches!(classify(&e, true, None, Restart::Permanent), Verdict::Dead(r) if r.contains("root.x"))

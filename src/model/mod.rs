@@ -13,6 +13,7 @@
 
 pub(crate) mod error;
 pub(crate) mod exit;
+pub(crate) mod lease;
 pub(crate) mod logtree;
 pub(crate) mod metrics;
 pub(crate) mod name;

@@ -13,6 +13,12 @@
 //!   `reset_after`, once it has stayed healthy that long.
 //! - The unit's restart counts once against its owner's intensity; if that
 //!   makes more than `max_restarts` within `within`, the owner gives up.
+//! - Except for a singleton alone in its unit (see the `fleet` module): it
+//!   hands its lease over instead, and waits at least `within` before it
+//!   campaigns again, so that a replica that cannot run the job lets
+//!   another one run it.
+//! - A restart on request, or a singleton's after a lost lease, does not
+//!   count, and nobody waits.
 //!
 //! Beside the planner: the intensity window's bookkeeping ([`record`],
 //! [`window`]), what a signal does to a backoff ([`reset_on_signal`]), and
@@ -51,6 +57,8 @@ pub(crate) struct Launch {
     pub delay: Duration,
     /// The backoff interval to keep for the member's next death.
     pub backoff: Option<Duration>,
+    /// A singleton gives its lease up before it waits (see the module docs).
+    pub handover: bool,
 }
 
 /// Decides a unit's restart. `random` yields values in `0.0..1.0`.
@@ -71,6 +79,9 @@ pub(crate) fn decide(
         });
         let count = recent + 1;
         if count > intensity.max_restarts as usize {
+            if let Some(handover) = hand_over(tree, unit, intensity.within, backoff, random) {
+                return Plan::Restart(vec![handover]);
+            }
             let culprit = unit
                 .members
                 .iter()
@@ -103,6 +114,7 @@ pub(crate) fn decide(
                     node: m,
                     delay: Duration::ZERO,
                     backoff: n.backoff,
+                    handover: false,
                 };
             }
             let healthy_long_enough = backoff.reset_after_of().is_some_and(|d| {
@@ -115,18 +127,45 @@ pub(crate) fn decide(
                 node: m,
                 delay,
                 backoff: Some(next),
+                handover: false,
             }
         })
         .collect();
     Plan::Restart(starts)
 }
 
-/// A restart on request ([`Supervisor::restart`](crate::Supervisor::restart)):
-/// a member was stopped for it and none died meanwhile. It does not count
-/// against the owner's intensity.
+/// A singleton alone in its unit that exceeded its owner's intensity: it
+/// gives its lease up and waits out its next backoff, but at least the
+/// intensity's window (its restarts there are forgotten by then).
+fn hand_over(
+    tree: &Tree,
+    unit: &Unit,
+    within: Duration,
+    backoff: &Backoff,
+    random: &mut dyn FnMut() -> f64,
+) -> Option<Launch> {
+    let [k] = unit.members[..] else {
+        return None;
+    };
+    let n = tree.node(k)?;
+    if !tree.is_singleton(k) {
+        return None;
+    }
+    let (delay, next) = backoff.delay(n.backoff, random());
+    Some(Launch {
+        node: k,
+        delay: delay.max(within),
+        backoff: Some(next),
+        handover: true,
+    })
+}
+
+/// A restart on request ([`Supervisor::restart`](crate::Supervisor::restart)),
+/// or a singleton's after it lost its lease: a member was stopped for it and
+/// none died meanwhile. It does not count against the owner's intensity.
 pub(crate) fn on_request(tree: &Tree, unit: &Unit) -> bool {
     let nodes = || unit.members.iter().filter_map(|m| tree.node(*m));
-    nodes().any(|n| n.requested) && !nodes().any(|n| n.state() == NodeState::Dead)
+    nodes().any(|n| n.requested || n.relaunch) && !nodes().any(|n| n.state() == NodeState::Dead)
 }
 
 /// The restart window of a group's owner (the supervisor's for the root's):
@@ -179,11 +218,23 @@ pub(crate) fn log_lines(tree: &Tree, launches: &[Launch]) -> Vec<Said> {
     let mut at_once = 0usize;
     let mut cause: Option<&std::sync::Arc<str>> = None;
     let mut requested: Option<&std::sync::Arc<str>> = None;
+    let mut relaunched = false;
     let mut first: Option<&std::sync::Arc<str>> = None;
     for l in launches {
         let Some(n) = tree.node(l.node) else {
             continue;
         };
+        if l.handover {
+            let message = format!(
+                "{} exceeded its restart intensity: handing its lease over, campaigning again in {:?}",
+                n.dn, l.delay
+            );
+            let said = Said::new(Level::Warn, "handing_over", message)
+                .dn(&n.dn)
+                .backoff(l.delay);
+            lines.push(said);
+            continue;
+        }
         if n.state() == NodeState::Dead {
             let restart = n.restarts + 1;
             let message = format!("restarting {} (restart {restart}) in {:?}", n.dn, l.delay);
@@ -200,6 +251,7 @@ pub(crate) fn log_lines(tree: &Tree, launches: &[Launch]) -> Vec<Said> {
             if n.requested {
                 requested.get_or_insert(&n.dn);
             }
+            relaunched |= n.relaunch;
             if shown.len() < 5 {
                 shown.push(&n.dn);
             }
@@ -224,6 +276,14 @@ pub(crate) fn log_lines(tree: &Tree, launches: &[Launch]) -> Vec<Said> {
                 format!("restarting {names} at once, on request"),
                 by,
             ),
+            (None, None) if relaunched => match first {
+                Some(first) => (
+                    "restarting",
+                    format!("restarting {names} at once: its lease was lost, it campaigns again"),
+                    first,
+                ),
+                None => return lines,
+            },
             (None, None) => match first {
                 Some(first) => ("restarting", format!("restarting {names} at once"), first),
                 None => return lines,
@@ -421,6 +481,107 @@ mod tests {
                 Plan::Restart(_) => assert!(!escalates, "{case}: did not escalate"),
             }
         }
+    }
+
+    /// root → {s} (one-for-one), `s` a singleton, root allowing 1 restart
+    /// in 10 s.
+    fn singleton_tree() -> (Tree, NodeKey) {
+        let mut t = Tree::new(CancellationToken::new(), Defaults::default());
+        let root = t.root();
+        let intensity = Some(Intensity::new(1, Duration::from_secs(10)));
+        t.set_spec(
+            root,
+            Spec {
+                intensity,
+                ..Spec::default()
+            },
+        );
+        let s = t
+            .add_group(root, ["s"].into_iter(), GroupOptions::default())
+            .unwrap()[0];
+        t.set_spec(
+            s,
+            Spec {
+                singleton: true,
+                ..Spec::default()
+            },
+        );
+        t.take_dirty();
+        (t, s)
+    }
+
+    fn unit_of(t: &mut Tree) -> Unit {
+        let dirty = t.take_dirty();
+        let mut units = sweep(t, dirty);
+        assert_eq!(units.len(), 1, "{units:?}");
+        units.remove(0)
+    }
+
+    #[test]
+    fn a_singleton_over_its_intensity_hands_over_instead_of_escalating() {
+        let (mut t, s) = singleton_tree();
+        let now = Instant::now();
+        t.die(s, "boom");
+        let unit = unit_of(&mut t);
+        let first = decide(&t, &unit, &backoff(), now, &mut half());
+        let Plan::Restart(starts) = &first else {
+            panic!("{first:?}")
+        };
+        assert!(!starts[0].handover, "within its intensity: restarted here");
+        apply(&mut t, &unit, &first, now);
+        t.die(s, "boom");
+        let unit = unit_of(&mut t);
+        let Plan::Restart(starts) = decide(&t, &unit, &backoff(), now, &mut half()) else {
+            panic!("a lone singleton does not take its owner down")
+        };
+        assert!(starts[0].handover);
+        assert_eq!(
+            starts[0].delay,
+            Duration::from_secs(10),
+            "waits out the window"
+        );
+        let lines = log_lines(&t, &starts);
+        assert_eq!(lines[0].event, "handing_over");
+        assert!(lines[0]
+            .message
+            .contains("root.s exceeded its restart intensity"));
+        // Not a singleton: the owner gives up, as before.
+        t.set_spec(s, Spec::default());
+        assert!(matches!(
+            decide(&t, &unit, &backoff(), now, &mut half()),
+            Plan::Escalate { .. }
+        ));
+    }
+
+    #[test]
+    fn a_lost_lease_restarts_at_once_and_counts_for_nothing() {
+        let (mut t, a, b) = tree(Some(Intensity::new(0, Duration::from_secs(10))));
+        t.node(a).unwrap().token.cancel();
+        t.node_mut(a).unwrap().relaunch = true;
+        t.set_state(a, NodeState::Cancelled);
+        let unit = unit_of(&mut t);
+        assert_eq!(
+            unit.members,
+            vec![a],
+            "alone, though its group is one-for-all"
+        );
+        assert!(on_request(&t, &unit));
+        let now = Instant::now();
+        let Plan::Restart(starts) = decide(&t, &unit, &backoff(), now, &mut half()) else {
+            panic!("a relaunch is never an escalation, even with no restarts allowed")
+        };
+        assert_eq!(starts[0].delay, Duration::ZERO);
+        let lines = log_lines(&t, &starts);
+        assert!(
+            lines[0].message.contains("its lease was lost"),
+            "{}",
+            lines[0].message
+        );
+        assert_eq!(
+            t.node(b).unwrap().state(),
+            NodeState::New,
+            "its sibling never stopped"
+        );
     }
 
     #[test]

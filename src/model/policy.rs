@@ -236,6 +236,10 @@ pub(crate) struct Spec {
     /// Whether it keeps the service from being ready while it is not
     /// (`None`: if and only if it is permanent).
     pub affects_readiness: Option<bool>,
+    /// A singleton across replicas (see the `fleet` module): when its
+    /// restarts exceed its owner's intensity, it hands its lease over
+    /// instead of taking its owner down.
+    pub singleton: bool,
 }
 
 /// How a group behaves as a whole.

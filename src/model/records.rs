@@ -39,10 +39,15 @@ pub enum NodeState {
     Done,
     /// The runnable returned (or was aborted) after its context was cancelled.
     Cancelled,
+    /// A singleton node (see the `fleet` module) waiting for its lease:
+    /// another replica holds it, or this one is campaigning. Its runnable
+    /// does not run here. Live, and not a reason to be unready.
+    Standby,
 }
 
 impl NodeState {
-    /// `true` for DONE, CANCELLED and DEAD: the runnable is not running.
+    /// `true` for DONE, CANCELLED and DEAD: the runnable is not running (nor
+    /// waiting for its lease, as a STANDBY node is).
     pub fn is_exited(self) -> bool {
         matches!(
             self,
@@ -50,7 +55,8 @@ impl NodeState {
         )
     }
 
-    /// `true` for NEW and HEALTHY: the runnable is scheduled or running.
+    /// `true` for NEW, HEALTHY and STANDBY: the runnable is scheduled or
+    /// running, or campaigning for its lease.
     pub fn is_live(self) -> bool {
         !self.is_exited()
     }
@@ -64,6 +70,7 @@ impl fmt::Display for NodeState {
             NodeState::Dead => "DEAD",
             NodeState::Done => "DONE",
             NodeState::Cancelled => "CANCELLED",
+            NodeState::Standby => "STANDBY",
         })
     }
 }
@@ -175,6 +182,23 @@ pub struct NodeInfo {
     /// 1,024. Empty otherwise.
     #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Vec::is_empty"))]
     pub finished: Vec<FinishedChild>,
+    /// For a singleton node (see the `fleet` module): who holds its lease
+    /// and with which fencing token, as this replica last learnt it.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
+    pub lease: Option<LeaseInfo>,
+}
+
+/// Who holds a singleton node's lease, as a snapshot shows it.
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LeaseInfo {
+    /// The holder's member id (`FleetOptions::new(id)`), if anyone holds it.
+    pub holder: Option<String>,
+    /// Its fencing token: grows with every new tenure, across the fleet.
+    pub token: Option<u64>,
+    /// This replica holds it (and its runnable runs here).
+    pub held_here: bool,
 }
 
 /// A dynamic node's child that ended for good and left the tree (see
@@ -274,6 +298,10 @@ pub enum ExitKind {
     /// It was stopped to be started again on request
     /// ([`Supervisor::restart`](crate::Supervisor::restart)).
     Restarted,
+    /// A singleton lost its lease (a renewal failed, the store was
+    /// unreachable, its fence passed): stopped before another replica could
+    /// start it, and back to STANDBY, campaigning again.
+    LeaseLost,
 }
 
 impl ExitKind {
@@ -288,6 +316,7 @@ impl ExitKind {
             ExitKind::Cancelled => "cancelled",
             ExitKind::Aborted => "aborted",
             ExitKind::Restarted => "restarted",
+            ExitKind::LeaseLost => "lease_lost",
         }
     }
 }
@@ -377,6 +406,8 @@ pub struct Counts {
     pub done: usize,
     /// CANCELLED nodes.
     pub cancelled: usize,
+    /// STANDBY nodes: singletons whose lease another replica holds.
+    pub standby: usize,
     /// Nodes waiting out a backoff before a restart.
     pub waiting: usize,
     /// Nodes the stall watch has flagged.

@@ -28,3 +28,10 @@ pub(crate) fn is_some<S: Serializer>(
 ) -> Result<S::Ok, S::Error> {
     s.serialize_bool(t.is_some())
 }
+
+pub(crate) fn opt_unix_ms<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => unix_ms(t, s),
+        None => s.serialize_none(),
+    }
+}

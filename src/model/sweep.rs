@@ -11,7 +11,10 @@
 //! - and the group's owner is still live (or, for the root, the supervisor):
 //!   under a cancelled owner, the owner's own restart brings the group back.
 //!
-//! Temporary members are never part of a unit: they stay exited.
+//! Temporary members are never part of a unit: they stay exited. A
+//! singleton that lost its lease (`relaunch`) is a unit of its own once it
+//! and its subtree have exited, whatever its group's strategy: its siblings
+//! did not go down with it.
 //!
 //! This is the reference's three-phase walk folded into one local test. The
 //! reference walks top-down and restarts the highest node that is exited,
@@ -47,6 +50,12 @@ pub(crate) fn sweep(tree: &Tree, mut dirty: Vec<NodeKey>) -> Vec<Unit> {
         let Some(group) = tree.group(node.group) else {
             continue;
         };
+        if node.relaunch {
+            if let Some(unit) = relaunch(tree, k, &|m| tree.node(m).is_some_and(|n| n.is_ready())) {
+                units.push(unit);
+            }
+            continue;
+        }
         match group.options.strategy {
             Strategy::OneForOne => {
                 if node.is_ready() && restartable(tree, k) && owner_live(tree, node.group) {
@@ -93,6 +102,11 @@ pub(crate) fn full_sweep(tree: &Tree) -> Vec<Unit> {
     }
     let is_ready = |m: NodeKey| ready.contains(&m);
     let mut out = Vec::new();
+    for (k, n) in tree.nodes() {
+        if n.relaunch {
+            out.extend(relaunch(tree, k, &is_ready));
+        }
+    }
     for (g, group) in tree.groups() {
         if group.options.strategy == Strategy::OneForOne {
             if owner_live(tree, g) {
@@ -101,6 +115,7 @@ pub(crate) fn full_sweep(tree: &Tree) -> Vec<Unit> {
                         .members
                         .iter()
                         .filter(|m| is_ready(**m) && restartable(tree, **m))
+                        .filter(|m| tree.node(**m).is_some_and(|n| !n.relaunch))
                         .map(|m| Unit {
                             group: g,
                             members: vec![*m],
@@ -122,7 +137,10 @@ fn group_unit(tree: &Tree, g: GroupKey, ready: &dyn Fn(NodeKey) -> bool) -> Opti
     if !owner_live(tree, g) || tree.is_stopping(g) {
         return None;
     }
-    let cancelled = |m: &&NodeKey| tree.node(**m).is_some_and(|n| n.token.is_cancelled());
+    let cancelled = |m: &&NodeKey| {
+        tree.node(**m)
+            .is_some_and(|n| n.token.is_cancelled() && !n.relaunch)
+    };
     let waits_for_all = group.options.strategy == Strategy::OneForAll;
     let all_ready = if waits_for_all {
         group.members.iter().all(|m| ready(*m))
@@ -139,6 +157,21 @@ fn group_unit(tree: &Tree, g: GroupKey, ready: &dyn Fn(NodeKey) -> bool) -> Opti
         .copied()
         .collect();
     (!members.is_empty()).then_some(Unit { group: g, members })
+}
+
+/// A singleton's relaunch after a lost lease, once it (and its subtree) has
+/// exited, under a live owner and outside an ordered stop.
+fn relaunch(tree: &Tree, k: NodeKey, ready: &dyn Fn(NodeKey) -> bool) -> Option<Unit> {
+    let n = tree.node(k)?;
+    let due = n.relaunch
+        && ready(k)
+        && !n.removing
+        && owner_live(tree, n.group)
+        && !tree.is_stopping(n.group);
+    due.then(|| Unit {
+        group: n.group,
+        members: vec![k],
+    })
 }
 
 /// A member whose own restart is due: cancelled, and not temporary.
@@ -219,6 +252,61 @@ mod tests {
         let x = child(&t, a, "x");
         t.take_dirty();
         (t, a, b, x)
+    }
+
+    /// `k` lost its lease: cancelled (its host did it), flagged.
+    fn lose_lease(t: &mut Tree, k: NodeKey) {
+        t.node(k).unwrap().token.cancel();
+        t.node_mut(k).unwrap().relaunch = true;
+    }
+
+    #[test]
+    fn a_lost_lease_relaunches_the_node_alone_once_its_subtree_exited() {
+        let (mut t, a, b, x) = sample();
+        lose_lease(&mut t, a);
+        t.set_state(a, NodeState::Cancelled);
+        assert!(step(&mut t).is_empty(), "x still runs under a");
+        assert!(full_sweep(&t).is_empty());
+        t.set_state(x, NodeState::Cancelled);
+        let ga = t.node(a).unwrap().group;
+        let dirty = t.take_dirty();
+        let units = sweep(&t, dirty);
+        assert_eq!(
+            units,
+            vec![Unit {
+                group: ga,
+                members: vec![a]
+            }]
+        );
+        assert_eq!(full_sweep(&t), units, "the oracle agrees");
+        assert!(
+            !t.node(b).unwrap().token.is_cancelled(),
+            "b never went down"
+        );
+    }
+
+    #[test]
+    fn a_death_in_the_group_takes_a_relaunching_node_along() {
+        let (mut t, a, b, x) = sample();
+        lose_lease(&mut t, a);
+        die(&mut t, b);
+        assert!(
+            !t.node(a).unwrap().relaunch,
+            "a comes back with the group now"
+        );
+        t.set_state(x, NodeState::Cancelled);
+        t.set_state(a, NodeState::Cancelled);
+        let ga = t.node(a).unwrap().group;
+        let dirty = t.take_dirty();
+        let units = sweep(&t, dirty);
+        assert_eq!(
+            units,
+            vec![Unit {
+                group: ga,
+                members: vec![a, b]
+            }]
+        );
+        assert_eq!(full_sweep(&t), units);
     }
 
     #[test]

@@ -24,7 +24,8 @@ pub(crate) struct Said {
     pub level: Level,
     /// What happened: `died`, `restarting`, `restarting_siblings`,
     /// `escalated`, `gave_up`, `stalled`, `unstalled`, `restart_requested`,
-    /// `draining`, `shutting_down`, `shut_down`, or `note`.
+    /// `draining`, `shutting_down`, `shut_down`, a singleton's `standby`,
+    /// `acquired`, `lost`, `released` and `handing_over`, or `note`.
     pub event: &'static str,
     /// The log line.
     pub message: String,
@@ -37,6 +38,8 @@ pub(crate) struct Said {
     pub restarts: Option<u64>,
     pub backoff_ms: Option<u64>,
     pub incarnation: Option<u64>,
+    /// A singleton's fencing token, for its lease's events.
+    pub fencing_token: Option<u64>,
 }
 
 impl Said {
@@ -52,6 +55,7 @@ impl Said {
             restarts: None,
             backoff_ms: None,
             incarnation: None,
+            fencing_token: None,
         }
     }
 
@@ -90,6 +94,11 @@ impl Said {
         self
     }
 
+    pub fn fencing_token(mut self, token: Option<u64>) -> Said {
+        self.fencing_token = token;
+        self
+    }
+
     pub fn in_tree(mut self, text: String) -> Said {
         self.in_tree = Some(text);
         self
@@ -114,6 +123,7 @@ impl Said {
                     restarts = self.restarts,
                     backoff_ms = self.backoff_ms,
                     incarnation = self.incarnation,
+                    fencing_token = self.fencing_token,
                     "{}",
                     headline
                 )
@@ -149,8 +159,13 @@ impl Voice {
     /// structured event.
     pub fn say(&self, said: Said) {
         log::log!(target: "actix_supervisor", said.level, "{}", said.message);
+        // Only to a subscriber: with none set, tracing would hand the
+        // event to the log facade (its `log` feature, which a dependency
+        // such as actix-web's may turn on) and the line would show twice.
         #[cfg(feature = "tracing")]
-        said.emit();
+        if ::tracing::dispatcher::has_been_set() {
+            said.emit();
+        }
         let text = said.in_tree.unwrap_or(said.message);
         self.logs.push(&self.dn, Some(said.level), text, None);
     }

@@ -27,35 +27,57 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::capture::Scoped;
 use crate::api::context::{Context, Link};
+use crate::api::lease::Tenure;
 use crate::api::runnable::Runnable;
 use crate::api::wire::inbox::{Began, Exited};
 use crate::api::wire::protocol::{Incarnation, Start};
 use crate::api::wire::settle::Starting;
 use crate::model::error::RunResult;
 use crate::model::exit::{is_death, panic_message, Outcome};
+use crate::model::lease::Loss;
 use crate::model::logtree::LogTree;
-use crate::model::policy::Shutdown;
+use crate::model::policy::{Restart, Shutdown};
 use crate::model::voice::{Said, Voice};
+use crate::runtime::seat::{Campaign, Seat, Watch};
 use crate::runtime::stall::Watched;
 
 pub(crate) struct Host {
     runnable: Box<dyn Runnable>,
     processor: Link,
     logs: LogTree,
+    /// A singleton's lease (see `seat.rs`); `None` for every other node.
+    seat: Option<Box<Seat>>,
+    /// The node's DN, once known: what a singleton's lease is named.
+    dn: Option<Arc<str>>,
 }
 
 impl Host {
-    pub fn new(runnable: Box<dyn Runnable>, processor: Link, logs: LogTree) -> Host {
+    pub fn new(
+        runnable: Box<dyn Runnable>,
+        processor: Link,
+        logs: LogTree,
+        seat: Option<Box<Seat>>,
+    ) -> Host {
         Host {
             runnable,
             processor,
             logs,
+            seat,
+            dn: None,
         }
     }
 }
 
 impl Actor for Host {
     type Context = actix::Context<Self>;
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        // The node left the tree (its parent restarts, or it was removed)
+        // while it held a lease: hand it over now rather than at its TTL.
+        if let (Some(seat), Some(dn)) = (self.seat.as_mut(), self.dn.take()) {
+            seat.abandon(dn);
+        }
+    }
 }
 
 impl Handler<Start> for Host {
@@ -78,91 +100,252 @@ impl Handler<Start> for Host {
             restart,
             takes_down,
             start_timeout,
-            mut starting,
-            mut polled,
+            handover,
+            starting,
+            polled,
         } = msg;
-        // Made here rather than by the processor: the context is used and
-        // dropped on this thread, and so are the shared handles it clones.
-        let ctx = Context::new(
-            self.logs.clone(),
-            dn,
-            node,
-            incarnation,
+        if self.dn.is_none() {
+            self.dn = Some(dn.clone());
+        }
+        let campaign = self.seat.as_mut().map(|seat| {
+            let campaign = Campaign {
+                lessor: seat.lessor.clone(),
+                name: dn.clone(),
+                token: token.clone(),
+                link: self.processor.clone(),
+                node,
+                incarnation,
+            };
+            (campaign, seat.tenure.take())
+        });
+        let prepared = prepare(
+            delay,
+            gate,
             token.clone(),
-            self.processor.clone(),
+            campaign,
+            handover,
+            starting,
+            polled,
         );
-        let run_ctx = ctx.clone();
-        let guard_ctx = ctx.clone();
-        let logger = ctx.logger();
-        let run_ctx_node = ctx.node();
-        let incarnation = wrap_future::<_, Self>(wait_out(delay, gate, token.clone()))
-            .then(move |go, host, _| {
-                let Go::Start(opened) = go else {
-                    return Either::Left(ready(Outcome::CancelledBeforeStart));
+        let incarnation = wrap_future::<_, Self>(prepared)
+            .then(move |prepared, host, _| {
+                let tenure = prepared.tenure();
+                // Made here rather than by the processor: the context is
+                // used and dropped on this thread, and so are the shared
+                // handles it clones.
+                let ctx = Context::new(
+                    host.logs.clone(),
+                    dn,
+                    node,
+                    incarnation,
+                    token.clone(),
+                    host.processor.clone(),
+                    tenure.clone(),
+                );
+                let Prepared::Run {
+                    starting, polled, ..
+                } = prepared
+                else {
+                    let outcome = Outcome::CancelledBeforeStart;
+                    return Either::Left(ready((outcome, None, tenure, ctx)));
                 };
-                starting = starting.or(opened);
                 if !delay.is_zero() {
-                    host.processor.began(Began {
-                        node: run_ctx.node(),
-                        incarnation: run_ctx.incarnation(),
-                    });
+                    host.processor.began(Began { node, incarnation });
                 }
                 let shutdown = host.runnable.shutdown(shutdown);
-                let called = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                    let _inside = crate::api::panics::Inside::enter();
-                    crate::api::capture::scoped_call(
-                        &logger,
-                        #[cfg(feature = "tracing")]
-                        &span,
-                        || host.runnable.run(run_ctx),
-                    )
-                }));
-                match called {
-                    Ok(fut) => {
-                        let fut = Watched {
-                            inner: Scoped {
-                                inner: FirstPoll {
-                                    inner: fut,
-                                    starting: starting.take(),
-                                    polled: polled.take(),
-                                },
-                                logger,
-                                #[cfg(feature = "tracing")]
-                                span,
-                            },
-                            node: run_ctx_node,
-                        };
-                        let guarded = guard(fut, token, shutdown, start_timeout, guard_ctx);
-                        Either::Right(wrap_future(guarded))
-                    }
-                    Err(payload) => {
-                        // Its incarnation began (and ended) in `run`.
-                        if let Some(polled) = polled.take() {
-                            let _ = polled.send(());
-                        }
-                        Either::Left(ready(Outcome::Panicked(panicked(&*payload))))
-                    }
-                }
+                #[cfg(feature = "tracing")]
+                let called = host.call(&ctx, starting, polled, span);
+                #[cfg(not(feature = "tracing"))]
+                let called = host.call(&ctx, starting, polled);
+                let fut = match called {
+                    Ok(fut) => fut,
+                    Err(outcome) => return Either::Left(ready((outcome, None, tenure, ctx))),
+                };
+                let guarded = guard(
+                    fut,
+                    token,
+                    shutdown,
+                    start_timeout,
+                    ctx.clone(),
+                    tenure.clone(),
+                )
+                .map(move |(outcome, lost)| (outcome, lost, tenure, ctx));
+                Either::Right(wrap_future(guarded))
             })
-            .map(move |outcome, host, _| {
-                let exit = ctx.finish(outcome);
-                if !exit.cancelled && is_death(&exit, restart) {
-                    // What the processor will cancel for this death anyway:
-                    // done here, the siblings on this worker stop in this
-                    // very turn, and their exits reach the processor in
-                    // the same batch as this one.
-                    ctx.token().cancel();
-                    if let Some(group) = takes_down {
-                        group.cancel();
-                    }
-                }
-                host.processor.exited(Exited {
-                    node: ctx.node(),
-                    incarnation: ctx.incarnation(),
-                    exit,
-                });
+            .then(move |(outcome, lost, tenure, ctx), host, _| {
+                host.ended(ctx, outcome, lost, tenure, restart, takes_down)
             });
         actx.spawn(incarnation);
+    }
+}
+
+impl Host {
+    /// Calls the runnable for `ctx`'s incarnation, catching a panic in
+    /// `run`, and wraps its future: the first poll releases `starting` and
+    /// answers `polled`; the stall watch and the log capture see each poll.
+    fn call(
+        &mut self,
+        ctx: &Context,
+        starting: Option<Starting>,
+        polled: Option<oneshot::Sender<()>>,
+        #[cfg(feature = "tracing")] span: ::tracing::Span,
+    ) -> Result<Watched<Scoped<FirstPoll>>, Outcome> {
+        let logger = ctx.logger();
+        let run_ctx = ctx.clone();
+        let called = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let _inside = crate::api::panics::Inside::enter();
+            crate::api::capture::scoped_call(
+                &logger,
+                #[cfg(feature = "tracing")]
+                &span,
+                || self.runnable.run(run_ctx),
+            )
+        }));
+        match called {
+            Ok(fut) => Ok(Watched {
+                inner: Scoped {
+                    inner: FirstPoll {
+                        inner: fut,
+                        starting,
+                        polled,
+                    },
+                    logger,
+                    #[cfg(feature = "tracing")]
+                    span,
+                },
+                node: ctx.node(),
+            }),
+            Err(payload) => {
+                // Its incarnation began (and ended) in `run`.
+                if let Some(polled) = polled {
+                    let _ = polled.send(());
+                }
+                Err(Outcome::Panicked(panicked(&*payload)))
+            }
+        }
+    }
+
+    /// The incarnation ended: takes down at once what its death takes
+    /// down, keeps or gives up a singleton's tenure, and reports the exit.
+    fn ended(
+        &mut self,
+        ctx: Context,
+        outcome: Outcome,
+        lost: Option<Loss>,
+        tenure: Option<Tenure>,
+        restart: Restart,
+        takes_down: Option<CancellationToken>,
+    ) -> impl actix::ActorFuture<Self, Output = ()> {
+        let mut exit = ctx.finish(outcome);
+        exit.lease_lost = lost;
+        let death = !exit.cancelled && is_death(&exit, restart);
+        if death {
+            // What the processor will cancel for this death anyway: done
+            // here, the siblings on this worker stop in this very turn,
+            // and their exits reach the processor in the same batch as
+            // this one.
+            ctx.token().cancel();
+            if let Some(group) = takes_down {
+                group.cancel();
+            }
+        }
+        // A tenure that fell is gone; one that stands is kept for the next
+        // incarnation, unless the supervisor is stopping: then it is given
+        // up before the exit is reported, so that the stop completes only
+        // once the lease is free (a rolling deploy hands over at once).
+        let tenure = tenure.filter(|_| lost.is_none());
+        let mut release = None;
+        if let Some(seat) = self.seat.as_mut() {
+            match tenure {
+                Some(t) if !death && seat.top.is_cancelled() => {
+                    let campaign = Campaign {
+                        lessor: seat.lessor.clone(),
+                        name: Arc::from(ctx.dn()),
+                        token: ctx.token().clone(),
+                        link: self.processor.clone(),
+                        node: ctx.node(),
+                        incarnation: ctx.incarnation(),
+                    };
+                    release = Some(async move { campaign.release(t, "stopping").await });
+                }
+                kept => seat.tenure = kept,
+            }
+        }
+        let released = match release {
+            Some(r) => Either::Left(r),
+            None => Either::Right(std::future::ready(())),
+        };
+        wrap_future::<_, Self>(released).map(move |(), host, _| {
+            host.processor.exited(Exited {
+                node: ctx.node(),
+                incarnation: ctx.incarnation(),
+                exit,
+            });
+        })
+    }
+}
+
+/// Before the runnable runs.
+enum Prepared {
+    /// Run it, with the gate's settle guard if there was a gate, whoever
+    /// waits for its first poll, and a singleton's tenure.
+    Run {
+        starting: Option<Starting>,
+        polled: Option<oneshot::Sender<()>>,
+        tenure: Option<Tenure>,
+    },
+    /// Cancelled first (or the gate was dropped); a tenure still held.
+    Stop { tenure: Option<Tenure> },
+}
+
+impl Prepared {
+    fn tenure(&self) -> Option<Tenure> {
+        match self {
+            Prepared::Run { tenure, .. } | Prepared::Stop { tenure } => tenure.clone(),
+        }
+    }
+}
+
+/// What comes before the runnable runs: a singleton's handover (its lease
+/// given up after too many restarts), the gate and the backoff
+/// ([`wait_out`]), and a singleton's claim to its lease (see `seat.rs`).
+async fn prepare(
+    delay: Duration,
+    gate: Option<oneshot::Receiver<Starting>>,
+    token: CancellationToken,
+    campaign: Option<(Campaign, Option<Tenure>)>,
+    handover: bool,
+    starting: Option<Starting>,
+    mut polled: Option<oneshot::Sender<()>>,
+) -> Prepared {
+    let Some((campaign, mut held)) = campaign else {
+        return match wait_out(delay, gate, token).await {
+            Go::Start(opened) => Prepared::Run {
+                starting: starting.or(opened),
+                polled,
+                tenure: None,
+            },
+            Go::Stop => Prepared::Stop { tenure: None },
+        };
+    };
+    if handover {
+        if let Some(t) = held.take() {
+            campaign
+                .release(t, "handing over after too many restarts")
+                .await;
+        }
+    }
+    let mut starting = match wait_out(delay, gate, token).await {
+        Go::Start(opened) => starting.or(opened),
+        Go::Stop => return Prepared::Stop { tenure: held },
+    };
+    match campaign.claim(held, &mut starting, &mut polled).await {
+        Some(tenure) => Prepared::Run {
+            starting,
+            polled,
+            tenure: Some(tenure),
+        },
+        None => Prepared::Stop { tenure: None },
     }
 }
 
@@ -224,20 +407,40 @@ async fn wait_out(
 
 /// Runs the runnable's future, catching its panics, and drops it if it is
 /// still running when its stop mode says so after the token was cancelled.
+/// A singleton's runnable is also cancelled when its tenure is doomed, and
+/// dropped at the fence (never polled past it): the loss is returned.
 async fn guard(
     fut: impl Future<Output = RunResult>,
     token: CancellationToken,
     shutdown: Shutdown,
     start_deadline: Option<Duration>,
     ctx: Context,
-) -> Outcome {
+    tenure: Option<Tenure>,
+) -> (Outcome, Option<Loss>) {
+    // Boxed, and only for a singleton: the incarnation future of every
+    // node would otherwise carry its size.
+    let watch = tenure.map(|t| Box::new(Watch::new(t)));
+    let watch = watch.as_deref();
+    let stop_token = token.clone();
     let deadline = async move {
-        token.cancelled().await;
-        match shutdown {
-            // Boxed, so that the timer is only allocated once cancellation came.
-            Shutdown::Timeout(d) => Box::pin(tokio::time::sleep(d)).await,
-            Shutdown::Brutal => {}
-            Shutdown::Infinity => std::future::pending().await,
+        let stop = async {
+            stop_token.cancelled().await;
+            match shutdown {
+                // Boxed, so that the timer is only allocated once cancellation came.
+                Shutdown::Timeout(d) => Box::pin(tokio::time::sleep(d)).await,
+                Shutdown::Brutal => {}
+                Shutdown::Infinity => std::future::pending().await,
+            }
+        };
+        match watch {
+            // A singleton's stop mode never extends past its fence.
+            Some(w) => {
+                tokio::select! {
+                    _ = stop => {}
+                    _ = Box::pin(w.tenure.fenced()) => {}
+                }
+            }
+            None => stop.await,
         }
     };
     tokio::pin!(deadline);
@@ -256,8 +459,22 @@ async fn guard(
         }
         None => Either::Left(std::future::pending()),
     };
+    let (past_fence, doomed) = match watch {
+        Some(w) => (
+            Either::Left(w.past_fence()),
+            Either::Left(Box::pin(w.cancel_when_doomed(&token))),
+        ),
+        None => (
+            Either::Right(std::future::pending()),
+            Either::Right(std::future::pending()),
+        ),
+    };
+    // Biased: past the fence, the runnable is not polled again, whatever
+    // woke the task.
     let outcome = tokio::select! {
         biased;
+        _ = past_fence => Outcome::Aborted,
+        () = doomed => Outcome::Aborted,
         res = AssertUnwindSafe(fut).catch_unwind() => match res {
             Ok(result) => Outcome::Returned(result),
             Err(payload) => Outcome::Panicked(panicked(&*payload)),
@@ -289,7 +506,7 @@ async fn guard(
         }
         tasks.abort(stopping);
     }
-    outcome
+    (outcome, watch.and_then(|w| w.lost.get()))
 }
 
 /// A stopping node's runnable returned, but tasks of its incarnation were

@@ -1,5 +1,6 @@
 //! The actors: the [`processor`] (one actor owning the tree, on an arbiter
-//! of its own), the node [`host`]s (an actor per node, on worker arbiters),
+//! of its own), the node [`host`]s (an actor per node, on worker arbiters, with a
+//! singleton's [`seat`] in its lease),
 //! and what runs them: the [`workers`] and their placement, the [`outbox`]
 //! that carries the processor's decisions to them in batches, the [`stall`]
 //! watch, and the [`sinks`] the processor tells what happens.
@@ -10,6 +11,7 @@
 pub(crate) mod host;
 pub(crate) mod outbox;
 pub(crate) mod processor;
+pub(crate) mod seat;
 pub(crate) mod sinks;
 pub(crate) mod stall;
 pub(crate) mod workers;

@@ -39,11 +39,17 @@ fn row(n: &NodeInfo, now: tokio::time::Instant, path: bool) -> String {
         true => &n.dn,
         false => n.dn.rsplit('.').next().unwrap_or(&n.dn),
     };
-    let when = match (n.restart_at, n.uptime) {
+    let mut when = match (n.restart_at, n.uptime) {
         (Some(at), _) => format!("restart in {}", human(at.saturating_duration_since(now))),
         (None, Some(up)) => format!("up {}", human(up)),
         _ => String::new(),
     };
+    if let Some(lease) = lease(n) {
+        if !when.is_empty() {
+            when.push_str(" · ");
+        }
+        when.push_str(&lease);
+    }
     let stalled = if n.stalled_since.is_some() {
         "STALLED"
     } else {
@@ -61,8 +67,74 @@ fn row(n: &NodeInfo, now: tokio::time::Instant, path: bool) -> String {
         glyph = glyph(n),
         name = escape(name),
         restarts = n.restarts,
+        when = escape(&when),
         error = escape(n.last_error.as_deref().unwrap_or("").lines().next().unwrap_or("")),
     )
+}
+
+/// A singleton's lease, for its row: here, or whose, with the token.
+fn lease(n: &NodeInfo) -> Option<String> {
+    let l = n.lease.as_ref()?;
+    Some(match (&l.holder, l.token) {
+        (_, Some(token)) if l.held_here => format!("lease here, token {token}"),
+        (Some(holder), Some(token)) => format!("lease: {holder}, token {token}"),
+        _ => "campaigning".to_string(),
+    })
+}
+
+/// The fleet section, server-rendered (the script renders the same from
+/// `page.json`'s `fleet`).
+fn fleet_html(f: &crate::fleet::Fleet) -> String {
+    let members: String = f
+        .last_members()
+        .iter()
+        .map(|m| {
+            let this = if m.id == f.id() {
+                " (this replica)"
+            } else {
+                ""
+            };
+            format!(
+                "<tr><td>{}{this}</td><td>{}</td><td></td><td></td></tr>",
+                escape(&m.id),
+                escape(m.address.as_deref().unwrap_or(""))
+            )
+        })
+        .collect();
+    let held: Vec<String> = f
+        .held()
+        .iter()
+        .map(|(n, t)| format!("{} (token {t})", escape(n)))
+        .collect();
+    let held = if held.is_empty() {
+        "none".to_string()
+    } else {
+        held.join(", ")
+    };
+    let connected = if f.is_connected() {
+        ""
+    } else {
+        " · <b>session not confirmed: rejoining</b>"
+    };
+    format!(
+        "<h2>Fleet</h2><div class=\"note\">replica {} at {}{connected} · holds: {held}</div>\
+         <table><thead><tr><th>member</th><th>address</th><th>joined</th><th>renewed</th></tr></thead>\
+         <tbody>{members}</tbody></table>",
+        escape(f.id()),
+        escape(f.store()),
+    )
+}
+
+/// The fleet as `page.json` and `/fleet.json` show it.
+pub(super) fn fleet_json(f: &crate::fleet::Fleet) -> serde_json::Value {
+    serde_json::json!({
+        "id": f.id(),
+        "store": f.store(),
+        "connected": f.is_connected(),
+        "ttl_ms": f.ttl().as_millis() as u64,
+        "held": f.held(),
+        "members": f.last_members(),
+    })
 }
 
 /// What the page shows: the tree's rows (top levels and the opened nodes'
@@ -137,6 +209,7 @@ pub(super) async fn page_json(s: web::Data<Status>, q: web::Query<PageQuery>) ->
         "tree_truncated": shown.tree_truncated,
         "troubled": shown.troubled.nodes,
         "troubled_truncated": shown.troubled.truncated,
+        "fleet": s.fleet.as_ref().map(fleet_json),
     }))
 }
 
@@ -151,16 +224,21 @@ pub(super) async fn page(s: web::Data<Status>) -> HttpResponse {
         .iter()
         .map(|n| row(n, now, true))
         .collect();
-    let summary = format!(
+    let mut summary = format!(
         "{} nodes, {} healthy, {} new, {} dead ({} waiting to restart), {} done, {} cancelled",
         c.nodes, c.healthy, c.new, c.dead, c.waiting, c.done, c.cancelled
     );
+    if c.standby > 0 {
+        summary.push_str(&format!(", {} standby", c.standby));
+    }
+    let fleet = s.fleet.as_ref().map(fleet_html).unwrap_or_default();
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .body(
             PAGE.replace("{{summary}}", &summary)
                 .replace("{{troubled}}", &troubled)
-                .replace("{{rows}}", &rows),
+                .replace("{{rows}}", &rows)
+                .replace("{{fleet}}", &fleet),
         )
 }
 

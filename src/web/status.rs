@@ -14,6 +14,7 @@ use super::server::{server, BoundAddrs};
 use crate::api::context::Context;
 use crate::api::runnable::Runnable;
 use crate::api::supervisor::Supervisor;
+use crate::fleet::Fleet;
 use crate::model::error::RunError;
 use crate::model::error::RunResult;
 use crate::model::policy::Shutdown;
@@ -23,8 +24,8 @@ use crate::model::records::{Liveness, NodeState};
 use futures::future::LocalBoxFuture;
 
 /// The supervisor's status, to mount in an application: `/healthz`,
-/// `/readyz`, `/metrics`, `/tree`, `/tree.json`, `/logs` and an HTML page at
-/// `/`. Read-only: nothing here changes the tree.
+/// `/readyz`, `/metrics`, `/tree`, `/tree.json`, `/logs`, `/fleet.json`
+/// (with [`fleet`](Self::fleet)) and an HTML page at `/`. Read-only: nothing here changes the tree.
 ///
 /// ```no_run
 /// # use actix_supervisor::{web::Status, Supervisor};
@@ -39,6 +40,7 @@ pub struct Status {
     registry: Option<Arc<Mutex<Registry>>>,
     grace: Duration,
     logs: bool,
+    pub(super) fleet: Option<Fleet>,
 }
 
 impl fmt::Debug for Status {
@@ -47,6 +49,7 @@ impl fmt::Debug for Status {
             .field("metrics", &self.registry.is_some())
             .field("readiness_grace", &self.grace)
             .field("logs", &self.logs)
+            .field("fleet", &self.fleet.as_ref().map(Fleet::id))
             .finish_non_exhaustive()
     }
 }
@@ -71,7 +74,16 @@ impl Status {
             registry,
             grace: Duration::ZERO,
             logs: true,
+            fleet: None,
         }
+    }
+
+    /// Shows `fleet` on the page (this replica, the members, the leases
+    /// held here) and at `/fleet.json`. Singleton nodes show their lease's
+    /// holder and fencing token in the tree either way.
+    pub fn fleet(mut self, fleet: &Fleet) -> Self {
+        self.fleet = Some(fleet.clone());
+        self
     }
 
     /// Serves `registry` at `/metrics` (for example the one a
@@ -139,6 +151,7 @@ impl Status {
                 .route("/tree", web::get().to(tree_text))
                 .route("/tree.json", web::get().to(tree_json))
                 .route("/page.json", web::get().to(page::page_json))
+                .route("/fleet.json", web::get().to(fleet_json))
                 .route("/", web::get().to(page::page))
                 .route("", web::get().to(page::page));
             if logs_on {
@@ -423,4 +436,15 @@ async fn logs(s: web::Data<Status>, q: web::Query<LogsQuery>) -> HttpResponse {
         })
         .collect();
     HttpResponse::Ok().json(lines)
+}
+
+/// `/fleet.json`: this replica's fleet (its id, the store, whether its
+/// session stands, the leases it holds, the members); 404 without one.
+async fn fleet_json(s: web::Data<Status>) -> HttpResponse {
+    match &s.fleet {
+        Some(f) => HttpResponse::Ok().json(page::fleet_json(f)),
+        None => {
+            HttpResponse::NotFound().body("no fleet: this status was made without Status::fleet\n")
+        }
+    }
 }

@@ -293,8 +293,8 @@ async fn every_series_is_there_from_the_start_in_one_order() {
     };
     let first = scrape();
     let states = order(&first, "actix_supervisor_nodes{");
-    assert_eq!(states.len(), 5, "{first}");
-    for state in ["NEW", "HEALTHY", "DEAD", "DONE", "CANCELLED"] {
+    assert_eq!(states.len(), 6, "{first}");
+    for state in ["NEW", "HEALTHY", "DEAD", "DONE", "CANCELLED", "STANDBY"] {
         assert!(
             states.iter().any(|s| s.contains(&format!("\"{state}\""))),
             "{first}"
@@ -302,7 +302,7 @@ async fn every_series_is_there_from_the_start_in_one_order() {
     }
     assert_eq!(
         order(&first, "actix_supervisor_exits_total{").len(),
-        8,
+        9,
         "{first}"
     );
     // Within the first second (the tick has not run yet): the root is counted.

@@ -45,6 +45,7 @@ pub(crate) enum Report {
     Signal(SignalMsg),
     Pid(Pid),
     Addrs(Addrs),
+    Lease(LeaseMsg),
 }
 
 /// A node's incarnation ended. From its host.
@@ -79,6 +80,29 @@ pub(crate) struct Addrs {
     pub node: NodeKey,
     pub incarnation: u64,
     pub addrs: Vec<std::net::SocketAddr>,
+}
+
+/// A singleton's lease changed, as its host saw it.
+pub(crate) struct LeaseMsg {
+    pub node: NodeKey,
+    pub incarnation: u64,
+    pub change: LeaseChange,
+}
+
+/// What happened to a singleton's lease.
+#[derive(Debug)]
+pub(crate) enum LeaseChange {
+    /// Campaigning: the lease is held elsewhere (`holder`), or the store
+    /// could not be asked (`failed`, why).
+    Standby {
+        holder: Option<(String, u64)>,
+        failed: Option<String>,
+    },
+    /// This replica (member `holder`) holds it, with this fencing token;
+    /// its runnable starts.
+    Acquired { token: u64, holder: String },
+    /// Given up on purpose (a stop, or a handover after too many restarts).
+    Released { token: u64, why: &'static str },
 }
 
 #[derive(Default)]

@@ -123,6 +123,9 @@ pub(crate) struct Start {
     pub takes_down: Option<CancellationToken>,
     /// How long it may stay NEW once its runnable runs (`None`: forever).
     pub start_timeout: Option<Duration>,
+    /// A singleton that exceeded its owner's intensity: give its lease up
+    /// before waiting out `delay`, and campaign again after it.
+    pub handover: bool,
     /// Held until the runnable has been polled once (see [`Starting`]).
     pub starting: Option<Starting>,
     /// Answered once the runnable has been polled for the first time (or

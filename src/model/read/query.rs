@@ -46,6 +46,7 @@ fn bit(s: NodeState) -> u8 {
         NodeState::Dead => 2,
         NodeState::Done => 3,
         NodeState::Cancelled => 4,
+        NodeState::Standby => 5,
     }
 }
 

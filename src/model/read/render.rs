@@ -76,6 +76,7 @@ pub(crate) fn glyph(n: &NodeInfo) -> &'static str {
         NodeState::Dead => "✗",
         NodeState::Done => "✓",
         NodeState::Cancelled => "○",
+        NodeState::Standby => "◇",
     }
 }
 
@@ -86,6 +87,7 @@ fn ansi(state: NodeState) -> &'static str {
         NodeState::Dead => "\x1b[31m",
         NodeState::Done => "\x1b[34m",
         NodeState::Cancelled => "\x1b[90m",
+        NodeState::Standby => "\x1b[36m",
     }
 }
 
@@ -217,6 +219,7 @@ fn dot_color(n: &NodeInfo) -> &'static str {
         NodeState::Dead => "salmon",
         NodeState::Done => "lightblue",
         NodeState::Cancelled => "gray85",
+        NodeState::Standby => "lightcyan",
     }
 }
 

@@ -8,7 +8,7 @@ use slotmap::SecondaryMap;
 use tokio::time::Instant;
 
 use crate::model::read::query::Keep;
-use crate::model::records::{Counts, GroupInfo, LastExit, NodeInfo, NodeState};
+use crate::model::records::{Counts, GroupInfo, LastExit, LeaseInfo, NodeInfo, NodeState};
 use crate::model::tree::{self, NodeKey, Tree};
 
 /// The processor's state a snapshot reads.
@@ -18,6 +18,8 @@ pub(crate) struct View<'a> {
     pub pids: &'a SecondaryMap<NodeKey, u32>,
     /// Where running server nodes listen.
     pub addrs: &'a SecondaryMap<NodeKey, Vec<std::net::SocketAddr>>,
+    /// Who holds each singleton's lease.
+    pub leases: &'a SecondaryMap<NodeKey, LeaseInfo>,
     /// Per worker: the node the stall watch flagged on it, and since when.
     pub blocked_by: &'a [Option<(NodeKey, Instant)>],
 }
@@ -81,6 +83,7 @@ impl View<'_> {
                 .find(|(k, _)| *k == key)
                 .map(|(_, since)| *since),
             finished: Vec::new(),
+            lease: self.leases.get(key).cloned(),
         }
     }
 

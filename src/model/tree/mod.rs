@@ -176,6 +176,11 @@ impl Tree {
         self.retally(k, |n| n.spec = spec);
     }
 
+    /// Whether `k` is a singleton across replicas (see the `fleet` module).
+    pub fn is_singleton(&self, k: NodeKey) -> bool {
+        self.spec_of(k).is_some_and(|s| s.singleton)
+    }
+
     /// How long `k` may stay NEW once its runnable runs.
     pub fn start_timeout_of(&self, k: NodeKey) -> Option<std::time::Duration> {
         self.spec_of(k)
@@ -377,6 +382,11 @@ impl Tree {
             Strategy::RestForOne => group.members.iter().position(|m| *m == k).unwrap_or(0),
         };
         let victims: Vec<NodeKey> = group.members[from..].to_vec();
+        for m in &victims {
+            // A singleton relaunching after a lost lease comes back with
+            // the unit now.
+            self.nodes[*m].relaunch = false;
+        }
         if group.options.ordered_stop {
             self.stop_in_order(g, &victims);
         } else {
@@ -451,6 +461,7 @@ impl Tree {
         node.restarts += 1;
         node.doom = None;
         node.requested = false;
+        node.relaunch = false;
         // A new incarnation is a new supervisor of its children: OTP starts
         // it with an empty restart history.
         node.window = None;

@@ -69,6 +69,14 @@ pub(crate) struct Node {
     /// Stopped to be restarted on request: its unit's restart neither waits
     /// nor counts against the owner's intensity.
     pub requested: bool,
+    /// A singleton that lost its lease: it comes back alone and at once,
+    /// campaigning again, whatever its group's strategy, and its restart
+    /// does not count against its owner's intensity (losing a lease is not
+    /// a failure of its own).
+    pub relaunch: bool,
+    /// A singleton whose restarts exceeded its owner's intensity: its next
+    /// start gives its lease up first (another replica takes over).
+    pub handover: bool,
     /// It has been ready (HEALTHY or DONE) at least once since the
     /// supervisor started, in any incarnation of its DN: a readiness grace
     /// covers only such a node (one never up is unready from the start).
@@ -129,7 +137,9 @@ impl Node {
                 .and_then(|s| s.affects_readiness)
                 .unwrap_or(restart == Restart::Permanent);
         let state = self.reported_state();
-        let fine = state == NodeState::Healthy || (!root && state == NodeState::Done);
+        // STANDBY: another replica runs it, as it should.
+        let fine = state == NodeState::Healthy
+            || (!root && matches!(state, NodeState::Done | NodeState::Standby));
         counts && (!fine || self.waiting.is_some())
     }
 
@@ -144,7 +154,8 @@ impl Node {
         self.waiting
     }
 
-    /// Its runnable is running (NEW or HEALTHY and not waiting to start).
+    /// Its runnable is running (NEW or HEALTHY and not waiting to start;
+    /// or STANDBY: its host campaigns for its lease).
     pub fn is_running(&self) -> bool {
         self.state.is_live() && self.waiting.is_none()
     }
@@ -184,6 +195,8 @@ impl Node {
             waiting: None,
             removing: false,
             requested: false,
+            relaunch: false,
+            handover: false,
             been_up: false,
             since_ms: 0,
             started_ms: None,

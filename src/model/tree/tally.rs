@@ -12,7 +12,7 @@ use crate::model::records::{Counts, NodeState};
 /// answers without a walk).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Tally {
-    by_state: [usize; 5],
+    by_state: [usize; 6],
     waiting: usize,
     unready: usize,
     /// The supervisor's default restart type, which readiness depends on.
@@ -26,6 +26,7 @@ fn index(s: NodeState) -> usize {
         NodeState::Dead => 2,
         NodeState::Done => 3,
         NodeState::Cancelled => 4,
+        NodeState::Standby => 5,
     }
 }
 
@@ -59,8 +60,9 @@ impl Tally {
 
     /// The summary's node counts (the rest of [`Counts`] is left as is).
     pub fn fill(&self, c: &mut Counts) {
-        let [new, healthy, dead, done, cancelled] = self.by_state;
+        let [new, healthy, dead, done, cancelled, standby] = self.by_state;
         (c.new, c.healthy, c.dead, c.done, c.cancelled) = (new, healthy, dead, done, cancelled);
+        c.standby = standby;
         c.nodes = self.by_state.iter().sum();
         c.waiting = self.waiting;
     }

@@ -1,6 +1,7 @@
 //! What the processor keeps about a few nodes beside the tree: the pids of
 //! process nodes, where server nodes listen, the closed gates of an ordered
-//! start, the callers waiting for a dynamic child to be gone, and (with the
+//! start, who holds a singleton's lease, the callers waiting for a dynamic
+//! child to be gone, and (with the
 //! `tracing` feature) each incarnation's span. Few nodes have any of it, so
 //! it costs the others nothing; one struct, so that a node leaving the tree
 //! or ending an incarnation leaves nothing behind here.
@@ -10,6 +11,7 @@ use slotmap::SecondaryMap;
 
 use crate::api::wire::settle::Starting;
 use crate::model::error::RunError;
+use crate::model::records::LeaseInfo;
 use crate::model::tree::NodeKey;
 
 /// A caller of `terminate_child`, answered once the child is gone.
@@ -23,6 +25,9 @@ pub(crate) struct Beside {
     pub addrs: SecondaryMap<NodeKey, Vec<std::net::SocketAddr>>,
     /// The closed gates of ordered-start members waiting for their predecessor.
     pub gates: SecondaryMap<NodeKey, oneshot::Sender<Starting>>,
+    /// Who holds each singleton's lease, as its host last told: kept
+    /// across its incarnations, until it leaves the tree.
+    pub leases: SecondaryMap<NodeKey, LeaseInfo>,
     /// Callers of `terminate_child` waiting for their child to be gone.
     pub leaving: SecondaryMap<NodeKey, Vec<Leaving>>,
     /// Each node's current incarnation's span: its children's parent.
@@ -45,6 +50,7 @@ impl Beside {
     /// be gone is answered.
     pub fn forget(&mut self, k: NodeKey) {
         self.exited(k);
+        self.leases.remove(k);
         for reply in self.leaving.remove(k).into_iter().flatten() {
             let _ = reply.send(Ok(()));
         }

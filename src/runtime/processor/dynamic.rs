@@ -83,7 +83,7 @@ impl Processor {
         };
         let started = n.dn.to_string();
         let worker = self.workers.pick();
-        self.host(key, child.runnable, worker);
+        self.host(key, child.runnable, child.lease, worker);
         let (polled, first_poll) = oneshot::channel();
         self.schedule(key, Duration::ZERO, false, Some(polled));
         Ok((started, first_poll))
@@ -131,7 +131,8 @@ impl Processor {
         for &k in dirty {
             let Some(n) = self.tree.node(k) else { continue };
             let under_dynamic = n.parent.is_some_and(|p| self.tree.is_dynamic(p));
-            if !under_dynamic || !n.is_ready() {
+            // A singleton that lost its lease comes back: not finished.
+            if !under_dynamic || !n.is_ready() || n.relaunch {
                 continue;
             }
             let for_good = n.removing
@@ -140,7 +141,7 @@ impl Processor {
                     NodeState::Dead | NodeState::Cancelled => {
                         self.tree.restart_of(k) == Restart::Temporary
                     }
-                    NodeState::New | NodeState::Healthy => false,
+                    NodeState::New | NodeState::Healthy | NodeState::Standby => false,
                 };
             if for_good {
                 let dn = n.dn.clone();

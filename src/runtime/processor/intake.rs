@@ -36,6 +36,7 @@ impl Processor {
                     Report::Signal(m) => self.on_signal(m.node, m.incarnation, m.signal),
                     Report::Pid(m) => self.on_pid(m),
                     Report::Addrs(m) => self.on_addrs(m),
+                    Report::Lease(m) => self.on_lease(m),
                 }
             }
             self.after_change(ctx);
@@ -208,6 +209,7 @@ impl Processor {
                 self.exit(k, NodeState::Cancelled, kind, reason);
             }
             Verdict::Dead(reason) => self.die(k, reason, kind, &exit.sub_loggers),
+            Verdict::LeaseLost(why) => self.lease_lost(k, why),
         }
         if let Some(message) = propagate {
             self.begin_shutdown(Ended::Panicked { message });

@@ -2,6 +2,7 @@
 //! each incarnation's [`Start`] to its host, gated behind its predecessor in
 //! an ordered-start group.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::channel::oneshot;
@@ -11,21 +12,37 @@ use actix::AsyncContext;
 
 use super::{Life, Processor};
 use crate::api::context::StartGroup;
+use crate::api::lease::Lessor;
 use crate::api::runnable::{Runnable, Sealed};
 use crate::api::wire::protocol::{Incarnation, Start};
 use crate::model::error::RunError;
 use crate::model::records::NodeState;
 use crate::model::tree::{GroupKey, NodeKey};
 use crate::runtime::host::Host;
+use crate::runtime::seat::Seat;
 
 impl Processor {
-    /// Starts a host for `node` on worker `worker`.
-    pub(super) fn host(&mut self, node: NodeKey, runnable: Box<dyn Runnable>, worker: usize) {
+    /// Starts a host for `node` on worker `worker`; `lease`: a singleton's
+    /// fleet.
+    pub(super) fn host(
+        &mut self,
+        node: NodeKey,
+        runnable: Box<dyn Runnable>,
+        lease: Option<Arc<dyn Lessor>>,
+        worker: usize,
+    ) {
         let Some(me) = self.me.clone() else { return };
         if let Some(n) = self.tree.node_mut(node) {
             n.kind = runnable.kind(Sealed(()));
         }
-        let host = Host::new(runnable, me, self.config.logs.clone());
+        let seat = lease.map(|lessor| {
+            Box::new(Seat {
+                lessor,
+                top: self.tree.top().clone(),
+                tenure: None,
+            })
+        });
+        let host = Host::new(runnable, me, self.config.logs.clone(), seat);
         self.outbox.create(node, host, worker);
     }
 
@@ -46,6 +63,10 @@ impl Processor {
         }
         #[cfg(feature = "tracing")]
         let span = self.span_for(k);
+        let handover = self
+            .tree
+            .node_mut(k)
+            .is_some_and(|n| std::mem::take(&mut n.handover));
         let Some(node) = self.tree.node(k) else {
             return;
         };
@@ -75,6 +96,7 @@ impl Processor {
             restart: self.tree.restart_of(k),
             takes_down: self.tree.takes_down(k),
             start_timeout: self.tree.start_timeout_of(k),
+            handover,
             // Pending backoff timers and closed gates must not hold
             // `wait_settled`; an opened gate brings its own guard.
             starting: (delay.is_zero() && !gated).then(|| self.settle.guard()),
@@ -198,7 +220,7 @@ impl Processor {
         let workers = self.workers.place(keys.len());
         for ((key, child), worker) in keys.iter().zip(group.members).zip(workers) {
             self.tree.set_spec(*key, child.spec);
-            self.host(*key, child.runnable, worker);
+            self.host(*key, child.runnable, child.lease, worker);
         }
         self.launch(g, keys.into_iter().map(|k| (k, Duration::ZERO)));
         if group.options.ordered_stop {

@@ -42,6 +42,7 @@ mod beside;
 mod dynamic;
 mod intake;
 mod launch;
+mod lease;
 mod lifecycle;
 mod repair;
 mod requests;
@@ -225,6 +226,7 @@ impl Processor {
             tree: &self.tree,
             pids: &self.beside.pids,
             addrs: &self.beside.addrs,
+            leases: &self.beside.leases,
             blocked_by: self.stalls.blocked_by(),
         }
     }
@@ -344,7 +346,7 @@ impl Actor for Processor {
         let root = self.tree.root();
         if let Some(r) = self.root_runnable.take() {
             let worker = self.workers.pick();
-            self.host(root, r, worker);
+            self.host(root, r, None, worker);
             self.schedule(root, Duration::ZERO, false, None);
             self.outbox.flush(&self.workers);
         }

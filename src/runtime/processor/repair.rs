@@ -52,6 +52,7 @@ impl Processor {
             }
             if let Some(n) = self.tree.node_mut(s.node) {
                 n.backoff = s.backoff;
+                n.handover = s.handover;
             }
             launch.push((s.node, s.delay));
         }
