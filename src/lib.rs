@@ -49,6 +49,8 @@
 //!    [`SupervisedAddr`] (actix actors as nodes), [`process::Command`] (OS
 //!    processes as nodes), [`Dynamic`] (children started at run time), and
 //!    the log tree ([`LogTree`], [`Logger`], the `node_*!` macros).
+//! 5. Across replicas: [`fleet`], singleton nodes that run on exactly one
+//!    replica at a time, fenced by etcd or PostgreSQL.
 //!
 //! # The layers
 //!
@@ -56,7 +58,7 @@
 //! layer and those below (`tests/layers.rs` checks it):
 //!
 //! ```text
-//!  top        builder · actor · process · web · prometheus · systemd · tracing · testing
+//!  top        builder · actor · process · fleet · web · prometheus · systemd · tracing · testing
 //!  ─────────────────────────────────────────────────────────────────────────────────────────
 //!  runtime/   the actors: processor (owns the tree) · host (one per node) · outbox
 //!             (batches to the workers) · workers · stall watch · sinks

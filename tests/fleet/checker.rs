@@ -120,8 +120,11 @@ pub fn check(lines: &[Line], acts: &[Act], end: u64) -> Result<Report, Vec<Strin
     kills.sort_unstable();
     let mut kills = kills.into_iter().peekable();
     for l in &lines {
-        // A kill before this line ends its replica's open tenure there.
-        while let Some((ms, id)) = kills.next_if(|(ms, _)| *ms <= l.ms) {
+        // A kill before this line ends its replica's open tenure there. A
+        // line of the kill's own millisecond came before it: the kill's
+        // time is read after the signal is sent, and a killed process
+        // prints nothing more.
+        while let Some((ms, id)) = kills.next_if(|(ms, _)| *ms < l.ms) {
             if let Some((token, from)) = open.remove(id) {
                 tenures.push(Tenure {
                     id: id.to_string(),
@@ -341,6 +344,25 @@ mod tests {
         }];
         check(&lines, &killed, 1000).expect("a's tenure ended at its kill");
         assert!(check(&lines, &[], 1000).is_err(), "not killed: overlap");
+    }
+
+    #[test]
+    fn a_kill_in_the_millisecond_of_the_acquisition_ends_that_tenure() {
+        // Seen in CI: the holder was killed in the millisecond it printed
+        // ACQUIRED; its next run acquired again later.
+        let lines = [
+            l(Acquired, 1, "c", 904),
+            l(Acquired, 17, "b", 2040),
+            l(Stopped, 17, "b", 3000),
+            l(Acquired, 48, "c", 4000),
+        ];
+        let killed = [Act::Killed {
+            id: "c".into(),
+            ms: 904,
+        }];
+        let r = check(&lines, &killed, 5000).expect("c's first tenure ended at its kill");
+        assert_eq!(r.tenures.len(), 3);
+        assert_eq!((r.tenures[0].from, r.tenures[0].to), (904, 904));
     }
 
     #[test]

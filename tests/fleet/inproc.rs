@@ -315,3 +315,54 @@ fn bad_input_on_etcd() {
 fn bad_input_on_postgres() {
     bad_input(Backend::Postgres);
 }
+
+/// What the issue promises of the handle's type.
+#[test]
+fn a_fleet_is_clone_send_sync_and_debug() {
+    fn check<T: Clone + Send + Sync + std::fmt::Debug + 'static>() {}
+    check::<Fleet>();
+}
+
+/// The last handle dropped (no `leave`): the keeper ends and takes the
+/// session with it, so the other replicas see the member gone at once,
+/// not a TTL later.
+fn the_last_handle_ends_the_session(backend: Backend) {
+    let _turn = turn();
+    let Some(server) = store(backend) else { return };
+    actix_rt::System::new().block_on(async {
+        let a = join(&server, "a").await.expect("a joins");
+        let b = join(&server, "b").await.expect("b joins");
+        let ids = |m: Vec<actix_supervisor::fleet::Member>| -> Vec<String> {
+            m.into_iter().map(|m| m.id).collect()
+        };
+        assert_eq!(ids(b.members().await.expect("members")), ["a", "b"]);
+        let dropped = Instant::now();
+        drop(a);
+        loop {
+            let members = ids(b.members().await.expect("members"));
+            if members == ["b"] {
+                break;
+            }
+            assert!(
+                dropped.elapsed() < TTL / 2,
+                "a's session outlived its last handle: {members:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        println!(
+            "{backend:?}: a's session ended {:?} after its last handle",
+            dropped.elapsed()
+        );
+        b.leave().await.expect("b leaves");
+    });
+}
+
+#[test]
+fn the_last_handle_ends_the_session_on_etcd() {
+    the_last_handle_ends_the_session(Backend::Etcd);
+}
+
+#[test]
+fn the_last_handle_ends_the_session_on_postgres() {
+    the_last_handle_ends_the_session(Backend::Postgres);
+}
