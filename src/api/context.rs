@@ -1,9 +1,10 @@
 //! [`Context`]: what a runnable sees of the tree during one incarnation.
 //!
-//! A context belongs to one incarnation of one node. Its signal phase lives
-//! here, in an atomic, so that [`Context::signal`] can answer synchronously and
-//! exactly; the processor is told of every accepted signal by message and
-//! reads the final phase from the exit report.
+//! A context belongs to one incarnation of one node. Its signal phase (the
+//! rules in `model/phase.rs`) is an atomic it holds, so that
+//! [`Context::signal`] can answer synchronously and exactly; the processor
+//! is told of every accepted signal by message and reads the final phase
+//! from the exit report.
 //!
 //! The context reaches the processor through a [`Link`]: its inbox for
 //! reports, and a request of the context's own, [`StartGroup`], for
@@ -11,7 +12,6 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use actix::{MailboxError, Message, Recipient};
@@ -29,6 +29,7 @@ use crate::model::error::{RunError, SignalError};
 use crate::model::exit::{ExitReport, Outcome};
 use crate::model::logtree::LogTree;
 use crate::model::name::is_valid_name;
+use crate::model::phase::{Phase, Seen};
 use crate::model::records::{NodeState, Signal};
 use crate::model::tree::NodeKey;
 
@@ -138,15 +139,6 @@ impl Message for StartGroup {
     type Result = Result<Starting, RunError>;
 }
 
-const NEW: u8 = 0;
-const HEALTHY: u8 = 1;
-const DONE: u8 = 2;
-const EXITED: u8 = 3;
-
-const MISUSE_HEALTHY: u8 = 1;
-const MISUSE_DONE_EARLY: u8 = 2;
-const MISUSE_DONE_TWICE: u8 = 3;
-
 /// A runnable's handle on its node: its name, its cancellation, its signals
 /// and its children. Cheap to clone; `Send + Sync`, so it can be moved into
 /// tasks the runnable spawns.
@@ -177,10 +169,7 @@ struct Inner {
     node: NodeKey,
     incarnation: u64,
     token: CancellationToken,
-    phase: AtomicU8,
-    /// The first misused signal, as one of the `MISUSE_*` codes (0: none).
-    /// A code rather than the error keeps every context small.
-    misuse: AtomicU8,
+    phase: Phase,
     processor: Link,
     logs: LogTree,
     /// The child and sub-logger names this incarnation has used: they share
@@ -217,8 +206,7 @@ impl Context {
                 node,
                 incarnation,
                 token,
-                phase: AtomicU8::new(NEW),
-                misuse: AtomicU8::new(0),
+                phase: Phase::new(),
                 processor,
                 logs,
                 names: Mutex::new(BTreeMap::new()),
@@ -306,9 +294,9 @@ impl Context {
 
     async fn start_group(&self, group: Group) -> Result<(), RunError> {
         let dn = || self.inner.dn.to_string();
-        match self.inner.phase.load(Ordering::Acquire) {
-            NEW => {}
-            EXITED => return Err(RunError::Stale { dn: dn() }),
+        match self.inner.phase.get() {
+            Seen::New => {}
+            Seen::Ended => return Err(RunError::Stale { dn: dn() }),
             _ => {
                 return Err(RunError::NotNew {
                     dn: dn(),
@@ -466,7 +454,7 @@ impl Context {
                 name: name.to_string(),
             });
         }
-        if self.inner.phase.load(Ordering::Acquire) == EXITED {
+        if self.inner.phase.get() == Seen::Ended {
             return Err(RunError::Stale { dn: dn() });
         }
         let mut names = self.names();
@@ -491,34 +479,7 @@ impl Context {
     /// A refused signal is returned *and* makes this incarnation's exit a death
     /// (DEAD) whose reason is the returned error.
     pub fn signal(&self, signal: Signal) -> Result<(), SignalError> {
-        let (from, to) = match signal {
-            Signal::Healthy => (NEW, HEALTHY),
-            Signal::Done => (HEALTHY, DONE),
-        };
-        let phase = &self.inner.phase;
-        if let Err(actual) = phase.compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire) {
-            let dn = self.inner.dn.to_string();
-            let err = match (signal, actual) {
-                (_, EXITED) => return Err(SignalError::Stale { dn }),
-                (Signal::Healthy, _) => SignalError::HealthyNotNew {
-                    dn,
-                    state: NodeState::Healthy,
-                },
-                (Signal::Done, NEW) => SignalError::DoneNotHealthy { dn },
-                (Signal::Done, _) => SignalError::DoneTwice { dn },
-            };
-            let code = match err {
-                SignalError::HealthyNotNew { .. } => MISUSE_HEALTHY,
-                SignalError::DoneNotHealthy { .. } => MISUSE_DONE_EARLY,
-                _ => MISUSE_DONE_TWICE,
-            };
-            // Keep the first misuse only.
-            let _ =
-                self.inner
-                    .misuse
-                    .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire);
-            return Err(err);
-        }
+        self.inner.phase.signal(signal, &self.inner.dn)?;
         self.inner.processor.signal(SignalMsg {
             node: self.inner.node,
             incarnation: self.inner.incarnation,
@@ -556,12 +517,12 @@ impl Context {
 
     /// Still NEW: neither Healthy nor Done signalled, not ended.
     pub(crate) fn is_new(&self) -> bool {
-        self.inner.phase.load(Ordering::Acquire) == NEW
+        self.inner.phase.get() == Seen::New
     }
 
     /// Done was signalled (and the incarnation has not ended yet).
     pub(crate) fn done_signalled(&self) -> bool {
-        self.inner.phase.load(Ordering::Acquire) == DONE
+        self.inner.phase.get() == Seen::Done
     }
 
     pub(crate) fn token(&self) -> &CancellationToken {
@@ -581,17 +542,7 @@ impl Context {
             Some(why) => Outcome::Panicked(why),
             None => outcome,
         };
-        let done = self.inner.phase.swap(EXITED, Ordering::AcqRel) == DONE;
-        let dn = || self.inner.dn.to_string();
-        let misuse = match self.inner.misuse.load(Ordering::Acquire) {
-            0 => None,
-            MISUSE_HEALTHY => Some(SignalError::HealthyNotNew {
-                dn: dn(),
-                state: NodeState::Healthy,
-            }),
-            MISUSE_DONE_EARLY => Some(SignalError::DoneNotHealthy { dn: dn() }),
-            _ => Some(SignalError::DoneTwice { dn: dn() }),
-        };
+        let (done, misuse) = self.inner.phase.end(&self.inner.dn);
         let sub_loggers = self
             .names()
             .iter()

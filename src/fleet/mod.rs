@@ -50,9 +50,12 @@
 //! fell: that is what the fencing token is for. `docs/fleet.md` has the
 //! whole argument and the measured failover times.
 
+mod error;
 mod keeper;
+mod lessor;
 #[cfg(feature = "prometheus")]
 mod metrics;
+mod options;
 mod store;
 
 #[cfg(feature = "etcd")]
@@ -60,8 +63,10 @@ mod etcd;
 #[cfg(feature = "postgres")]
 mod postgres;
 
+pub use error::FleetError;
 #[cfg(feature = "etcd")]
 pub use etcd::EtcdStore;
+pub use options::{is_valid_lease_name, FleetOptions, DEFAULT_TTL};
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
 pub use store::{Claim, Holder, LeaseStore, Member, Session, StoreError};
@@ -71,214 +76,11 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use futures::future::BoxFuture;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::lease::{Attempt, Lessor, Tenure};
-use crate::api::runnable::Child;
-use crate::model::lease::{check_ttl, Loss, Standing};
-use crate::model::name::is_valid_name;
-
-/// The default TTL of a replica's session.
-pub const DEFAULT_TTL: Duration = Duration::from_secs(10);
-
-/// How a replica joins its fleet.
-///
-/// ```
-/// use std::time::Duration;
-/// use actix_supervisor::fleet::FleetOptions;
-///
-/// let options = FleetOptions::new("replica-a")
-///     .ttl(Duration::from_secs(10))
-///     .address("10.0.0.7:8080");
-/// assert_eq!(options.id(), "replica-a");
-/// ```
-#[derive(Clone, Debug)]
-pub struct FleetOptions {
-    id: String,
-    ttl: Duration,
-    margin: Option<Duration>,
-    address: Option<String>,
-}
-
-impl FleetOptions {
-    /// A replica with member id `id`: unique in the fleet (a second replica
-    /// joining with a live one's id is refused), up to 128 characters of
-    /// ASCII letters, digits, `-`, `_` and `.` (a pod name fits).
-    pub fn new(id: impl Into<String>) -> FleetOptions {
-        FleetOptions {
-            id: id.into(),
-            ttl: DEFAULT_TTL,
-            margin: None,
-            address: None,
-        }
-    }
-
-    /// The member id.
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-
-    /// How long this replica's session (and every lease it holds) lives
-    /// without a renewal: at least 1 s, default [`DEFAULT_TTL`]. Longer
-    /// means fewer renewals and a slower failover after a crash (a new
-    /// holder starts about a TTL after the old one stopped renewing); a
-    /// graceful stop hands over at once whatever the TTL. etcd keeps TTLs
-    /// in whole seconds, rounded up, and has a minimum of its own (2 s by
-    /// default).
-    pub fn ttl(mut self, ttl: Duration) -> FleetOptions {
-        self.ttl = ttl;
-        self
-    }
-
-    /// The safety margin: the work is cancelled `ttl − margin` after the
-    /// last confirmed renewal was sent, and dropped at `ttl − margin / 2`.
-    /// Default `ttl / 4`; more than zero and under half the TTL. A larger
-    /// margin tolerates more clock drift and a slower stop, and stops the
-    /// work sooner when the store is unreachable.
-    pub fn safety_margin(mut self, margin: Duration) -> FleetOptions {
-        self.margin = Some(margin);
-        self
-    }
-
-    /// The address this replica gives in its member record (where its
-    /// status page is, say); shown in `members()` and on status pages.
-    pub fn address(mut self, address: impl Into<String>) -> FleetOptions {
-        self.address = Some(address.into());
-        self
-    }
-
-    fn margin_of(&self) -> Duration {
-        self.margin.unwrap_or(self.ttl / 4)
-    }
-
-    fn check(&self) -> Result<(), FleetError> {
-        if !is_valid_member_id(&self.id) {
-            return Err(FleetError::InvalidId {
-                id: self.id.clone(),
-            });
-        }
-        check_ttl(self.ttl, self.margin_of()).map_err(|why| FleetError::InvalidTtl { why })
-    }
-}
-
-fn is_valid_member_id(id: &str) -> bool {
-    (1..=128).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-}
-
-/// Whether `name` can name a lease: a node's DN (`root.billing`), valid
-/// names joined by dots.
-pub fn is_valid_lease_name(name: &str) -> bool {
-    name.len() <= 1024 && name.split('.').all(is_valid_name)
-}
-
-/// Why a fleet could not be joined, or asked.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum FleetError {
-    /// The store could not be reached.
-    Unreachable {
-        /// Where it was looked for.
-        endpoint: String,
-        /// What failed.
-        why: String,
-    },
-    /// A live replica has this member id already.
-    DuplicateId {
-        /// The id.
-        id: String,
-        /// The store that said so.
-        endpoint: String,
-    },
-    /// The member id is empty, too long, or has characters other than
-    /// ASCII letters, digits, `-`, `_` and `.`.
-    InvalidId {
-        /// The id.
-        id: String,
-    },
-    /// The TTL or the safety margin cannot work; why.
-    InvalidTtl {
-        /// What is wrong.
-        why: String,
-    },
-    /// A lease name that is not a node's DN (valid names joined by dots).
-    InvalidLeaseName {
-        /// The name.
-        name: String,
-    },
-    /// The store answered with an error.
-    Store {
-        /// The store.
-        endpoint: String,
-        /// What it said.
-        why: String,
-    },
-    /// `join` was called outside a tokio runtime (an actix system is one):
-    /// the session's keeper has nowhere to run.
-    NoRuntime,
-    /// A store URL that cannot be used.
-    InvalidUrl {
-        /// The URL.
-        url: String,
-        /// What is wrong with it.
-        why: String,
-    },
-}
-
-impl fmt::Display for FleetError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FleetError::Unreachable { endpoint, why } => {
-                write!(f, "the fleet's store at {endpoint} is unreachable: {why}")
-            }
-            FleetError::DuplicateId { id, endpoint } => write!(
-                f,
-                "a live replica has the member id {id:?} already (store {endpoint}); \
-                 give each replica its own id, or wait for the other one's session to expire"
-            ),
-            FleetError::InvalidId { id } => write!(
-                f,
-                "invalid member id {id:?}: 1 to 128 ASCII letters, digits, '-', '_' or '.'"
-            ),
-            FleetError::InvalidTtl { why } => write!(f, "invalid fleet options: {why}"),
-            FleetError::InvalidLeaseName { name } => write!(
-                f,
-                "invalid lease name {name:?}: a node's DN, names of [a-z0-9_] joined by '.'"
-            ),
-            FleetError::Store { endpoint, why } => {
-                write!(f, "the fleet's store at {endpoint} refused: {why}")
-            }
-            FleetError::NoRuntime => f.write_str(
-                "Fleet::join was called outside a tokio runtime (run it in an actix system)",
-            ),
-            FleetError::InvalidUrl { url, why } => write!(f, "invalid store URL {url:?}: {why}"),
-        }
-    }
-}
-
-impl std::error::Error for FleetError {}
-
-impl FleetError {
-    fn from_store(e: StoreError, endpoint: String, id: &str) -> FleetError {
-        match e {
-            StoreError::Unreachable(why) => FleetError::Unreachable { endpoint, why },
-            StoreError::Duplicate { .. } => FleetError::DuplicateId {
-                id: id.to_string(),
-                endpoint,
-            },
-            StoreError::Expired => FleetError::Store {
-                endpoint,
-                why: e.to_string(),
-            },
-            StoreError::Refused(why) => FleetError::Store { endpoint, why },
-        }
-    }
-}
+use crate::model::lease::{Loss, Standing};
 
 /// This replica's membership of a fleet: a session in the store, renewed
 /// in the background, and the leases its singleton nodes hold. Cheap to
@@ -531,139 +333,5 @@ impl Fleet {
     #[cfg(feature = "prometheus")]
     pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
         self.shared.metrics.register(registry);
-    }
-}
-
-impl Lessor for Fleet {
-    fn member(&self) -> &str {
-        &self.shared.member.id
-    }
-
-    fn attempt(&self, name: Arc<str>) -> BoxFuture<'static, Attempt> {
-        let shared = self.shared.clone();
-        Box::pin(async move {
-            if !is_valid_lease_name(&name) {
-                return Attempt::Failed(format!("invalid lease name {name:?}"));
-            }
-            let Some(current) = shared.current() else {
-                return Attempt::Failed("this replica is rejoining the fleet".into());
-            };
-            if let Some(why) = current.standing.borrow().doomed(Instant::now()) {
-                return Attempt::Failed(format!("this replica's session is falling: {why}"));
-            }
-            let asked = shared.store.acquire(&current.session, &name);
-            match tokio::time::timeout(shared.budget(), asked).await {
-                Ok(Ok(Claim::Acquired { token })) => {
-                    shared.held().insert(name.to_string(), token);
-                    #[cfg(feature = "prometheus")]
-                    shared.metrics.acquired(&name);
-                    Attempt::Won(Tenure::new(token, current.standing))
-                }
-                Ok(Ok(Claim::HeldBy(h))) => Attempt::HeldBy {
-                    holder: h.member,
-                    token: h.token,
-                },
-                Ok(Err(e)) => Attempt::Failed(format!("the store at {}: {e}", shared.endpoint)),
-                Err(_) => Attempt::Failed(format!(
-                    "the store at {} did not answer within {:?}",
-                    shared.endpoint,
-                    shared.budget()
-                )),
-            }
-        })
-    }
-
-    fn retry_every(&self) -> Duration {
-        (self.shared.ttl / 10).max(Duration::from_millis(50))
-    }
-
-    fn wait_turn(&self, name: Arc<str>, token: u64) -> BoxFuture<'static, ()> {
-        let (shared, within) = (self.shared.clone(), self.retry_every());
-        Box::pin(async move { shared.store.wait_released(&name, token, within).await })
-    }
-
-    fn release(&self, name: Arc<str>, token: u64) -> BoxFuture<'static, ()> {
-        let shared = self.shared.clone();
-        Box::pin(async move {
-            let ours = shared.held().get(&*name) == Some(&token);
-            if !ours {
-                return; // lost with its session already
-            }
-            shared.held().remove(&*name);
-            #[cfg(feature = "prometheus")]
-            shared.metrics.released(&name);
-            let Some(current) = shared.current() else {
-                return;
-            };
-            let asked = shared.store.release(&current.session, &name, token);
-            match tokio::time::timeout(shared.budget(), asked).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => log::warn!(
-                    target: "actix_supervisor::fleet",
-                    "{}: releasing {name} (token {token}): {e}; it expires on its own",
-                    shared.member.id
-                ),
-                Err(_) => log::warn!(
-                    target: "actix_supervisor::fleet",
-                    "{}: releasing {name} (token {token}): no answer; it expires on its own",
-                    shared.member.id
-                ),
-            }
-        })
-    }
-}
-
-impl Child {
-    /// Makes this child a singleton across the replicas of `fleet`: every
-    /// replica has the node in its tree, but its runnable runs only on the
-    /// replica holding the lease named by its DN (`root.billing`);
-    /// elsewhere it is STANDBY, campaigning, which does not make the
-    /// replica unready.
-    ///
-    /// Its policy applies within a tenure: restarts, backoff and
-    /// intensity. When its restarts exceed its owner's intensity it does
-    /// not take the owner down: this replica releases the lease and backs
-    /// off (at least the intensity's window) before campaigning again, so
-    /// that a replica that cannot run the job hands it over. When the lease
-    /// is lost (see the [module docs](crate::fleet)) its incarnation is
-    /// cancelled and dropped at the fence, and it comes back at once,
-    /// STANDBY, without counting as a restart against anyone. A stopping
-    /// supervisor releases its leases once their runnables have stopped.
-    pub fn singleton(mut self, fleet: &Fleet) -> Child {
-        self.spec.singleton = true;
-        self.lease = Some(Arc::new(fleet.clone()));
-        self
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn member_ids_and_lease_names_are_checked() {
-        for good in ["replica-a", "pod-7f9c.default", "a", "A_1"] {
-            assert!(is_valid_member_id(good), "{good}");
-        }
-        for bad in ["", "a b", "é", "a/b", &"x".repeat(129)] {
-            assert!(!is_valid_member_id(bad), "{bad}");
-        }
-        assert!(is_valid_lease_name("root.billing"));
-        for bad in ["", "root..x", "Root", "root.bill ing", "root/x"] {
-            assert!(!is_valid_lease_name(bad), "{bad}");
-        }
-    }
-
-    #[test]
-    fn options_are_checked_before_anything_is_sent() {
-        let short = FleetOptions::new("a").ttl(Duration::from_millis(500));
-        assert!(matches!(short.check(), Err(FleetError::InvalidTtl { why }) if why.contains("1s")));
-        let margin = FleetOptions::new("a").safety_margin(Duration::from_secs(6));
-        assert!(margin.check().is_err());
-        assert!(matches!(
-            FleetOptions::new("a b").check(),
-            Err(FleetError::InvalidId { .. })
-        ));
-        assert!(FleetOptions::new("replica-a").check().is_ok());
     }
 }

@@ -17,6 +17,7 @@ pub(crate) mod lease;
 pub(crate) mod logtree;
 pub(crate) mod metrics;
 pub(crate) mod name;
+pub(crate) mod phase;
 pub(crate) mod plan;
 pub(crate) mod policy;
 pub(crate) mod read;
