@@ -73,7 +73,7 @@ async fn the_spans_form_the_supervision_tree() {
         }
     });
     sup.wait_settled().await;
-    assert!(board.kill("root.b"));
+    assert!(board.kill("root.b").await);
     until_back(&sup, "root.b", 1).await;
     let spans = node_spans("tree");
     let find = |dn: &str, inc: &str| {

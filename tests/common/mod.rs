@@ -204,7 +204,14 @@ pub fn thread_count() -> usize {
 /// current incarnation return an error.
 #[derive(Clone, Default)]
 pub struct Switchboard(
-    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, mpsc::UnboundedSender<()>>>>,
+    std::sync::Arc<
+        std::sync::Mutex<
+            std::collections::HashMap<
+                String,
+                mpsc::UnboundedSender<tokio::sync::oneshot::Sender<()>>,
+            >,
+        >,
+    >,
 );
 
 impl Switchboard {
@@ -223,19 +230,26 @@ impl Switchboard {
                 ctx.signal(Signal::Healthy)?;
                 tokio::select! {
                     _ = ctx.cancelled() => Ok(()),
-                    _ = rx.recv() => Err("killed".into()),
+                    Some(ack) = rx.recv() => {
+                        // Returned in this same poll: the exit is reported
+                        // before the killer's `wait_settled` can see quiet.
+                        let _ = ack.send(());
+                        Err("killed".into())
+                    }
                 }
             })
         }
     }
 
-    /// Kills the running incarnation of `dn`; `false` if none is registered.
-    pub fn kill(&self, dn: &str) -> bool {
-        self.0
-            .lock()
-            .unwrap()
-            .remove(dn)
-            .is_some_and(|tx| tx.send(()).is_ok())
+    /// Kills the running incarnation of `dn` and resolves once it has taken
+    /// the kill (it returns its error in that same poll); `false` if none
+    /// is registered or it ended first.
+    pub async fn kill(&self, dn: &str) -> bool {
+        let Some(tx) = self.0.lock().unwrap().remove(dn) else {
+            return false;
+        };
+        let (ack, taken) = tokio::sync::oneshot::channel();
+        tx.send(ack).is_ok() && taken.await.is_ok()
     }
 }
 

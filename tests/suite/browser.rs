@@ -140,7 +140,7 @@ async fn the_status_page_follows_a_restart_without_a_reload() {
     tokio::time::timeout(Duration::from_secs(60), gate.held.notified())
         .await
         .expect("the page polled page.json twice within 60 s");
-    assert!(board.kill("root.worker"));
+    assert!(board.kill("root.worker").await);
     await_state(&mut feed, "root.worker", NodeState::Dead, 1).await;
     await_state(&mut feed, "root.worker", NodeState::Healthy, 1).await;
     gate.release.notify_one();

@@ -140,7 +140,7 @@ async fn a_death_restarts_that_child_alone() {
             .unwrap();
     }
     sup.wait_settled().await;
-    assert!(board.kill("root.jobs.a"));
+    assert!(board.kill("root.jobs.a").await);
     until_back(&sup, "root.jobs.a", 1).await;
     let (a, b) = (
         info(&sup, "root.jobs.a").await,
@@ -169,7 +169,7 @@ async fn an_exceeded_intensity_kills_the_dynamic_node_which_comes_back_empty() {
         .unwrap();
     jobs.start_child(Child::new("b", server())).await.unwrap();
     sup.wait_settled().await;
-    assert!(board.kill("root.jobs.a"));
+    assert!(board.kill("root.jobs.a").await);
     until_back(&sup, "root.jobs", 1).await;
     let node = info(&sup, "root.jobs").await;
     assert_eq!(node.children_total, 0, "restarted empty");

@@ -92,7 +92,7 @@ async fn a_panicking_sink_is_named_with_the_event_and_the_panic_once_a_minute() 
         });
     sup.wait_settled().await;
     // More events of the same sink: a death, a restart, HEALTHY again.
-    assert!(board.kill("root.bad"));
+    assert!(board.kill("root.bad").await);
     sup.wait_settled().await;
     let said: Vec<String> = sup
         .logs()

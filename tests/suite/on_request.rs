@@ -100,7 +100,7 @@ async fn a_restart_on_request_of_what_is_not_running_is_an_error() {
         })
     );
     // Dead and waiting out a minute of backoff.
-    assert!(board.kill("root.w"));
+    assert!(board.kill("root.w").await);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while info(&sup, "root.w").await.restart_at.is_none() {
         sup.wait_settled().await;

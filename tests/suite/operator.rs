@@ -57,7 +57,7 @@ async fn the_snapshot_tells_kinds_groups_children_and_times() {
     assert!(a.since <= started && a.last_exit.is_none());
 
     // b dies: DEAD, waiting 1 s, its exit recorded; the root sees one child fewer.
-    assert!(board.kill("root.b"));
+    assert!(board.kill("root.b").await);
     await_state(&mut feed, "root.b", NodeState::Dead, 1).await;
     let b_info = info(&sup, "root.b").await;
     let exit = b_info.last_exit.clone().unwrap();
@@ -196,7 +196,7 @@ async fn rendered_tree() -> (Supervisor, Switchboard) {
         });
     sup.wait_settled().await;
     tokio::time::advance(Duration::from_secs(90)).await;
-    assert!(board.kill("root.http.acceptor"));
+    assert!(board.kill("root.http.acceptor").await);
     await_state(&mut feed, "root.http.acceptor", NodeState::Dead, 1).await;
     sup.wait_settled().await;
     (sup, board)

@@ -78,7 +78,7 @@ async fn a_temporary_child_is_never_restarted_and_disturbs_nobody() {
     let sup = root_with(virtual_builder().metrics(sink), group);
     sup.wait_settled().await;
     // Its death cancels nobody, and it stays DEAD.
-    assert!(board.kill("root.temp"));
+    assert!(board.kill("root.temp").await);
     await_state(&mut feed, "root.temp", NodeState::Dead, 1).await;
     sup.wait_settled().await;
     let temp = info(&sup, "root.temp").await;
@@ -89,7 +89,7 @@ async fn a_temporary_child_is_never_restarted_and_disturbs_nobody() {
     }
     // A permanent sibling dies: one-for-all cancels everyone; the temporary
     // one that was running stays CANCELLED, the others come back.
-    assert!(board.kill("root.a"));
+    assert!(board.kill("root.a").await);
     await_state(&mut feed, "root.a", NodeState::Dead, 1).await;
     sup.wait_settled().await;
     let temp2 = info(&sup, "root.temp2").await;
@@ -117,7 +117,7 @@ async fn rest_for_one_restarts_the_dead_member_and_those_after_it() {
         let sup = root_with(virtual_builder().metrics(sink), group);
         sup.wait_settled().await;
         let victim = format!("root.m{k}");
-        assert!(board.kill(&victim));
+        assert!(board.kill(&victim).await);
         // The kill travels outside the supervisor: wait for its effect.
         await_state(&mut feed, &victim, NodeState::Dead, 1).await;
         sup.wait_settled().await;

@@ -193,12 +193,12 @@ async fn readiness_follows_affects_readiness_and_the_grace() {
     assert!(not_ready(&strict).await.is_empty());
 
     // The poller does not count: its death leaves the service ready.
-    assert!(board.kill("root.poller"));
+    assert!(board.kill("root.poller").await);
     sup.wait_settled().await;
     assert!(not_ready(&strict).await.is_empty());
 
     // The transient cache counts, as asked; the grace covers it for 10 s.
-    assert!(board.kill("root.cache"));
+    assert!(board.kill("root.cache").await);
     sup.wait_settled().await;
     assert_eq!(not_ready(&strict).await, ["root.cache"]);
     assert!(not_ready(&graced).await.is_empty());
@@ -333,7 +333,7 @@ async fn tree_json_selects_by_dn_depth_state_and_limit() {
         .strategy(actix_supervisor::Strategy::OneForOne);
     let sup = root_with(builder().backoff(backoff_ms(3_600_000)), group);
     sup.wait_settled().await;
-    assert!(board.kill("root.b"));
+    assert!(board.kill("root.b").await);
     sup.wait_settled().await;
     let app = status_app(Status::new(sup.clone())).await;
     let dns = |v: &serde_json::Value| -> Vec<String> {

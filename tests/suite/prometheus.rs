@@ -183,7 +183,7 @@ async fn the_exposition_counts_what_happened() {
     // restarted by root: 1 escalation, leaf and mid each exit once as errors.
     await_state(&mut feed, "root.mid", NodeState::Healthy, 2).await;
     for dn in ["root.a", "root.a", "root.b", "root.c"] {
-        assert!(board.kill(dn));
+        assert!(board.kill(dn).await);
         await_state(&mut feed, dn, NodeState::Dead, 1).await;
         await_state(&mut feed, dn, NodeState::Healthy, 1).await;
     }

@@ -46,7 +46,7 @@ async fn the_status_endpoints_tell_the_tree() {
     assert_eq!(res.status(), 200);
 
     // a dies and waits out an hour of backoff; b is cancelled and restarts.
-    assert!(board.kill("root.a"));
+    assert!(board.kill("root.a").await);
     await_state(&mut feed, "root.a", NodeState::Dead, 1).await;
     sup.wait_settled().await;
     let res = test::call_service(&app, get("/status/readyz")).await;
@@ -148,7 +148,7 @@ async fn a_supervised_server_serves_restarts_with_its_group_and_stops() {
     );
 
     // The sibling dies: the server is cancelled, stops, and comes back.
-    assert!(board.kill("root.sibling"));
+    assert!(board.kill("root.sibling").await);
     await_state(&mut feed, "root.http", NodeState::Cancelled, 1).await;
     await_state(&mut feed, "root.http", NodeState::Healthy, 1).await;
     let second = addrs.get()[0];
