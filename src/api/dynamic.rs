@@ -14,7 +14,7 @@ use crate::api::context::Context;
 use crate::api::runnable::{Child, DynamicRequest, Group, Runnable, Sealed};
 use crate::api::supervisor::Supervisor;
 use crate::model::error::{RunError, RunResult};
-use crate::model::policy::Intensity;
+use crate::model::policy::{AutoShutdown, Intensity};
 use crate::model::records::{FinishedChild, NodeInfo, NodeKind, Signal};
 
 /// How a dynamic node behaves: how many children it may have at once, and
@@ -24,6 +24,7 @@ use crate::model::records::{FinishedChild, NodeInfo, NodeKind, Signal};
 pub struct DynamicGroup {
     max_children: Option<usize>,
     intensity: Option<Intensity>,
+    auto_shutdown: AutoShutdown,
 }
 
 impl DynamicGroup {
@@ -44,6 +45,17 @@ impl DynamicGroup {
     /// policy applies.
     pub fn max_restarts(mut self, n: u32, within: Duration) -> Self {
         self.intensity = Some(Intensity::new(n, within));
+        self
+    }
+
+    /// Whether the dynamic node ends when its
+    /// [significant](crate::Child::significant) children end by
+    /// themselves: with [`AnySignificant`](AutoShutdown::AnySignificant)
+    /// once one has, with [`AllSignificant`](AutoShutdown::AllSignificant)
+    /// once none that is significant is left running. It then ends DONE,
+    /// its other children stopped. Default [`AutoShutdown::Never`].
+    pub fn auto_shutdown(mut self, a: AutoShutdown) -> Self {
+        self.auto_shutdown = a;
         self
     }
 }
@@ -74,6 +86,7 @@ impl Context {
         let mut child = Child::new(name, DynamicNode);
         child.spec.intensity = group.intensity;
         child.spec.max_children = group.max_children;
+        child.spec.auto_shutdown = group.auto_shutdown;
         self.run_group(Group::new().child(child)).await?;
         Ok(Dynamic {
             at: format!("{}.{name}", self.dn()).into(),

@@ -12,7 +12,9 @@ use futures::future::LocalBoxFuture;
 use crate::api::context::Context;
 use crate::api::lease::Lessor;
 use crate::model::error::{RunError, RunResult};
-use crate::model::policy::{GroupOptions, Intensity, Restart, Shutdown, Spec, Strategy};
+use crate::model::policy::{
+    AutoShutdown, GroupOptions, Intensity, Restart, Shutdown, Spec, Strategy,
+};
 use crate::model::records::{FinishedChild, NodeInfo, NodeKind};
 
 /// A unit of supervised work.
@@ -172,6 +174,31 @@ impl Child {
         self.spec.intensity = Some(Intensity::new(n, within));
         self
     }
+
+    /// Marks it significant: when it ends by itself, its parent may end
+    /// too, as its group's (or dynamic node's)
+    /// [`auto_shutdown`](Group::auto_shutdown) says. Only a transient or
+    /// temporary child may be: starting a permanent significant child is
+    /// refused with [`RunError::PermanentSignificant`](crate::RunError::PermanentSignificant),
+    /// as OTP refuses it (a permanent child never ends by itself).
+    ///
+    /// ```
+    /// use actix_supervisor::{AutoShutdown, Child, Context, Group, Restart, RunResult};
+    ///
+    /// async fn reader(ctx: Context) -> RunResult { Ok(()) } // the peer hung up
+    /// async fn writer(ctx: Context) -> RunResult { ctx.cancelled().await; Ok(()) }
+    ///
+    /// // One connection: when its reader ends, the whole connection ends.
+    /// let connection = Group::new()
+    ///     .child(Child::new("reader", reader).restart(Restart::Transient).significant(true))
+    ///     .child(Child::new("writer", writer).restart(Restart::Transient))
+    ///     .auto_shutdown(AutoShutdown::AnySignificant);
+    /// # let _ = connection;
+    /// ```
+    pub fn significant(mut self, yes: bool) -> Self {
+        self.spec.significant = yes;
+        self
+    }
 }
 
 impl std::fmt::Debug for Child {
@@ -183,6 +210,7 @@ impl std::fmt::Debug for Child {
             .field("intensity", &self.spec.intensity)
             .field("start_timeout", &self.spec.start_timeout)
             .field("affects_readiness", &self.spec.affects_readiness)
+            .field("significant", &self.spec.significant)
             .field("singleton", &self.lease.as_ref().map(|l| l.member()))
             .finish_non_exhaustive()
     }
@@ -252,6 +280,14 @@ impl Group {
     /// shutdown, when the parent stops, and when the strategy cancels them.
     pub fn ordered_stop(mut self, on: bool) -> Self {
         self.options.ordered_stop = on;
+        self
+    }
+
+    /// Whether the group's parent ends when its
+    /// [significant](Child::significant) members end by themselves: see
+    /// [`AutoShutdown`]. Default [`AutoShutdown::Never`].
+    pub fn auto_shutdown(mut self, a: AutoShutdown) -> Self {
+        self.options.auto_shutdown = a;
         self
     }
 

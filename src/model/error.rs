@@ -78,6 +78,13 @@ pub enum RunError {
         /// Its limit.
         max: usize,
     },
+    /// A child marked [significant](crate::Child::significant) is
+    /// permanent: a permanent child never ends by itself, so OTP refuses
+    /// the combination, and so do we.
+    PermanentSignificant {
+        /// The DN the child would have had.
+        dn: String,
+    },
     /// No such live child, or no dynamic node at that DN.
     NotFound {
         /// The DN that was looked for.
@@ -129,6 +136,11 @@ impl fmt::Display for RunError {
                 write!(f, "{dn}: the dynamic node is full ({max} children)")
             }
             RunError::NotFound { dn } => write!(f, "{dn}: no such live child or dynamic node"),
+            RunError::PermanentSignificant { dn } => write!(
+                f,
+                "{dn}: a significant child must be transient or temporary, not permanent \
+                 (a permanent child never ends by itself)"
+            ),
             RunError::NotRunning { dn } => write!(
                 f,
                 "{dn}: the dynamic node is not running (restarting, dead, or shut down)"

@@ -25,6 +25,7 @@ pub(crate) mod records;
 pub(crate) mod repairs;
 #[cfg(feature = "serde")]
 pub(crate) mod serde_time;
+pub(crate) mod significant;
 pub(crate) mod sweep;
 pub(crate) mod tree;
 pub(crate) mod voice;

@@ -78,6 +78,40 @@ pub enum Strategy {
     RestForOne,
 }
 
+/// When a group's parent ends by itself because its *significant* children
+/// ended (OTP's `auto_shutdown`, EEP 56). A child is significant when it is
+/// marked so ([`Child::significant`](crate::Child::significant)); only
+/// transient and temporary children may be.
+///
+/// "Ended" means by itself: a transient child that returned `Ok(())` or
+/// signalled Done (DONE), a temporary child that exited in any way. A child
+/// stopped by the supervisor (its sibling's death took it down, a restart
+/// on request, a shutdown) has not ended, nor has one that died and is
+/// restarted.
+///
+/// | value | the parent ends when |
+/// | --- | --- |
+/// | `Never` (default) | never: significance has no effect |
+/// | `AnySignificant` | any significant member of the group has ended |
+/// | `AllSignificant` | every significant member of the group has ended |
+///
+/// The parent *ends*: its other children are stopped by their stop modes
+/// and it exits DONE, as if it had signalled Done and returned `Ok(())`;
+/// not a death, so nothing restarts it until a related failure restarts
+/// its unit, as any DONE node.
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum AutoShutdown {
+    /// Significant children have no effect. The default.
+    #[default]
+    Never,
+    /// The parent ends once any significant child has ended.
+    AnySignificant,
+    /// The parent ends once all its significant children have ended.
+    AllSignificant,
+}
+
 /// A parent's restart intensity (OTP's `intensity` and `period`): if the
 /// restarts it performs for its children exceed `max_restarts` within
 /// `within`, it gives up. A group restart counts once; deaths of
@@ -240,6 +274,10 @@ pub(crate) struct Spec {
     /// restarts exceed its owner's intensity, it hands its lease over
     /// instead of taking its owner down.
     pub singleton: bool,
+    /// Its end by itself may end its parent (see [`AutoShutdown`]).
+    pub significant: bool,
+    /// For a dynamic node: when it ends with its significant children.
+    pub auto_shutdown: AutoShutdown,
 }
 
 /// How a group behaves as a whole.
@@ -248,6 +286,7 @@ pub(crate) struct GroupOptions {
     pub strategy: Strategy,
     pub ordered_start: bool,
     pub ordered_stop: bool,
+    pub auto_shutdown: AutoShutdown,
 }
 
 #[cfg(test)]

@@ -11,7 +11,9 @@
 //! - and the group's owner is still live (or, for the root, the supervisor):
 //!   under a cancelled owner, the owner's own restart brings the group back.
 //!
-//! Temporary members are never part of a unit: they stay exited. A
+//! Temporary members are never part of a unit: they stay exited, and so
+//! does a node that ended because its significant children did
+//! (`auto_shut`), until a sibling's death takes its group down again. A
 //! singleton that lost its lease (`relaunch`) is a unit of its own once it
 //! and its subtree have exited, whatever its group's strategy: its siblings
 //! did not go down with it.
@@ -139,7 +141,7 @@ fn group_unit(tree: &Tree, g: GroupKey, ready: &dyn Fn(NodeKey) -> bool) -> Opti
     }
     let cancelled = |m: &&NodeKey| {
         tree.node(**m)
-            .is_some_and(|n| n.token.is_cancelled() && !n.relaunch)
+            .is_some_and(|n| n.token.is_cancelled() && !n.relaunch && !n.auto_shut)
     };
     let waits_for_all = group.options.strategy == Strategy::OneForAll;
     let all_ready = if waits_for_all {
@@ -174,10 +176,11 @@ fn relaunch(tree: &Tree, k: NodeKey, ready: &dyn Fn(NodeKey) -> bool) -> Option<
     })
 }
 
-/// A member whose own restart is due: cancelled, and not temporary.
+/// A member whose own restart is due: cancelled (not to end: an
+/// auto-shutdown is an orderly end), and not temporary.
 fn restartable(tree: &Tree, k: NodeKey) -> bool {
     tree.node(k)
-        .is_some_and(|n| n.token.is_cancelled() && !n.removing)
+        .is_some_and(|n| n.token.is_cancelled() && !n.removing && !n.auto_shut)
         && tree.restart_of(k) != Restart::Temporary
 }
 

@@ -34,7 +34,8 @@ impl ResponseError for RunError {
         match self {
             RunError::InvalidName { .. }
             | RunError::ReservedName { .. }
-            | RunError::EmptyGroup { .. } => StatusCode::BAD_REQUEST,
+            | RunError::EmptyGroup { .. }
+            | RunError::PermanentSignificant { .. } => StatusCode::BAD_REQUEST,
             RunError::DuplicateName { .. } | RunError::NotNew { .. } => StatusCode::CONFLICT,
             RunError::NotFound { .. } => StatusCode::NOT_FOUND,
             _ => StatusCode::SERVICE_UNAVAILABLE,
@@ -72,6 +73,7 @@ mod tests {
                 409,
             ),
             (RunError::NotFound { dn: dn() }, 404),
+            (RunError::PermanentSignificant { dn: dn() }, 400),
             (RunError::NotRunning { dn: dn() }, 503),
             (RunError::Full { dn: dn(), max: 3 }, 503),
             (RunError::ShutDown { dn: dn() }, 503),

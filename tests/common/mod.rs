@@ -200,23 +200,26 @@ pub fn thread_count() -> usize {
         .expect("a Threads: line")
 }
 
-/// Runnables that serve until the test kills them by DN: `kill` makes the
-/// current incarnation return an error.
+/// Runnables that serve until the test kills them by DN (`kill`: the
+/// current incarnation returns an error) or lets them finish (`finish`: it
+/// returns `Ok(())`).
 #[derive(Clone, Default)]
 pub struct Switchboard(
     std::sync::Arc<
-        std::sync::Mutex<
-            std::collections::HashMap<
-                String,
-                mpsc::UnboundedSender<tokio::sync::oneshot::Sender<()>>,
-            >,
-        >,
+        std::sync::Mutex<std::collections::HashMap<String, mpsc::UnboundedSender<Order>>>,
     >,
 );
 
+/// What a switchboard runnable is told: how to end, and whom to tell it
+/// took the order.
+pub struct Order {
+    ok: bool,
+    ack: tokio::sync::oneshot::Sender<()>,
+}
+
 impl Switchboard {
     /// A runnable that registers each incarnation, signals Healthy and
-    /// serves until cancelled or killed.
+    /// serves until cancelled, killed or finished.
     pub fn runnable(
         &self,
     ) -> impl FnMut(Context) -> futures::future::LocalBoxFuture<'static, RunResult> + Send + Clone
@@ -225,31 +228,41 @@ impl Switchboard {
         move |ctx: Context| {
             let board = board.clone();
             Box::pin(async move {
-                let (tx, mut rx) = mpsc::unbounded_channel();
+                let (tx, mut rx) = mpsc::unbounded_channel::<Order>();
                 board.0.lock().unwrap().insert(ctx.dn().to_string(), tx);
                 ctx.signal(Signal::Healthy)?;
                 tokio::select! {
                     _ = ctx.cancelled() => Ok(()),
-                    Some(ack) = rx.recv() => {
+                    Some(order) = rx.recv() => {
                         // Returned in this same poll: the exit is reported
-                        // before the killer's `wait_settled` can see quiet.
-                        let _ = ack.send(());
-                        Err("killed".into())
+                        // before the caller's `wait_settled` can see quiet.
+                        let _ = order.ack.send(());
+                        if order.ok { Ok(()) } else { Err("killed".into()) }
                     }
                 }
             })
         }
     }
 
-    /// Kills the running incarnation of `dn` and resolves once it has taken
-    /// the kill (it returns its error in that same poll); `false` if none
-    /// is registered or it ended first.
+    /// Kills the running incarnation of `dn` (it returns an error) and
+    /// resolves once it has taken the order; `false` if none is registered
+    /// or it ended first.
     pub async fn kill(&self, dn: &str) -> bool {
+        self.order(dn, false).await
+    }
+
+    /// Lets the running incarnation of `dn` finish: it returns `Ok(())`
+    /// (DONE for a transient or temporary node). As [`kill`](Self::kill).
+    pub async fn finish(&self, dn: &str) -> bool {
+        self.order(dn, true).await
+    }
+
+    async fn order(&self, dn: &str, ok: bool) -> bool {
         let Some(tx) = self.0.lock().unwrap().remove(dn) else {
             return false;
         };
         let (ack, taken) = tokio::sync::oneshot::channel();
-        tx.send(ack).is_ok() && taken.await.is_ok()
+        tx.send(Order { ok, ack }).is_ok() && taken.await.is_ok()
     }
 }
 

@@ -29,6 +29,7 @@ mod process;
 mod prometheus;
 mod restarts;
 mod shutdown;
+mod significant;
 mod stall;
 mod tasks;
 #[cfg(feature = "web")]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::{member_token, GroupRecord, Node, NodeKey, Tree};
 use crate::model::error::RunError;
 use crate::model::name::is_valid_name;
-use crate::model::policy::{GroupOptions, Strategy};
+use crate::model::policy::{AutoShutdown, GroupOptions, Strategy};
 use crate::model::records::NodeKind;
 
 impl Tree {
@@ -42,8 +42,13 @@ impl Tree {
             let (dn, name) = err();
             return Err(RunError::DuplicateName { dn, name });
         }
+        // The dynamic node's auto-shutdown is its children's group's.
+        let auto_shutdown = self
+            .spec_of(parent)
+            .map_or(AutoShutdown::Never, |s| s.auto_shutdown);
         let options = GroupOptions {
             strategy: Strategy::OneForOne,
+            auto_shutdown,
             ..GroupOptions::default()
         };
         let group = match p.groups.first() {

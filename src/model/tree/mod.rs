@@ -181,6 +181,17 @@ impl Tree {
         self.spec_of(k).is_some_and(|s| s.singleton)
     }
 
+    /// A child with `spec` would be permanent (its own restart type, or
+    /// the supervisor's default) and significant: refused, as OTP does.
+    pub fn permanent_significant(&self, spec: &Spec) -> bool {
+        spec.significant && spec.restart.unwrap_or(self.defaults.restart) == Restart::Permanent
+    }
+
+    /// Whether `k` is significant (see [`AutoShutdown`](crate::AutoShutdown)).
+    pub fn is_significant(&self, k: NodeKey) -> bool {
+        self.spec_of(k).is_some_and(|s| s.significant)
+    }
+
     /// How long `k` may stay NEW once its runnable runs.
     pub fn start_timeout_of(&self, k: NodeKey) -> Option<std::time::Duration> {
         self.spec_of(k)
@@ -384,8 +395,10 @@ impl Tree {
         let victims: Vec<NodeKey> = group.members[from..].to_vec();
         for m in &victims {
             // A singleton relaunching after a lost lease comes back with
-            // the unit now.
+            // the unit now; so does a node that had ended with its
+            // significant children, as any DONE member.
             self.nodes[*m].relaunch = false;
+            self.nodes[*m].auto_shut = false;
         }
         if group.options.ordered_stop {
             self.stop_in_order(g, &victims);
@@ -462,6 +475,7 @@ impl Tree {
         node.doom = None;
         node.requested = false;
         node.relaunch = false;
+        node.auto_shut = false;
         // A new incarnation is a new supervisor of its children: OTP starts
         // it with an empty restart history.
         node.window = None;

@@ -74,6 +74,10 @@ pub(crate) struct Node {
     /// does not count against its owner's intensity (losing a lease is not
     /// a failure of its own).
     pub relaunch: bool,
+    /// Ending because its significant children ended (see
+    /// [`AutoShutdown`](crate::AutoShutdown)): its exit, once cancelled, is
+    /// DONE, an orderly end.
+    pub auto_shut: bool,
     /// A singleton whose restarts exceeded its owner's intensity: its next
     /// start gives its lease up first (another replica takes over).
     pub handover: bool,
@@ -195,6 +199,7 @@ impl Node {
             waiting: None,
             removing: false,
             requested: false,
+            auto_shut: false,
             relaunch: false,
             handover: false,
             been_up: false,

@@ -14,6 +14,7 @@ use crate::model::exit::{classify, kind_of, ExitReport, Outcome, Verdict};
 use crate::model::logtree::Entry;
 use crate::model::plan;
 use crate::model::records::{Ended, ExitKind, NodeState, Signal};
+use crate::model::significant;
 use crate::model::tree::{self, NodeKey};
 use crate::model::voice::{death_report, Said};
 
@@ -188,6 +189,14 @@ impl Processor {
         let kind = kind_of(&exit, &verdict, doom.is_some());
         match verdict {
             Verdict::Done => self.exit(k, NodeState::Done, kind, Cow::Borrowed("done")),
+            Verdict::Cancelled(note) if node.auto_shut => {
+                if let Some(note) = note {
+                    self.voice
+                        .say(Said::note(Level::Warn, format!("{}: {note}", node.dn)));
+                }
+                let reason = Cow::Borrowed("auto-shutdown: its significant children ended");
+                self.exit(k, NodeState::Done, ExitKind::Done, reason);
+            }
             Verdict::Cancelled(None) if node.requested => self.exit(
                 k,
                 NodeState::Cancelled,
@@ -211,9 +220,37 @@ impl Processor {
             Verdict::Dead(reason) => self.die(k, reason, kind, &exit.sub_loggers),
             Verdict::LeaseLost(why) => self.lease_lost(k, why),
         }
+        if self.life == Life::Running {
+            if let Some(parent) = significant::parent_to_end(&self.tree, k) {
+                self.end_parent(parent, k);
+            }
+        }
         if let Some(message) = propagate {
             self.begin_shutdown(Ended::Panicked { message });
         }
+    }
+
+    /// Ends `parent` because its significant child `cause` ended (see
+    /// [`AutoShutdown`](crate::AutoShutdown)): cancels it, its other
+    /// children with it by their stop modes, and marks its exit to come as
+    /// DONE.
+    fn end_parent(&mut self, parent: NodeKey, cause: NodeKey) {
+        let cause = self.tree.node(cause).map(|n| n.dn.clone());
+        let Some(p) = self.tree.node_mut(parent) else {
+            return;
+        };
+        p.auto_shut = true;
+        p.token.cancel();
+        let message = match cause {
+            Some(c) => format!(
+                "{}: its significant children ended ({c} last): shutting down",
+                p.dn
+            ),
+            None => format!("{}: its significant children ended: shutting down", p.dn),
+        };
+        let said = Said::new(Level::Info, "auto_shutdown", message).dn(&p.dn);
+        self.voice.say(said);
+        self.tree.mark_dirty(parent);
     }
 
     pub(super) fn on_signal(&mut self, k: NodeKey, incarnation: u64, signal: Signal) {

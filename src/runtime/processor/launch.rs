@@ -207,6 +207,14 @@ impl Processor {
         if node.token.is_cancelled() {
             return Err(RunError::Cancelled { dn: dn() });
         }
+        if let Some(c) = group
+            .members
+            .iter()
+            .find(|c| self.tree.permanent_significant(&c.spec))
+        {
+            let dn = format!("{}.{}", dn(), c.name);
+            return Err(RunError::PermanentSignificant { dn });
+        }
         let names = group.members.iter().map(|c| c.name.as_str());
         let owner_token = node.token.clone();
         let keys = self.tree.add_group(k, names, group.options)?;
