@@ -20,7 +20,6 @@ use tokio::sync::mpsc;
 
 const CHILDREN: usize = 100_000;
 const TASKS: usize = 100;
-const LIVE: usize = 1_000;
 const RESTARTS: usize = 300;
 
 async fn serve(ctx: Context) -> RunResult {
@@ -73,84 +72,6 @@ async fn start_many() -> Duration {
     let took = t.elapsed();
     sup.shutdown().await;
     took
-}
-
-/// `pairs` start + terminate pairs, at most `LIVE` at once.
-async fn churn(pairs: usize) -> Duration {
-    let sup = dynamic_tree().await;
-    let d = sup.dynamic("root.d");
-    let t = Instant::now();
-    let mut next = 0usize;
-    while next < pairs {
-        let batch = LIVE.min(pairs - next);
-        let names: Vec<String> = (next..next + batch).map(|i| format!("c{i}")).collect();
-        let starts = names.iter().map(|n| d.start_child(Child::new(n, serve)));
-        for r in futures::future::join_all(starts).await {
-            r.expect("start_child");
-        }
-        let stops = names.iter().map(|n| d.terminate_child(n));
-        for r in futures::future::join_all(stops).await {
-            r.expect("terminate_child");
-        }
-        next += batch;
-    }
-    let took = t.elapsed();
-    sup.shutdown().await;
-    took
-}
-
-mod kameo_churn {
-    use super::*;
-    use kameo::actor::{Actor, ActorRef, Spawn};
-    use kameo::error::Infallible;
-    use kameo::supervision::RestartPolicy;
-
-    pub struct Worker;
-
-    impl Actor for Worker {
-        type Args = ();
-        type Error = Infallible;
-        async fn on_start(_: (), _: ActorRef<Self>) -> Result<Self, Infallible> {
-            Ok(Worker)
-        }
-    }
-
-    pub struct Pool;
-
-    impl Actor for Pool {
-        type Args = ();
-        type Error = Infallible;
-        async fn on_start(_: (), _: ActorRef<Self>) -> Result<Self, Infallible> {
-            Ok(Pool)
-        }
-    }
-
-    /// The same churn: supervised spawns under one parent, graceful stops
-    /// (never restarted, as a terminated dynamic child is not).
-    pub async fn churn(pairs: usize) -> Duration {
-        let pool = Pool::spawn(());
-        let t = Instant::now();
-        let mut next = 0usize;
-        while next < pairs {
-            let batch = LIVE.min(pairs - next);
-            let spawns = (0..batch).map(|_| {
-                Worker::supervise(&pool, ())
-                    .restart_policy(RestartPolicy::Never)
-                    .spawn()
-            });
-            let workers = futures::future::join_all(spawns).await;
-            let stops = workers.iter().map(|w| async move {
-                let _ = w.stop_gracefully().await;
-                w.wait_for_shutdown().await;
-            });
-            futures::future::join_all(stops).await;
-            next += batch;
-        }
-        let took = t.elapsed();
-        let _ = pool.stop_gracefully().await;
-        pool.wait_for_shutdown().await;
-        took
-    }
 }
 
 /// Kill one child among 100,000 `RESTARTS` times: the time from the kill
@@ -206,7 +127,7 @@ fn main() {
         "dynamic: {CHILDREN} children started from {TASKS} tasks, all running in {:.3} s",
         start.as_secs_f64()
     );
-    let ours = system.block_on(churn(pairs));
+    let ours = system.block_on(churn::ours(pairs));
     println!(
         "dynamic: churn of {pairs} pairs: {:.2} s (kameo next)",
         ours.as_secs_f64()
@@ -215,10 +136,11 @@ fn main() {
         .enable_all()
         .build()
         .expect("a tokio runtime for kameo")
-        .block_on(kameo_churn::churn(pairs));
+        .block_on(churn::kameo_churn::churn(pairs));
     let rate = |d: Duration| pairs as f64 / d.as_secs_f64();
     println!(
-        "dynamic: churn of {pairs} start+terminate pairs (≤{LIVE} live): {:.2} s, {:.0} pairs/s; kameo spawn+stop: {:.2} s, {:.0} pairs/s; ours over kameo's throughput {:.2}×",
+        "dynamic: churn of {pairs} start+terminate pairs (≤{} live): {:.2} s, {:.0} pairs/s; kameo spawn+stop: {:.2} s, {:.0} pairs/s; ours over kameo's throughput {:.2}×",
+        churn::LIVE,
         ours.as_secs_f64(),
         rate(ours),
         theirs.as_secs_f64(),

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod churn;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -14,6 +14,10 @@
 //! leaves are actors. actix has no supervision tree: it spawns N supervised
 //! actors, flat, over two arbiters.
 //!
+//! **churn** (after the criterion scenarios, one timed run each): dynamic
+//! children started and stopped under one parent, at most 1,000 alive, as
+//! `common/churn.rs` says; `PEERS_CHURN_PAIRS` sets the count (200,000).
+//!
 //! kameo and ractor run on a tokio multi-thread runtime with two workers; our
 //! supervisor runs its processor and two workers on arbiters of their own.
 
@@ -546,8 +550,50 @@ fn spawn(c: &mut Criterion) {
 
 criterion_group!(benches, restart, spawn, tracing_cost);
 
+/// The dynamic churn (see `common/churn.rs`) for us, kameo and ractor in
+/// this run, outside criterion (one timed run each, the pairs from
+/// `PEERS_CHURN_PAIRS`, default 200,000), with its ratios.
+fn churn_beside_peers() {
+    let pairs: usize = std::env::var("PEERS_CHURN_PAIRS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200_000);
+    let ours = actix_rt::System::new().block_on(churn::ours(pairs));
+    let tokio_rt = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime for the peers")
+    };
+    let kameo = tokio_rt().block_on(churn::kameo_churn::churn(pairs));
+    let ractor = tokio_rt().block_on(churn::ractor_churn::churn(pairs));
+    let rate = |d: Duration| pairs as f64 / d.as_secs_f64();
+    println!(
+        "\nchurn, this run ({pairs} start + stop pairs, at most {} live; higher is better):",
+        churn::LIVE
+    );
+    for (name, took) in [
+        ("actix-supervisor", ours),
+        ("kameo", kameo),
+        ("ractor", ractor),
+    ] {
+        println!(
+            "  {name:<18} {:>7.2} s  {:>9.0} pairs/s",
+            took.as_secs_f64(),
+            rate(took)
+        );
+    }
+    println!(
+        "  ours over kameo's throughput {:.2}x, over ractor's {:.2}x",
+        rate(ours) / rate(kameo),
+        rate(ours) / rate(ractor)
+    );
+}
+
 fn main() {
     benches();
     Criterion::default().configure_from_args().final_summary();
     print_ratios();
+    churn_beside_peers();
 }
