@@ -337,6 +337,13 @@ impl Supervisor {
         res.unwrap_or(Err(not_running))
     }
 
+    /// Has the supervisor say `said` (an operator's action from the status
+    /// page): its log line, its log tree at `supervisor`, its tracing event.
+    #[cfg_attr(not(feature = "web"), allow(dead_code))]
+    pub(crate) fn say(&self, said: Said) {
+        self.processor.do_send(Request::Say(said));
+    }
+
     /// Cancels the whole tree and resolves once nothing is live. Nothing is
     /// restarted any more. A runnable still running `shutdown_timeout` after
     /// its cancellation is aborted. Calling it again is harmless.

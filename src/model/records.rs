@@ -122,6 +122,11 @@ pub struct NodeInfo {
     pub since_wall: SystemTime,
     /// What runs in it.
     pub kind: NodeKind,
+    /// Whether its parent is a dynamic node: it was started with
+    /// [`Dynamic::start_child`](crate::Dynamic::start_child) and can be
+    /// terminated with `terminate_child`.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "std::ops::Not::not"))]
+    pub dynamic_child: bool,
     /// A process node's pid while its process runs.
     pub pid: Option<u32>,
     /// The addresses a server node ([`web::server`](crate::web)) listens on

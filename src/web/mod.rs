@@ -26,6 +26,7 @@
 //! the whole actix `System` when the node is cancelled, so one sibling's
 //! death ends the process. [`server`] stops only its own server.
 
+mod actions;
 mod errors;
 mod page;
 mod server;

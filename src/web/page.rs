@@ -33,7 +33,7 @@ fn escape(s: &str) -> String {
 
 /// One row, server-rendered (the script renders the same from
 /// `page.json`). `path`: show the whole DN rather than the indented name.
-fn row(n: &NodeInfo, now: tokio::time::Instant, path: bool) -> String {
+fn row(n: &NodeInfo, now: tokio::time::Instant, path: bool, actions: bool) -> String {
     let depth = n.dn.matches('.').count();
     let name = match path {
         true => &n.dn,
@@ -59,9 +59,19 @@ fn row(n: &NodeInfo, now: tokio::time::Instant, path: bool) -> String {
         0 => String::new(),
         total => format!("{total} children, {} live", n.children_live),
     };
+    let dn = escape(&n.dn);
+    let buttons = match (actions, n.dynamic_child) {
+        (false, _) => String::new(),
+        (true, false) => {
+            format!("<button data-action=\"restart\" data-dn=\"{dn}\">restart</button>")
+        }
+        (true, true) => format!(
+            "<button data-action=\"restart\" data-dn=\"{dn}\">restart</button> \
+             <button data-action=\"terminate\" data-dn=\"{dn}\">terminate</button>"
+        ),
+    };
     format!(
-        "<tr data-dn=\"{dn}\" class=\"{state}\"><td style=\"padding-left:{pad}em\">{glyph} {name}</td><td class=\"state\">{state}</td><td class=\"restarts\">{restarts}</td><td>{when}</td><td class=\"children\">{children}</td><td class=\"stalled\">{stalled}</td><td class=\"error\">{error}</td></tr>",
-        dn = escape(&n.dn),
+        "<tr data-dn=\"{dn}\" class=\"{state}\"><td style=\"padding-left:{pad}em\">{glyph} {name}</td><td class=\"state\">{state}</td><td class=\"restarts\">{restarts}</td><td>{when}</td><td class=\"children\">{children}</td><td class=\"stalled\">{stalled}</td><td class=\"error\">{error}</td><td class=\"actions\">{buttons}</td></tr>",
         state = n.state,
         pad = if path { 0.3 } else { depth as f32 * 1.2 + 0.3 },
         glyph = glyph(n),
@@ -209,6 +219,7 @@ pub(super) async fn page_json(s: web::Data<Status>, q: web::Query<PageQuery>) ->
         "tree_truncated": shown.tree_truncated,
         "troubled": shown.troubled.nodes,
         "troubled_truncated": shown.troubled.truncated,
+        "actions": s.actions,
         "fleet": s.fleet.as_ref().map(fleet_json),
     }))
 }
@@ -217,12 +228,16 @@ pub(super) async fn page(s: web::Data<Status>) -> HttpResponse {
     let shown = gather(&s, &[]).await;
     let c = s.sup.counts().await;
     let now = tokio::time::Instant::now();
-    let rows: String = shown.tree.iter().map(|n| row(n, now, false)).collect();
+    let rows: String = shown
+        .tree
+        .iter()
+        .map(|n| row(n, now, false, s.actions))
+        .collect();
     let troubled: String = shown
         .troubled
         .nodes
         .iter()
-        .map(|n| row(n, now, true))
+        .map(|n| row(n, now, true, s.actions))
         .collect();
     let mut summary = format!(
         "{} nodes, {} healthy, {} new, {} dead ({} waiting to restart), {} done, {} cancelled",

@@ -9,8 +9,8 @@ use actix_web::error::{InternalError, QueryPayloadError};
 use actix_web::{web, App, HttpRequest, HttpResponse};
 use prometheus_client::registry::Registry;
 
-use super::page;
 use super::server::{server, BoundAddrs};
+use super::{actions, page};
 use crate::api::context::Context;
 use crate::api::runnable::Runnable;
 use crate::api::supervisor::Supervisor;
@@ -25,7 +25,9 @@ use futures::future::LocalBoxFuture;
 
 /// The supervisor's status, to mount in an application: `/healthz`,
 /// `/readyz`, `/metrics`, `/tree`, `/tree.json`, `/logs`, `/fleet.json`
-/// (with [`fleet`](Self::fleet)) and an HTML page at `/`. Read-only: nothing here changes the tree.
+/// (with [`fleet`](Self::fleet)) and an HTML page at `/`. Read-only unless
+/// the service turns on the operator's actions
+/// ([`allow_actions`](Self::allow_actions)).
 ///
 /// ```no_run
 /// # use actix_supervisor::{web::Status, Supervisor};
@@ -41,6 +43,7 @@ pub struct Status {
     grace: Duration,
     logs: bool,
     pub(super) fleet: Option<Fleet>,
+    pub(super) actions: bool,
 }
 
 impl fmt::Debug for Status {
@@ -50,6 +53,7 @@ impl fmt::Debug for Status {
             .field("readiness_grace", &self.grace)
             .field("logs", &self.logs)
             .field("fleet", &self.fleet.as_ref().map(Fleet::id))
+            .field("actions", &self.actions)
             .finish_non_exhaustive()
     }
 }
@@ -75,6 +79,7 @@ impl Status {
             grace: Duration::ZERO,
             logs: true,
             fleet: None,
+            actions: false,
         }
     }
 
@@ -104,6 +109,31 @@ impl Status {
     /// does not take the pod out of the load balancer; see `docs/deploy.md`.
     pub fn readiness_grace(mut self, grace: Duration) -> Self {
         self.grace = grace;
+        self
+    }
+
+    /// Whether the page offers an operator's actions (default: no): a
+    /// restart button on every node ([`Supervisor::restart`]) and a
+    /// terminate button on every dynamic child
+    /// ([`Dynamic::terminate_child`](crate::Dynamic::terminate_child)).
+    /// They are POSTs to `actions/restart?dn=…` and
+    /// `actions/terminate?dn=…`, taken only from the page's own origin (a
+    /// cross-site form or script is refused with 403, a GET does nothing),
+    /// and each is said by the supervisor (`operator_action`, naming the
+    /// action, the DN and the caller's address). Off, the page shows no
+    /// buttons and the endpoints answer 403. Turn it on only where the
+    /// status is on a private listener ([`server`](Self::server)) or behind
+    /// the service's own authentication.
+    ///
+    /// ```no_run
+    /// # use actix_supervisor::{web::Status, Context, RunResult};
+    /// # async fn root(ctx: Context) -> RunResult {
+    /// let admin = Status::new(ctx.supervisor()).allow_actions(true).server("127.0.0.1:9090");
+    /// ctx.run("admin", admin).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn allow_actions(mut self, on: bool) -> Self {
+        self.actions = on;
         self
     }
 
@@ -152,6 +182,8 @@ impl Status {
                 .route("/tree.json", web::get().to(tree_json))
                 .route("/page.json", web::get().to(page::page_json))
                 .route("/fleet.json", web::get().to(fleet_json))
+                .route("/actions/restart", web::post().to(actions::restart))
+                .route("/actions/terminate", web::post().to(actions::terminate))
                 .route("/", web::get().to(page::page))
                 .route("", web::get().to(page::page));
             if logs_on {

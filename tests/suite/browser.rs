@@ -171,6 +171,10 @@ async fn the_status_page_follows_a_restart_without_a_reload() {
         dom.contains("nodes, ") && dom.contains("healthy"),
         "the script ran: {dom}"
     );
+    assert!(
+        !dom.contains("<button"),
+        "a page served without actions shows no buttons: {dom}"
+    );
     sup.shutdown().await;
 }
 
@@ -300,6 +304,157 @@ async fn the_status_page_of_a_large_tree_shows_the_top_the_trouble_and_what_is_o
     assert!(
         dom.contains("nodes, ") && dom.contains("updated"),
         "the script ran"
+    );
+    sup.shutdown().await;
+}
+
+/// An action POST: its path, its `Origin` and its `Sec-Fetch-Site`.
+type Post = (String, Option<String>, Option<String>);
+
+/// What the actions test saw of the page's requests.
+#[derive(Default)]
+struct Clicks {
+    posts: Mutex<Vec<Post>>,
+    held: Notify,
+    release: Notify,
+    holding: std::sync::atomic::AtomicBool,
+}
+
+/// With `Status::allow_actions(true)`, a click on a node's restart button
+/// in Chromium restarts it: its incarnation goes up, the page shows the
+/// restart without a reload, the POST came from the page's own origin, and
+/// the supervisor said who asked. (The click is the page's own button,
+/// clicked by a script the test appends to the served page.)
+#[actix_rt::test]
+async fn a_click_on_restart_restarts_the_node() {
+    if !chromium_present() {
+        return;
+    }
+    init_log();
+    let clicks = Arc::new(Clicks::default());
+    let board = Switchboard::default();
+    let (sink, mut feed) = transitions();
+    let addrs = Arc::new(Mutex::new(None));
+    let (b, c, a) = (board.clone(), clicks.clone(), addrs.clone());
+    let sup = builder().metrics(sink).start(move |ctx: Context| {
+        let (b, c, a) = (b.clone(), c.clone(), a.clone());
+        async move {
+            let status = Status::new(ctx.supervisor()).allow_actions(true);
+            let http = server("127.0.0.1:0", move || {
+                let c = c.clone();
+                App::new()
+                    .wrap_fn(move |req, srv| {
+                        let c = c.clone();
+                        let path = req.path().to_string();
+                        let header = |name: &str| {
+                            req.headers()
+                                .get(name)
+                                .and_then(|v| v.to_str().ok())
+                                .map(str::to_string)
+                        };
+                        if path.starts_with("/status/actions/") {
+                            c.posts.lock().unwrap().push((
+                                path.clone(),
+                                header("origin"),
+                                header("sec-fetch-site"),
+                            ));
+                        }
+                        let hold = path == "/status/page.json"
+                            && !c.posts.lock().unwrap().is_empty()
+                            && !c.holding.swap(true, Ordering::SeqCst);
+                        let response = srv.call(req);
+                        async move {
+                            if hold {
+                                c.held.notify_one();
+                                c.release.notified().await;
+                            }
+                            let res = response.await?;
+                            if path != "/status/" {
+                                return Ok(res.map_into_boxed_body());
+                            }
+                            // The page, with a script after its own that
+                            // clicks root.worker's restart button.
+                            let (req, res) = res.into_parts();
+                            let html = actix_web::body::to_bytes(res.into_body())
+                                .await
+                                .unwrap_or_default();
+                            let click = "<script>document.querySelector('button[data-action=\"restart\"][data-dn=\"root.worker\"]').click();</script></body>";
+                            let html = String::from_utf8_lossy(&html).replace("</body>", click);
+                            let res = actix_web::HttpResponse::Ok()
+                                .content_type("text/html; charset=utf-8")
+                                .body(html);
+                            Ok(actix_web::dev::ServiceResponse::new(req, res))
+                        }
+                    })
+                    .service(web::scope("/status").configure(status.config()))
+            });
+            *a.lock().unwrap() = Some(http.addrs());
+            ctx.run("http", http).await?;
+            ctx.run("worker", b.runnable()).await?;
+            serve(&ctx).await
+        }
+    });
+    await_state(&mut feed, "root.http", NodeState::Healthy, 1).await;
+    sup.wait_settled().await;
+    let addr = addrs.lock().unwrap().clone().unwrap().get()[0];
+    assert_eq!(info(&sup, "root.worker").await.incarnation, 1);
+
+    let profile = std::env::temp_dir().join(format!(
+        "actix-supervisor-chromium-actions-{}",
+        std::process::id()
+    ));
+    let chromium = tokio::process::Command::new("chromium")
+        .args(CHROMIUM_FLAGS)
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("--virtual-time-budget=5000")
+        .arg("--dump-dom")
+        .arg(format!("http://{addr}/status/"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("Debian's chromium must be installed (.ci/run installs it)");
+
+    // The click's POST restarted the worker; the page's next poll waits
+    // until the restart is through.
+    tokio::time::timeout(Duration::from_secs(60), clicks.held.notified())
+        .await
+        .expect("the page posted an action and polled within 60 s");
+    await_state(&mut feed, "root.worker", NodeState::Healthy, 1).await;
+    clicks.release.notify_one();
+
+    let out = tokio::time::timeout(Duration::from_secs(60), chromium.wait_with_output())
+        .await
+        .expect("chromium finished within 60 s")
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&profile);
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        info(&sup, "root.worker").await.incarnation,
+        2,
+        "restarted once"
+    );
+    let posts = clicks.posts.lock().unwrap().clone();
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    let (path, origin, site) = &posts[0];
+    assert_eq!(path, "/status/actions/restart");
+    assert_eq!(origin.as_deref(), Some(format!("http://{addr}").as_str()));
+    assert_eq!(site.as_deref(), Some("same-origin"));
+    let row = dom
+        .split("<tr ")
+        .find(|r| r.contains("data-dn=\"root.worker\""))
+        .unwrap_or_else(|| panic!("no row for root.worker in the page:\n{dom}"));
+    assert!(row.contains("<td class=\"restarts\">1</td>"), "{row}");
+    assert!(row.contains("class=\"HEALTHY"), "{row}");
+    assert!(
+        dom.contains("restart root.worker: done"),
+        "the page shows the answer: {dom}"
+    );
+    let said = messages(&sup, actix_supervisor::LogQuery::dn("supervisor"));
+    assert!(
+        said.iter().any(|l| l.contains("operator at 127.0.0.1:")
+            && l.contains("restart root.worker from the status page: done")),
+        "{said:?}"
     );
     sup.shutdown().await;
 }

@@ -6,6 +6,8 @@
 mod common;
 
 mod acknowledged;
+#[cfg(feature = "web")]
+mod actions;
 mod actors;
 mod bad_input;
 #[cfg(feature = "web")]

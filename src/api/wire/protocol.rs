@@ -25,6 +25,7 @@ use crate::model::policy::{Restart, Shutdown};
 use crate::model::read::query::Query;
 use crate::model::records::{Counts, Ended, NodeInfo};
 use crate::model::tree::NodeKey;
+use crate::model::voice::Said;
 
 /// What a [`Supervisor`](crate::Supervisor) handle asks the processor.
 /// The processor drains its inbox before it answers, so that an answer
@@ -72,6 +73,9 @@ pub(crate) enum Request {
         dn: String,
         reply: oneshot::Sender<Result<Vec<std::net::SocketAddr>, RunError>>,
     },
+    /// Something the supervisor is to say (an operator's action, from the
+    /// status page), through its voice: the log, the log tree, tracing.
+    Say(Said),
 }
 
 impl Message for Request {

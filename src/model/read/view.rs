@@ -57,6 +57,7 @@ impl View<'_> {
             since,
             since_wall: wall_of(since),
             kind: n.kind,
+            dynamic_child: n.parent.is_some_and(|p| tree.is_dynamic(p)),
             pid: self.pids.get(key).copied(),
             addrs: self.addrs.get(key).cloned().unwrap_or_default(),
             incarnation: n.restarts + 1,

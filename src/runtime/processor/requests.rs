@@ -52,6 +52,7 @@ impl Handler<Request> for Processor {
             Request::Join(reply) => self.when_finished(reply),
             Request::WhenReady(reply) => self.when_ready(reply),
             Request::WhenListening { dn, reply } => self.when_listening(dn, reply),
+            Request::Say(said) => self.voice.say(said),
             Request::Restart { dn, reply } => {
                 self.read_clock();
                 let _ = reply.send(self.restart_on_request(&dn));
