@@ -73,7 +73,9 @@ impl Metrics for SystemdNotifier {
 
     fn tick(&self, counts: &Counts, _lag: Duration) {
         let mut usec = 0;
-        if sd_notify::watchdog_enabled(false, &mut usec) {
+        // Not fed while a node whose heartbeat affects liveness is hung:
+        // systemd then restarts the service.
+        if counts.hung == 0 && sd_notify::watchdog_enabled(false, &mut usec) {
             self.send(&[NotifyState::Watchdog]);
         }
         let line = summary(counts);

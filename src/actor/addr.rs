@@ -11,6 +11,8 @@ use actix::dev::ToEnvelope;
 use actix::{Actor, Addr, Handler, Message};
 use tokio::sync::watch;
 
+use super::busy::Busy;
+
 /// How long [`SupervisedAddr::send`] waits for an incarnation to be up, by default.
 pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -72,6 +74,8 @@ pub(super) enum AddrState<A: Actor> {
 pub(super) struct Slot<A: Actor> {
     pub(super) state: watch::Sender<AddrState<A>>,
     pub(super) dn: Mutex<String>,
+    /// What the actor is busy with (for a node with a heartbeat).
+    pub(super) busy: Arc<Busy>,
 }
 
 impl<A: Actor> Slot<A> {
@@ -169,6 +173,7 @@ where
         A::Context: ToEnvelope<A, M>,
     {
         let addr = self.current().await?;
+        let _sending = self.slot.busy.begin::<M>();
         match addr.send(msg).await {
             Ok(answer) => Ok(answer),
             Err(_) => {

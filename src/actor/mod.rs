@@ -17,6 +17,7 @@ use crate::model::error::{RunError, RunResult};
 use crate::model::records::Signal;
 
 mod addr;
+mod busy;
 
 use addr::{AddrState, Slot};
 pub use addr::{DeliveryError, SupervisedAddr, SupervisedRecipient, DEFAULT_SEND_TIMEOUT};
@@ -53,6 +54,7 @@ fn make<A: Actor>(
     let slot = Arc::new(Slot {
         state: watch::Sender::new(AddrState::Starting),
         dn: Mutex::new(String::new()),
+        busy: Arc::default(),
     });
     let handle = SupervisedAddr {
         slot: slot.clone(),
@@ -103,6 +105,13 @@ where
         let actor = (self.factory)(&ctx);
         let slot = self.slot.clone();
         let healthy_on_start = self.healthy_on_start;
+        // With a heartbeat, the address keeps what the actor is busy with,
+        // and the heartbeat reads it: idle or answering is a beat.
+        slot.busy.set_on(ctx.heart().is_some());
+        if let Some(heart) = ctx.heart() {
+            let busy = slot.busy.clone();
+            heart.set_probe(Box::new(move || busy.progress()));
+        }
         Box::pin(async move {
             let running = actix::Context::<A>::new().into_future(actor);
             slot.state.send_replace(AddrState::Up(running.address()));

@@ -17,16 +17,19 @@ use std::sync::{Arc, Mutex, PoisonError};
 use actix::{MailboxError, Message, Recipient};
 use tokio_util::sync::CancellationToken;
 
+use crate::api::heart::Heart;
 use crate::api::lease::Tenure;
 use crate::api::logger::{AsLogger, Logger};
 use crate::api::panics::PanicSlot;
 use crate::api::runnable::{Child, DynamicRequest, Group, Runnable};
 use crate::api::tasks::{TaskHandle, Tasks};
-use crate::api::wire::inbox::{Addrs, Began, Exited, Inbox, LeaseMsg, Pid, Report, SignalMsg};
+use crate::api::wire::inbox::{
+    Addrs, Began, Exited, HungMsg, Inbox, LeaseMsg, Pid, Report, SignalMsg,
+};
 use crate::api::wire::protocol::{Extras, Request};
 use crate::api::wire::settle::Starting;
 use crate::model::error::{RunError, SignalError};
-use crate::model::exit::{ExitReport, Outcome};
+use crate::model::exit::{ExitReport, Hung, Outcome};
 use crate::model::logtree::LogTree;
 use crate::model::name::is_valid_name;
 use crate::model::phase::{Phase, Seen};
@@ -97,6 +100,11 @@ impl Link {
         self.0.inbox.send(Report::Lease(msg));
     }
 
+    /// Reports a missed heartbeat, as it is found.
+    pub fn hung(&self, msg: HungMsg) {
+        self.0.inbox.send(Report::Hung(msg));
+    }
+
     /// Reports where a server node listens.
     pub fn addrs(&self, msg: Addrs) {
         self.0.inbox.send(Report::Addrs(msg));
@@ -137,6 +145,13 @@ pub(crate) struct StartGroup {
 
 impl Message for StartGroup {
     type Result = Result<Starting, RunError>;
+}
+
+/// What an incarnation is held to beyond its node's policy: a singleton's
+/// tenure, a heartbeat.
+pub(crate) struct Duties {
+    pub lease: Option<Tenure>,
+    pub heartbeat: Option<std::time::Duration>,
 }
 
 /// A runnable's handle on its node: its name, its cancellation, its signals
@@ -181,6 +196,8 @@ struct Inner {
     tasks: once_cell::race::OnceBox<Arc<Tasks>>,
     /// A singleton's tenure, for the incarnation it runs in.
     lease: Option<Tenure>,
+    /// Its heartbeat, for a node with one (`Child::heartbeat`).
+    heart: Option<Box<Heart>>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -198,8 +215,9 @@ impl Context {
         incarnation: u64,
         token: CancellationToken,
         processor: Link,
-        lease: Option<Tenure>,
+        duties: Duties,
     ) -> Context {
+        let Duties { lease, heartbeat } = duties;
         Context {
             inner: Arc::new(Inner {
                 dn,
@@ -212,6 +230,7 @@ impl Context {
                 names: Mutex::new(BTreeMap::new()),
                 tasks: once_cell::race::OnceBox::new(),
                 lease,
+                heart: heartbeat.map(|every| Box::new(Heart::new(every))),
             }),
         }
     }
@@ -480,12 +499,48 @@ impl Context {
     /// (DEAD) whose reason is the returned error.
     pub fn signal(&self, signal: Signal) -> Result<(), SignalError> {
         self.inner.phase.signal(signal, &self.inner.dn)?;
+        if signal == Signal::Healthy {
+            self.beat();
+        }
         self.inner.processor.signal(SignalMsg {
             node: self.inner.node,
             incarnation: self.inner.incarnation,
             signal,
         });
         Ok(())
+    }
+
+    /// A heartbeat: this node is not hung. For a node with
+    /// [`Child::heartbeat`](crate::Child::heartbeat), which dies when it has
+    /// not beaten for that long once HEALTHY; for any other node, nothing.
+    /// Cheap (an atomic store): call it wherever the runnable makes
+    /// progress.
+    pub fn beat(&self) {
+        if let Some(heart) = &self.inner.heart {
+            heart.beat();
+        }
+    }
+
+    /// The heartbeat of a node that has one.
+    pub(crate) fn heart(&self) -> Option<&Heart> {
+        self.inner.heart.as_deref()
+    }
+
+    /// Tells the processor at once that this incarnation missed its
+    /// heartbeat (its host is stopping it).
+    pub(crate) fn report_hung(&self, hung: Hung) {
+        self.inner.processor.hung(HungMsg {
+            node: self.inner.node,
+            incarnation: self.inner.incarnation,
+            hung,
+        });
+    }
+
+    /// Keeps the missed heartbeat for the exit report.
+    pub(crate) fn set_hung(&self, hung: Hung) {
+        if let Some(heart) = self.heart() {
+            heart.set_missed(hung);
+        }
     }
 
     /// A process node's pid, for snapshots.
@@ -552,6 +607,7 @@ impl Context {
         ExitReport {
             tasks_aborted,
             lease_lost: None,
+            hung: self.heart().and_then(Heart::take_missed),
             outcome,
             done,
             misuse,

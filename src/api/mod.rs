@@ -12,6 +12,7 @@
 pub(crate) mod capture;
 pub(crate) mod context;
 pub(crate) mod dynamic;
+pub(crate) mod heart;
 pub(crate) mod lease;
 pub(crate) mod logger;
 pub(crate) mod panics;

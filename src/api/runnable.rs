@@ -175,6 +175,55 @@ impl Child {
         self
     }
 
+    /// Requires a heartbeat: once it has signalled Healthy, its runnable
+    /// must call [`Context::beat`] at least every `every` (a loop's turn, a
+    /// request served). A node that has not beaten for `every` is hung: it
+    /// dies with "no heartbeat within 5s", its last log lines in the death
+    /// report, and its policy applies, as a start deadline does. It is
+    /// cancelled first and its stop mode honoured (a runnable stuck on an
+    /// await is dropped at its stop deadline). Signalling Healthy counts as
+    /// a beat; DONE ends the requirement.
+    ///
+    /// For an actor node ([`actor`](crate::actor)) no call is needed: it
+    /// beats whenever it is idle or finishes a message, so a handler still
+    /// running after `every` with messages waiting counts as missing the
+    /// beat, and the report names the message type being handled.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use actix_supervisor::{Child, Context, RunResult, Signal};
+    ///
+    /// async fn poller(ctx: Context) -> RunResult {
+    ///     ctx.signal(Signal::Healthy)?;
+    ///     loop {
+    ///         tokio::select! {
+    ///             _ = ctx.cancelled() => return Ok(()),
+    ///             _ = tokio::time::sleep(Duration::from_secs(1)) => {
+    ///                 // ... poll the queue: an await that may hang ...
+    ///                 ctx.beat();
+    ///             }
+    ///         }
+    ///     }
+    /// }
+    /// let child = Child::new("poller", poller).heartbeat(Duration::from_secs(5));
+    /// # let _ = child;
+    /// ```
+    pub fn heartbeat(mut self, every: Duration) -> Self {
+        self.spec.heartbeat = Some(every);
+        self
+    }
+
+    /// Whether a missed heartbeat of this node fails the process's
+    /// liveness (`/healthz`, [`Supervisor::liveness`](crate::Supervisor::liveness),
+    /// the systemd watchdog) until it is HEALTHY again: for a node without
+    /// which the process is useless, so that the orchestrator restarts the
+    /// process when the node hangs beyond what its own restart mends.
+    /// Default `false`.
+    pub fn heartbeat_affects_liveness(mut self, yes: bool) -> Self {
+        self.spec.heartbeat_affects_liveness = yes;
+        self
+    }
+
     /// Marks it significant: when it ends by itself, its parent may end
     /// too, as its group's (or dynamic node's)
     /// [`auto_shutdown`](Group::auto_shutdown) says. Only a transient or

@@ -131,7 +131,11 @@ impl Supervisor {
     /// `within` and is not shutting down. What a liveness probe (`/healthz`)
     /// should ask: the processor answers from its mailbox in O(1), so no
     /// answer in time means it is wedged. A node being down does not make
-    /// it unalive (an orchestrator restarting the process would not help).
+    /// it unalive (an orchestrator restarting the process would not help),
+    /// except a node marked
+    /// [`heartbeat_affects_liveness`](crate::Child::heartbeat_affects_liveness)
+    /// that missed its heartbeat and has not been HEALTHY since
+    /// ([`Liveness::Hung`]).
     ///
     /// ```
     /// # use std::time::Duration;
@@ -149,8 +153,7 @@ impl Supervisor {
     /// ```
     pub async fn liveness(&self, within: Duration) -> Liveness {
         match tokio::time::timeout(within, self.ask(Request::Running)).await {
-            Ok(Some(true)) => Liveness::Alive,
-            Ok(Some(false)) => Liveness::ShuttingDown,
+            Ok(Some(alive)) => alive,
             Ok(None) => Liveness::Stopped,
             Err(_) => Liveness::Wedged,
         }

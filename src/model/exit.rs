@@ -23,6 +23,26 @@ pub(crate) enum Outcome {
     StartTimedOut(std::time::Duration),
 }
 
+/// A node with a heartbeat that missed it (`Child::heartbeat`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Hung {
+    /// Its heartbeat period.
+    pub every: std::time::Duration,
+    /// For an actor node: the message type it was handling.
+    pub handling: Option<&'static str>,
+}
+
+impl Hung {
+    /// The death's reason: "no heartbeat within 5s", with the message an
+    /// actor node was handling.
+    pub fn reason(&self) -> String {
+        match self.handling {
+            Some(m) => format!("no heartbeat within {:?} (handling {m})", self.every),
+            None => format!("no heartbeat within {:?}", self.every),
+        }
+    }
+}
+
 /// Everything the host reports when an incarnation ends.
 #[derive(Debug)]
 pub(crate) struct ExitReport {
@@ -43,6 +63,9 @@ pub(crate) struct ExitReport {
     pub tasks_aborted: u32,
     /// A singleton's tenure fell while it ran: it was stopped for that.
     pub lease_lost: Option<Loss>,
+    /// It missed its heartbeat: its host cancelled it for that. Boxed:
+    /// every exit report carries the field, few have one.
+    pub hung: Option<Box<Hung>>,
 }
 
 /// The state an exit leads to.
@@ -96,6 +119,10 @@ pub(crate) fn classify(
     if let Some(why) = exit.lease_lost {
         return Verdict::LeaseLost(why);
     }
+    // Cancelled by its host for the missed heartbeat: still a death.
+    if let Some(hung) = &exit.hung {
+        return Verdict::Dead(hung.reason());
+    }
     if cancelled && exit.tasks_aborted > 0 && !matches!(exit.outcome, Outcome::Aborted) {
         let n = exit.tasks_aborted;
         let tasks = if n == 1 { "task" } else { "tasks" };
@@ -137,6 +164,9 @@ pub(crate) fn is_death(exit: &ExitReport, restart: Restart) -> bool {
     }
     if exit.lease_lost.is_some() {
         return false;
+    }
+    if exit.hung.is_some() {
+        return true;
     }
     match &exit.outcome {
         Outcome::Returned(Ok(())) => !(exit.done || restart != Restart::Permanent),
@@ -182,6 +212,7 @@ mod tests {
             cancelled: false,
             tasks_aborted: 0,
             lease_lost: None,
+            hung: None,
         }
     }
 
@@ -271,6 +302,7 @@ mod tests {
             cancelled: true,
             tasks_aborted: 0,
             lease_lost: None,
+            hung: None,
         };
         assert!(
             matches!(classify(&e, true, None, Restart::Permanent), Verdict::Dead(r) if r.contains("root.x"))

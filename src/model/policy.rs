@@ -278,6 +278,10 @@ pub(crate) struct Spec {
     pub significant: bool,
     /// For a dynamic node: when it ends with its significant children.
     pub auto_shutdown: AutoShutdown,
+    /// How often it must beat once HEALTHY (`Context::beat`).
+    pub heartbeat: Option<Duration>,
+    /// Whether a missed heartbeat fails the process's liveness.
+    pub heartbeat_affects_liveness: bool,
 }
 
 /// How a group behaves as a whole.

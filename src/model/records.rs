@@ -417,6 +417,10 @@ pub struct Counts {
     pub waiting: usize,
     /// Nodes the stall watch has flagged.
     pub stalled: usize,
+    /// Nodes whose missed heartbeat fails liveness
+    /// ([`Child::heartbeat_affects_liveness`](crate::Child::heartbeat_affects_liveness)),
+    /// not HEALTHY again yet. The systemd watchdog is not fed while any is.
+    pub hung: usize,
     /// Restarts in the last 60 seconds.
     pub restarts_last_minute: u64,
 }
@@ -503,6 +507,11 @@ pub enum Liveness {
     /// It did not answer in time: something holds its thread (a sink that
     /// blocks, say). An orchestrator should restart the process.
     Wedged,
+    /// A node marked
+    /// [`heartbeat_affects_liveness`](crate::Child::heartbeat_affects_liveness)
+    /// missed its heartbeat and has not been HEALTHY since: the process is
+    /// useless without it, and an orchestrator should restart it.
+    Hung,
 }
 
 impl Liveness {
@@ -519,6 +528,7 @@ impl fmt::Display for Liveness {
             Liveness::ShuttingDown => "the supervisor is shutting down or shut down",
             Liveness::Stopped => "the supervisor's processor has stopped",
             Liveness::Wedged => "the supervisor's processor did not answer in time (wedged)",
+            Liveness::Hung => "a node whose heartbeat affects liveness missed it and is not back",
         })
     }
 }

@@ -26,14 +26,14 @@ use log::Level;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::capture::Scoped;
-use crate::api::context::{Context, Link};
+use crate::api::context::{Context, Duties, Link};
 use crate::api::lease::Tenure;
 use crate::api::runnable::Runnable;
 use crate::api::wire::inbox::{Began, Exited};
 use crate::api::wire::protocol::{Incarnation, Start};
 use crate::api::wire::settle::Starting;
 use crate::model::error::RunResult;
-use crate::model::exit::{is_death, panic_message, Outcome};
+use crate::model::exit::{is_death, panic_message, Hung, Outcome};
 use crate::model::lease::Loss;
 use crate::model::logtree::LogTree;
 use crate::model::policy::{Restart, Shutdown};
@@ -100,6 +100,7 @@ impl Handler<Start> for Host {
             restart,
             takes_down,
             start_timeout,
+            heartbeat,
             handover,
             starting,
             polled,
@@ -140,7 +141,10 @@ impl Handler<Start> for Host {
                     incarnation,
                     token.clone(),
                     host.processor.clone(),
-                    tenure.clone(),
+                    Duties {
+                        lease: tenure.clone(),
+                        heartbeat,
+                    },
                 );
                 let Prepared::Run {
                     starting, polled, ..
@@ -161,15 +165,13 @@ impl Handler<Start> for Host {
                     Ok(fut) => fut,
                     Err(outcome) => return Either::Left(ready((outcome, None, tenure, ctx))),
                 };
-                let guarded = guard(
-                    fut,
-                    token,
+                let limits = Limits {
                     shutdown,
-                    start_timeout,
-                    ctx.clone(),
-                    tenure.clone(),
-                )
-                .map(move |(outcome, lost)| (outcome, lost, tenure, ctx));
+                    start_deadline: start_timeout,
+                    heartbeat,
+                };
+                let guarded = guard(fut, token, limits, ctx.clone(), tenure.clone())
+                    .map(move |(outcome, lost)| (outcome, lost, tenure, ctx));
                 Either::Right(wrap_future(guarded))
             })
             .then(move |(outcome, lost, tenure, ctx), host, _| {
@@ -405,18 +407,32 @@ async fn wait_out(
     }
 }
 
+/// What bounds an incarnation in time: its stop mode, its start deadline
+/// and its heartbeat.
+struct Limits {
+    shutdown: Shutdown,
+    start_deadline: Option<Duration>,
+    heartbeat: Option<Duration>,
+}
+
 /// Runs the runnable's future, catching its panics, and drops it if it is
 /// still running when its stop mode says so after the token was cancelled.
 /// A singleton's runnable is also cancelled when its tenure is doomed, and
-/// dropped at the fence (never polled past it): the loss is returned.
+/// dropped at the fence (never polled past it): the loss is returned. A
+/// node with a heartbeat that misses it is cancelled (and reported at once),
+/// its stop mode honoured; its exit then carries the missed heartbeat.
 async fn guard(
     fut: impl Future<Output = RunResult>,
     token: CancellationToken,
-    shutdown: Shutdown,
-    start_deadline: Option<Duration>,
+    limits: Limits,
     ctx: Context,
     tenure: Option<Tenure>,
 ) -> (Outcome, Option<Loss>) {
+    let Limits {
+        shutdown,
+        start_deadline,
+        heartbeat,
+    } = limits;
     // Boxed, and only for a singleton: the incarnation future of every
     // node would otherwise carry its size.
     let watch = tenure.map(|t| Box::new(Watch::new(t)));
@@ -469,19 +485,46 @@ async fn guard(
             Either::Right(std::future::pending()),
         ),
     };
+    // HEALTHY and no beat for a heartbeat period: hung. Boxed, and only
+    // with a heartbeat, likewise.
+    let hung = match heartbeat {
+        Some(every) => Either::Right(Box::pin(missed_beat(ctx.clone(), every))),
+        None => Either::Left(std::future::pending()),
+    };
+    let (mut past_fence, mut doomed) = (past_fence, doomed);
+    let fut = AssertUnwindSafe(fut).catch_unwind();
+    tokio::pin!(fut);
+    let returned = |res: std::thread::Result<RunResult>| match res {
+        Ok(result) => Outcome::Returned(result),
+        Err(payload) => Outcome::Panicked(panicked(&*payload)),
+    };
     // Biased: past the fence, the runnable is not polled again, whatever
     // woke the task.
-    let outcome = tokio::select! {
+    let mut missed = None;
+    let mut outcome = tokio::select! {
         biased;
-        _ = past_fence => Outcome::Aborted,
-        () = doomed => Outcome::Aborted,
-        res = AssertUnwindSafe(fut).catch_unwind() => match res {
-            Ok(result) => Outcome::Returned(result),
-            Err(payload) => Outcome::Panicked(panicked(&*payload)),
-        },
+        _ = &mut past_fence => Outcome::Aborted,
+        () = &mut doomed => Outcome::Aborted,
+        res = &mut fut => returned(res),
         _ = &mut deadline => Outcome::Aborted,
         d = late => Outcome::StartTimedOut(d),
+        h = hung => {
+            missed = Some(h);
+            Outcome::Aborted
+        }
     };
+    if let Some(h) = &missed {
+        // Stopped as any cancelled node is, by its stop mode: it may still
+        // come unstuck and return.
+        ctx.report_hung(h.clone());
+        token.cancel();
+        outcome = tokio::select! {
+            biased;
+            _ = &mut past_fence => Outcome::Aborted,
+            res = &mut fut => returned(res),
+            _ = &mut deadline => Outcome::Aborted,
+        };
+    }
     // Its tasks end with it: a stopping node's get the rest of its stop
     // deadline, then are aborted (and said, and counted); otherwise they
     // are aborted at once.
@@ -506,7 +549,35 @@ async fn guard(
         }
         tasks.abort(stopping);
     }
+    if let Some(h) = missed {
+        ctx.set_hung(h);
+    }
     (outcome, watch.and_then(|w| w.lost.get()))
+}
+
+/// Resolves once `ctx`'s node, HEALTHY, has not beaten for `every`. NEW
+/// does not count (the start deadline covers it), DONE ends the watch.
+async fn missed_beat(ctx: Context, every: Duration) -> Hung {
+    loop {
+        let Some(heart) = ctx.heart() else {
+            return std::future::pending().await;
+        };
+        if ctx.done_signalled() {
+            return std::future::pending().await;
+        }
+        if ctx.is_new() {
+            tokio::time::sleep(every).await;
+            continue;
+        }
+        let since = heart.since_beat();
+        if since >= every {
+            return Hung {
+                every,
+                handling: heart.handling(),
+            };
+        }
+        tokio::time::sleep(every - since).await;
+    }
 }
 
 /// A stopping node's runnable returned, but tasks of its incarnation were

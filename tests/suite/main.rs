@@ -16,6 +16,7 @@ mod dynamic;
 #[cfg(feature = "web")]
 mod fuzz;
 mod harness;
+mod heartbeat;
 mod layers;
 mod lifecycle;
 mod logging;

@@ -34,7 +34,7 @@ use std::task::{Context, Poll};
 use futures::task::AtomicWaker;
 use futures::Stream;
 
-use crate::model::exit::ExitReport;
+use crate::model::exit::{ExitReport, Hung};
 use crate::model::records::Signal;
 use crate::model::tree::NodeKey;
 
@@ -46,6 +46,16 @@ pub(crate) enum Report {
     Pid(Pid),
     Addrs(Addrs),
     Lease(LeaseMsg),
+    Hung(HungMsg),
+}
+
+/// A node with a heartbeat missed it: its host is stopping it. Told at
+/// once (its exit may be a stop deadline away, or never, with
+/// `Shutdown::Infinity`).
+pub(crate) struct HungMsg {
+    pub node: NodeKey,
+    pub incarnation: u64,
+    pub hung: Hung,
 }
 
 /// A node's incarnation ended. From its host.

@@ -23,7 +23,7 @@ use crate::api::wire::settle::Starting;
 use crate::model::error::RunError;
 use crate::model::policy::{Restart, Shutdown};
 use crate::model::read::query::Query;
-use crate::model::records::{Counts, Ended, NodeInfo};
+use crate::model::records::{Counts, Ended, Liveness, NodeInfo};
 use crate::model::tree::NodeKey;
 use crate::model::voice::Said;
 
@@ -41,8 +41,9 @@ pub(crate) enum Request {
         query: Query,
         reply: oneshot::Sender<Result<Chunks, RunError>>,
     },
-    /// Whether the processor runs (not shutting down nor shut down).
-    Running(oneshot::Sender<bool>),
+    /// Whether the processor runs (not shutting down nor shut down), and
+    /// whether a node whose heartbeat affects liveness is hung.
+    Running(oneshot::Sender<Liveness>),
     /// The tree's summary.
     Counts(oneshot::Sender<Counts>),
     /// The DNs of the running nodes, sorted.
@@ -127,6 +128,8 @@ pub(crate) struct Start {
     pub takes_down: Option<CancellationToken>,
     /// How long it may stay NEW once its runnable runs (`None`: forever).
     pub start_timeout: Option<Duration>,
+    /// How often it must beat once HEALTHY (`None`: no heartbeat).
+    pub heartbeat: Option<Duration>,
     /// A singleton that exceeded its owner's intensity: give its lease up
     /// before waiting out `delay`, and campaign again after it.
     pub handover: bool,

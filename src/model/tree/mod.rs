@@ -192,6 +192,17 @@ impl Tree {
         self.spec_of(k).is_some_and(|s| s.significant)
     }
 
+    /// How often `k` must beat once HEALTHY (see `Child::heartbeat`).
+    pub fn heartbeat_of(&self, k: NodeKey) -> Option<std::time::Duration> {
+        self.spec_of(k).and_then(|s| s.heartbeat)
+    }
+
+    /// Whether `k`'s missed heartbeat fails the process's liveness.
+    pub fn heartbeat_affects_liveness(&self, k: NodeKey) -> bool {
+        self.spec_of(k)
+            .is_some_and(|s| s.heartbeat_affects_liveness)
+    }
+
     /// How long `k` may stay NEW once its runnable runs.
     pub fn start_timeout_of(&self, k: NodeKey) -> Option<std::time::Duration> {
         self.spec_of(k)

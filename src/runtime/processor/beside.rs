@@ -30,6 +30,9 @@ pub(crate) struct Beside {
     pub leases: SecondaryMap<NodeKey, LeaseInfo>,
     /// Callers of `terminate_child` waiting for their child to be gone.
     pub leaving: SecondaryMap<NodeKey, Vec<Leaving>>,
+    /// Nodes whose missed heartbeat fails liveness
+    /// (`Child::heartbeat_affects_liveness`), until they are HEALTHY again.
+    pub hung: SecondaryMap<NodeKey, ()>,
     /// Each node's current incarnation's span: its children's parent.
     #[cfg(feature = "tracing")]
     pub spans: SecondaryMap<NodeKey, ::tracing::Span>,
@@ -51,6 +54,7 @@ impl Beside {
     pub fn forget(&mut self, k: NodeKey) {
         self.exited(k);
         self.leases.remove(k);
+        self.hung.remove(k);
         for reply in self.leaving.remove(k).into_iter().flatten() {
             let _ = reply.send(Ok(()));
         }

@@ -9,7 +9,7 @@ use std::sync::PoisonError;
 use log::Level;
 
 use super::{Life, Processor};
-use crate::api::wire::inbox::{Addrs, Began, Pid, Report};
+use crate::api::wire::inbox::{Addrs, Began, HungMsg, Pid, Report};
 use crate::model::exit::{classify, kind_of, ExitReport, Outcome, Verdict};
 use crate::model::logtree::Entry;
 use crate::model::plan;
@@ -38,6 +38,7 @@ impl Processor {
                     Report::Pid(m) => self.on_pid(m),
                     Report::Addrs(m) => self.on_addrs(m),
                     Report::Lease(m) => self.on_lease(m),
+                    Report::Hung(m) => self.on_hung(m),
                 }
             }
             self.after_change(ctx);
@@ -253,6 +254,23 @@ impl Processor {
         self.tree.mark_dirty(parent);
     }
 
+    /// A node missed its heartbeat; its host is stopping it (the death
+    /// comes with its exit). Said now: the exit may be a stop deadline away.
+    fn on_hung(&mut self, m: HungMsg) {
+        let Some(n) = self.tree.node(m.node) else {
+            return;
+        };
+        if n.incarnation != m.incarnation || n.state().is_exited() {
+            return;
+        }
+        let message = format!("{}: {}; stopping it", n.dn, m.hung.reason());
+        let said = Said::new(Level::Warn, "hung", message).dn(&n.dn);
+        self.voice.say(said);
+        if self.tree.heartbeat_affects_liveness(m.node) {
+            self.beside.hung.insert(m.node, ());
+        }
+    }
+
     pub(super) fn on_signal(&mut self, k: NodeKey, incarnation: u64, signal: Signal) {
         let now_ms = self.tree.now_ms();
         let Some(node) = self.tree.node_mut(k) else {
@@ -265,6 +283,10 @@ impl Processor {
             node.healthy_ms = Some(now_ms);
         }
         plan::reset_on_signal(node, signal, &self.config.backoff);
+        if signal == Signal::Healthy {
+            // HEALTHY again: its missed heartbeat no longer fails liveness.
+            self.beside.hung.remove(k);
+        }
         if signal == Signal::Healthy && node.state() == NodeState::New {
             self.tree.set_state(k, NodeState::Healthy);
             if let Some(n) = self.tree.node(k) {

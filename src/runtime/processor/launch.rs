@@ -96,6 +96,7 @@ impl Processor {
             restart: self.tree.restart_of(k),
             takes_down: self.tree.takes_down(k),
             start_timeout: self.tree.start_timeout_of(k),
+            heartbeat: self.tree.heartbeat_of(k),
             handover,
             // Pending backoff timers and closed gates must not hold
             // `wait_settled`; an opened gate brings its own guard.

@@ -233,7 +233,9 @@ impl Processor {
 
     fn counts(&self) -> Counts {
         let minute = self.restarts_last_minute.count(Instant::now());
-        self.view().counts(minute)
+        let mut counts = self.view().counts(minute);
+        counts.hung = self.beside.hung.len();
+        counts
     }
 
     /// Moves the stall flags along (see [`Stalls::update`]).

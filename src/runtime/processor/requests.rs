@@ -8,6 +8,7 @@ use super::{Life, Processor};
 use crate::api::wire::protocol::Request;
 use crate::model::error::RunError;
 use crate::model::records::Ended;
+use crate::model::records::Liveness;
 use crate::model::tree::NodeKey;
 use crate::model::voice::Said;
 
@@ -22,7 +23,12 @@ impl Handler<Request> for Processor {
             }
             Request::Query { query, reply } => self.query(query, reply, ctx),
             Request::Running(reply) => {
-                let _ = reply.send(self.life == Life::Running);
+                let alive = match (self.life == Life::Running, self.beside.hung.is_empty()) {
+                    (false, _) => Liveness::ShuttingDown,
+                    (true, true) => Liveness::Alive,
+                    (true, false) => Liveness::Hung,
+                };
+                let _ = reply.send(alive);
             }
             Request::Counts(reply) => {
                 let _ = reply.send(self.counts());
