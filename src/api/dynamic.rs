@@ -14,7 +14,7 @@ use crate::api::context::Context;
 use crate::api::runnable::{Child, DynamicRequest, Group, Runnable, Sealed};
 use crate::api::supervisor::Supervisor;
 use crate::model::error::{RunError, RunResult};
-use crate::model::policy::{AutoShutdown, Intensity};
+use crate::model::policy::{AutoShutdown, Exceeded, Intensity};
 use crate::model::records::{FinishedChild, NodeInfo, NodeKind, Signal};
 
 /// How a dynamic node behaves: how many children it may have at once, and
@@ -25,6 +25,7 @@ pub struct DynamicGroup {
     max_children: Option<usize>,
     intensity: Option<Intensity>,
     auto_shutdown: AutoShutdown,
+    exceeded: Exceeded,
 }
 
 impl DynamicGroup {
@@ -45,6 +46,15 @@ impl DynamicGroup {
     /// policy applies.
     pub fn max_restarts(mut self, n: u32, within: Duration) -> Self {
         self.intensity = Some(Intensity::new(n, within));
+        self
+    }
+
+    /// What it does when a child's restart would exceed its intensity:
+    /// give up (the default) or park that child behind a breaker (see
+    /// [`Exceeded`]): a tenant whose database is down waits, the others
+    /// run on.
+    pub fn on_intensity_exceeded(mut self, e: Exceeded) -> Self {
+        self.exceeded = e;
         self
     }
 
@@ -87,6 +97,7 @@ impl Context {
         child.spec.intensity = group.intensity;
         child.spec.max_children = group.max_children;
         child.spec.auto_shutdown = group.auto_shutdown;
+        child.spec.exceeded = group.exceeded;
         self.run_group(Group::new().child(child)).await?;
         Ok(Dynamic {
             at: format!("{}.{name}", self.dn()).into(),

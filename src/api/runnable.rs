@@ -13,7 +13,7 @@ use crate::api::context::Context;
 use crate::api::lease::Lessor;
 use crate::model::error::{RunError, RunResult};
 use crate::model::policy::{
-    AutoShutdown, GroupOptions, Intensity, Restart, Shutdown, Spec, Strategy,
+    AutoShutdown, Exceeded, GroupOptions, Intensity, Restart, Shutdown, Spec, Strategy,
 };
 use crate::model::records::{FinishedChild, NodeInfo, NodeKind};
 
@@ -221,6 +221,14 @@ impl Child {
     /// Default `false`.
     pub fn heartbeat_affects_liveness(mut self, yes: bool) -> Self {
         self.spec.heartbeat_affects_liveness = yes;
+        self
+    }
+
+    /// What it does, as a parent, when restarting a child would exceed its
+    /// [restart intensity](Self::max_restarts): give up and escalate (the
+    /// default), or park that child behind a breaker. See [`Exceeded`].
+    pub fn on_intensity_exceeded(mut self, e: Exceeded) -> Self {
+        self.spec.exceeded = e;
         self
     }
 

@@ -112,6 +112,74 @@ pub enum AutoShutdown {
     AllSignificant,
 }
 
+/// What a parent does when a restart would exceed its restart intensity
+/// ([`Child::on_intensity_exceeded`](crate::Child::on_intensity_exceeded)).
+///
+/// | value | consequence |
+/// | --- | --- |
+/// | `Escalate` (default, OTP's) | the parent gives up: it dies, its children with it, and its own parent's policy applies |
+/// | `Park(park)` | a breaker: the unit that exceeded it is not restarted for a cool-down (growing with each trip, capped), then started once (half-open); HEALTHY for the intensity's window closes the breaker, a death while half-open opens it again. The parent and the other units are untouched |
+///
+/// A parked child is DEAD, waiting, and so unready unless it does not
+/// affect readiness ([`Child::affects_readiness(false)`](crate::Child::affects_readiness)):
+/// a dependency that is down should take the pod out of the load balancer
+/// only if the service cannot serve without it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Exceeded {
+    /// Give up and escalate, as OTP does. The default.
+    #[default]
+    Escalate,
+    /// Park the unit behind a breaker instead.
+    Park(Park),
+}
+
+/// A breaker's cool-downs (see [`Exceeded::Park`]): `cooldown` after the
+/// first trip, doubled after each further trip without closing, at most
+/// `max` (default 16 × `cooldown`).
+///
+/// ```
+/// use std::time::Duration;
+/// use actix_supervisor::{Child, Context, Exceeded, Park, RunResult};
+///
+/// async fn client(ctx: Context) -> RunResult { Ok(()) }
+///
+/// // Its dependency is down: try again in 30 s, 60 s, ... at most every 10 min.
+/// let park = Park::new(Duration::from_secs(30)).max(Duration::from_secs(600));
+/// let parent = Child::new("clients", client)
+///     .max_restarts(3, Duration::from_secs(10))
+///     .on_intensity_exceeded(Exceeded::Park(park));
+/// # let _ = parent;
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Park {
+    cooldown: Duration,
+    max: Duration,
+}
+
+impl Park {
+    /// A breaker whose first cool-down is `cooldown`.
+    pub fn new(cooldown: Duration) -> Park {
+        Park {
+            cooldown,
+            max: cooldown.saturating_mul(16),
+        }
+    }
+
+    /// The longest cool-down.
+    pub fn max(mut self, max: Duration) -> Park {
+        self.max = max.max(self.cooldown);
+        self
+    }
+
+    /// The cool-down after `trips` earlier trips without closing.
+    pub(crate) fn cooldown(&self, trips: u16) -> Duration {
+        let factor = 1u32
+            .checked_shl(u32::from(trips.min(20)))
+            .unwrap_or(u32::MAX);
+        self.cooldown.saturating_mul(factor).min(self.max)
+    }
+}
+
 /// A parent's restart intensity (OTP's `intensity` and `period`): if the
 /// restarts it performs for its children exceed `max_restarts` within
 /// `within`, it gives up. A group restart counts once; deaths of
@@ -282,6 +350,8 @@ pub(crate) struct Spec {
     pub heartbeat: Option<Duration>,
     /// Whether a missed heartbeat fails the process's liveness.
     pub heartbeat_affects_liveness: bool,
+    /// As a parent: what it does when its intensity is exceeded.
+    pub exceeded: Exceeded,
 }
 
 /// How a group behaves as a whole.

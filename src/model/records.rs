@@ -97,6 +97,38 @@ impl fmt::Display for Signal {
     }
 }
 
+/// A node's breaker (see [`Exceeded::Park`](crate::Exceeded::Park)).
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Breaker {
+    /// Not tripped (or closed again): the node restarts by its policy.
+    #[default]
+    Closed,
+    /// Tripped: the node waits out a cool-down before it is tried again.
+    Open {
+        /// When it is tried again (on tokio's clock).
+        #[cfg_attr(feature = "serde", serde(skip))]
+        until: Instant,
+        /// Its trips since the breaker last closed.
+        trips: u16,
+    },
+    /// Tried again after its cool-down, on probation: HEALTHY for its
+    /// parent's intensity window closes the breaker, a death opens it again.
+    HalfOpen {
+        /// Its trips since the breaker last closed.
+        trips: u16,
+    },
+}
+
+impl Breaker {
+    /// Not tripped.
+    pub fn is_closed(&self) -> bool {
+        *self == Breaker::Closed
+    }
+}
+
 /// One node of the tree as seen by [`Supervisor::snapshot`](crate::Supervisor::snapshot).
 ///
 /// Times are on tokio's clock (`Instant`), with a wall-clock copy
@@ -129,6 +161,10 @@ pub struct NodeInfo {
     pub dynamic_child: bool,
     /// A process node's pid while its process runs.
     pub pid: Option<u32>,
+    /// Its breaker, when its parent parks it rather than give up
+    /// ([`Exceeded::Park`](crate::Exceeded::Park)).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Breaker::is_closed"))]
+    pub breaker: Breaker,
     /// The addresses a server node ([`web::server`](crate::web)) listens on
     /// while it runs: with port 0, where it actually listens.
     #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Vec::is_empty"))]

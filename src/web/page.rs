@@ -9,7 +9,7 @@ use actix_web::{web, HttpResponse};
 use super::status::{bad_request, check_dn, Status};
 use crate::model::read::query::{Query, Selection};
 use crate::model::read::render::{glyph, human};
-use crate::model::records::NodeInfo;
+use crate::model::records::{Breaker, NodeInfo};
 
 /// Levels below the root the page shows without a click.
 const TOP_LEVELS: u32 = 2;
@@ -44,6 +44,17 @@ fn row(n: &NodeInfo, now: tokio::time::Instant, path: bool, actions: bool) -> St
         (None, Some(up)) => format!("up {}", human(up)),
         _ => String::new(),
     };
+    let breaker = match n.breaker {
+        Breaker::Open { trips, .. } => format!("breaker open (trip {trips})"),
+        Breaker::HalfOpen { .. } => "breaker half-open".to_string(),
+        _ => String::new(),
+    };
+    if !breaker.is_empty() {
+        if !when.is_empty() {
+            when.push_str(" · ");
+        }
+        when.push_str(&breaker);
+    }
     if let Some(lease) = lease(n) {
         if !when.is_empty() {
             when.push_str(" · ");

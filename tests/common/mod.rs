@@ -77,6 +77,9 @@ pub async fn until_back(sup: &Supervisor, dn: &str, n: u64) {
             return;
         }
         assert!(tokio::time::Instant::now() < deadline, "{node:?}");
+        // Let the clock move (a paused one too), so that the hang guard
+        // above can fire rather than spin.
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
 

@@ -10,6 +10,7 @@ mod acknowledged;
 mod actions;
 mod actors;
 mod bad_input;
+mod breaker;
 #[cfg(feature = "web")]
 mod browser;
 mod dynamic;

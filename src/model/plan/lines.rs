@@ -24,6 +24,23 @@ pub(crate) fn log_lines(tree: &Tree, launches: &[Launch]) -> Vec<Said> {
         let Some(n) = tree.node(l.node) else {
             continue;
         };
+        if l.parked {
+            let owner = n
+                .parent
+                .and_then(|p| tree.node(p))
+                .map_or("the supervisor", |p| &*p.dn);
+            let message = format!(
+                "{} exceeded {owner}'s restart intensity: breaker open (trip {}), next try in {:?}",
+                n.dn,
+                n.trips.saturating_add(1),
+                l.delay
+            );
+            let said = Said::new(Level::Warn, "breaker_opened", message)
+                .dn(&n.dn)
+                .backoff(l.delay);
+            lines.push(said);
+            continue;
+        }
         if l.handover {
             let message = format!(
                 "{} exceeded its restart intensity: handing its lease over, campaigning again in {:?}",

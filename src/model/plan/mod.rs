@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::model::policy::Backoff;
+use crate::model::policy::{Backoff, Exceeded, Park};
 use crate::model::records::{NodeState, Signal};
 use crate::model::sweep::Unit;
 use crate::model::tree::{Node, NodeKey, Tree};
@@ -62,6 +62,9 @@ pub(crate) struct Launch {
     pub backoff: Option<Duration>,
     /// A singleton gives its lease up before it waits (see the module docs).
     pub handover: bool,
+    /// Its owner parks it behind a breaker (`Exceeded::Park`): the delay
+    /// is the breaker's cool-down, and this member is the one that tripped it.
+    pub parked: bool,
 }
 
 /// Decides a unit's restart. `random` yields values in `0.0..1.0`.
@@ -74,6 +77,19 @@ pub(crate) fn decide(
 ) -> Plan {
     let owner = tree.group(unit.group).and_then(|g| g.owner);
     let counted = !on_request(tree, unit);
+    let park = match tree.exceeded_of(owner) {
+        Exceeded::Park(park) => Some(park),
+        Exceeded::Escalate => None,
+    };
+    // A death while on probation opens the breaker again at once.
+    let reopened = unit
+        .members
+        .iter()
+        .filter_map(|m| tree.node(*m))
+        .any(|n| n.half_open && n.state() == NodeState::Dead);
+    if let Some(park) = park.filter(|_| reopened && counted) {
+        return Plan::Restart(park_unit(tree, unit, park));
+    }
     if let Some(intensity) = tree.intensity_of(owner).filter(|_| counted) {
         let recent = window(tree, owner).map_or(0, |w| {
             w.iter()
@@ -84,6 +100,9 @@ pub(crate) fn decide(
         if count > intensity.max_restarts as usize {
             if let Some(handover) = hand_over(tree, unit, intensity.within, backoff, random) {
                 return Plan::Restart(vec![handover]);
+            }
+            if let Some(park) = park {
+                return Plan::Restart(park_unit(tree, unit, park));
             }
             let culprit = unit
                 .members
@@ -118,6 +137,7 @@ pub(crate) fn decide(
                     delay: Duration::ZERO,
                     backoff: n.backoff,
                     handover: false,
+                    parked: false,
                 };
             }
             let healthy_long_enough = backoff.reset_after_of().is_some_and(|d| {
@@ -131,10 +151,37 @@ pub(crate) fn decide(
                 delay,
                 backoff: Some(next),
                 handover: false,
+                parked: false,
             }
         })
         .collect();
     Plan::Restart(starts)
+}
+
+/// The unit waits out its breaker's cool-down, longer with each trip of
+/// its DEAD members since the breaker last closed, and then restarts as
+/// a whole; the DEAD members are the ones that tripped it.
+fn park_unit(tree: &Tree, unit: &Unit, park: Park) -> Vec<Launch> {
+    let members = || {
+        unit.members
+            .iter()
+            .filter_map(|m| Some((*m, tree.node(*m)?)))
+    };
+    let trips = members()
+        .filter(|(_, n)| n.state() == NodeState::Dead)
+        .map(|(_, n)| n.trips)
+        .max()
+        .unwrap_or(0);
+    let delay = park.cooldown(trips);
+    members()
+        .map(|(m, n)| Launch {
+            node: m,
+            delay,
+            backoff: n.backoff,
+            handover: false,
+            parked: n.state() == NodeState::Dead,
+        })
+        .collect()
 }
 
 /// A singleton alone in its unit that exceeded its owner's intensity: it
@@ -160,6 +207,7 @@ fn hand_over(
         delay: delay.max(within),
         backoff: Some(next),
         handover: true,
+        parked: false,
     })
 }
 

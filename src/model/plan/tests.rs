@@ -1,8 +1,8 @@
 //! The planner's rules, each on a small tree, without actors.
 
 use super::*;
+use crate::model::policy::{Exceeded, Intensity, Park, Strategy};
 use crate::model::policy::{GroupOptions, Spec};
-use crate::model::policy::{Intensity, Strategy};
 use crate::model::sweep::sweep;
 use crate::model::tree::Defaults;
 use tokio_util::sync::CancellationToken;
@@ -313,4 +313,47 @@ fn jitter_values_stay_in_range() {
         let v = j.next();
         assert!((0.0..1.0).contains(&v), "{v}");
     }
+}
+
+/// The tree of [`tree`], its root parking instead of giving up.
+fn parking_tree(park: Park) -> (Tree, NodeKey, NodeKey) {
+    let (mut t, a, b) = tree(Some(Intensity::new(1, 10 * MS * 1000)));
+    let root = t.root();
+    let spec = Spec {
+        intensity: Some(Intensity::new(1, 10 * MS * 1000)),
+        exceeded: Exceeded::Park(park),
+        ..Spec::default()
+    };
+    t.set_spec(root, spec);
+    (t, a, b)
+}
+
+#[test]
+fn over_its_intensity_a_parking_owner_parks_the_unit_instead_of_escalating() {
+    let park = Park::new(1000 * MS);
+    let (mut t, a, b) = parking_tree(park);
+    let now = Instant::now();
+    let unit = kill(&mut t, a, b, "boom");
+    let plan = decide(&t, &unit, &backoff(), now, &mut half());
+    apply(&mut t, &unit, &plan, now);
+    let unit = kill(&mut t, a, b, "boom");
+    let Plan::Restart(starts) = decide(&t, &unit, &backoff(), now, &mut half()) else {
+        panic!("parked, not escalated");
+    };
+    // The whole unit waits the cool-down; the dead member tripped it.
+    assert!(starts.iter().all(|l| l.delay == 1000 * MS), "{starts:?}");
+    let parked: Vec<bool> = starts.iter().map(|l| l.parked).collect();
+    assert_eq!(parked.iter().filter(|p| **p).count(), 1, "{starts:?}");
+}
+
+#[test]
+fn cool_downs_double_per_trip_up_to_the_cap() {
+    let park = Park::new(1000 * MS).max(3000 * MS);
+    let cooldowns: Vec<Duration> = (0..4).map(|trips| park.cooldown(trips)).collect();
+    assert_eq!(cooldowns, [1000 * MS, 2000 * MS, 3000 * MS, 3000 * MS]);
+    assert_eq!(
+        Park::new(MS).cooldown(u16::MAX),
+        16 * MS,
+        "the default cap, no overflow"
+    );
 }

@@ -8,7 +8,7 @@ use slotmap::SecondaryMap;
 use tokio::time::Instant;
 
 use crate::model::read::query::Keep;
-use crate::model::records::{Counts, GroupInfo, LastExit, LeaseInfo, NodeInfo, NodeState};
+use crate::model::records::{Breaker, Counts, GroupInfo, LastExit, LeaseInfo, NodeInfo, NodeState};
 use crate::model::tree::{self, NodeKey, Tree};
 
 /// The processor's state a snapshot reads.
@@ -59,6 +59,14 @@ impl View<'_> {
             kind: n.kind,
             dynamic_child: n.parent.is_some_and(|p| tree.is_dynamic(p)),
             pid: self.pids.get(key).copied(),
+            breaker: match (n.trips, n.half_open) {
+                (0, _) => Breaker::Closed,
+                (trips, true) => Breaker::HalfOpen { trips },
+                (trips, false) => Breaker::Open {
+                    until: n.waiting().map_or(now, |w| tree.at(w.until_ms)),
+                    trips,
+                },
+            },
             addrs: self.addrs.get(key).cloned().unwrap_or_default(),
             incarnation: n.restarts + 1,
             uptime: n

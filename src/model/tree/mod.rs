@@ -29,8 +29,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::model::error::RunError;
 use crate::model::name::is_valid_name;
+use crate::model::policy::{Exceeded, Intensity, Restart, Shutdown, Strategy};
 use crate::model::policy::{GroupOptions, Spec};
-use crate::model::policy::{Intensity, Restart, Shutdown, Strategy};
 use crate::model::records::{NodeKind, NodeState};
 
 new_key_type! {
@@ -195,6 +195,14 @@ impl Tree {
     /// How often `k` must beat once HEALTHY (see `Child::heartbeat`).
     pub fn heartbeat_of(&self, k: NodeKey) -> Option<std::time::Duration> {
         self.spec_of(k).and_then(|s| s.heartbeat)
+    }
+
+    /// What the owner of a group does when its intensity is exceeded (the
+    /// supervisor, for the root's: escalate).
+    pub fn exceeded_of(&self, owner: Option<NodeKey>) -> Exceeded {
+        owner
+            .and_then(|o| self.spec_of(o))
+            .map_or(Exceeded::Escalate, |s| s.exceeded)
     }
 
     /// Whether `k`'s missed heartbeat fails the process's liveness.

@@ -74,6 +74,12 @@ pub(crate) struct Node {
     /// does not count against its owner's intensity (losing a lease is not
     /// a failure of its own).
     pub relaunch: bool,
+    /// Breaker trips since it last closed (see `Exceeded::Park`): 0 is
+    /// closed.
+    pub trips: u16,
+    /// Started once after a cool-down, on probation (its breaker is
+    /// half-open): a death opens it again.
+    pub half_open: bool,
     /// Ending because its significant children ended (see
     /// [`AutoShutdown`](crate::AutoShutdown)): its exit, once cancelled, is
     /// DONE, an orderly end.
@@ -200,6 +206,8 @@ impl Node {
             removing: false,
             requested: false,
             auto_shut: false,
+            trips: 0,
+            half_open: false,
             relaunch: false,
             handover: false,
             been_up: false,

@@ -33,6 +33,8 @@ pub(crate) struct Beside {
     /// Nodes whose missed heartbeat fails liveness
     /// (`Child::heartbeat_affects_liveness`), until they are HEALTHY again.
     pub hung: SecondaryMap<NodeKey, ()>,
+    /// Nodes whose breaker has tripped and not closed yet.
+    pub breakers: SecondaryMap<NodeKey, ()>,
     /// Each node's current incarnation's span: its children's parent.
     #[cfg(feature = "tracing")]
     pub spans: SecondaryMap<NodeKey, ::tracing::Span>,
@@ -55,6 +57,7 @@ impl Beside {
         self.exited(k);
         self.leases.remove(k);
         self.hung.remove(k);
+        self.breakers.remove(k);
         for reply in self.leaving.remove(k).into_iter().flatten() {
             let _ = reply.send(Ok(()));
         }

@@ -50,7 +50,9 @@ impl Processor {
         if !self.tree.begin(msg.node, msg.incarnation) {
             return; // a late message, or the start was cancelled meanwhile
         }
-        if let Some(node) = self.tree.node(msg.node) {
+        if let Some(node) = self.tree.node_mut(msg.node) {
+            // Started after its breaker's cool-down: on probation.
+            node.half_open = node.trips > 0;
             self.sinks.state(&node.dn, NodeState::New);
         }
         self.mark_started(msg.node);

@@ -321,6 +321,7 @@ impl Processor {
             .saturating_sub(SAFETY_SWEEP_PERIOD);
         self.last_second = now;
         self.tell_summary(lag);
+        self.close_breakers();
         if !self.changed_since_safety_sweep || now < self.safety_sweep_due {
             return;
         }

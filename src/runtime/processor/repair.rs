@@ -7,7 +7,7 @@ use log::Level;
 
 use super::Processor;
 use crate::model::plan::{self, Plan};
-use crate::model::records::{Ended, ExitKind};
+use crate::model::records::{Ended, ExitKind, NodeState};
 use crate::model::sweep::Unit;
 use crate::model::tree::NodeKey;
 use crate::model::voice::Said;
@@ -53,10 +53,53 @@ impl Processor {
             if let Some(n) = self.tree.node_mut(s.node) {
                 n.backoff = s.backoff;
                 n.handover = s.handover;
+                if s.parked {
+                    n.trips = n.trips.saturating_add(1);
+                    n.half_open = false;
+                    self.beside.breakers.insert(s.node, ());
+                }
             }
             launch.push((s.node, s.delay));
         }
         self.launch(unit.group, launch);
+    }
+
+    /// Closes the breakers whose node, started once after its cool-down,
+    /// has been HEALTHY for its owner's intensity window (its deaths there
+    /// are forgotten by then). Called every second; only tripped nodes are
+    /// looked at.
+    pub(super) fn close_breakers(&mut self) {
+        let now = self.clock;
+        let mut closed = Vec::new();
+        for (k, ()) in self.beside.breakers.iter() {
+            let Some(n) = self.tree.node(k) else { continue };
+            let owner = self.tree.group(n.group).and_then(|g| g.owner);
+            let within = self
+                .tree
+                .intensity_of(owner)
+                .map_or(std::time::Duration::ZERO, |i| i.within);
+            let healthy_for = n
+                .healthy_ms
+                .filter(|_| n.half_open && n.state() == NodeState::Healthy)
+                .map(|ms| now.saturating_duration_since(self.tree.at(ms)));
+            if healthy_for.is_some_and(|d| d >= within) {
+                closed.push((k, within));
+            }
+        }
+        for (k, within) in closed {
+            self.beside.breakers.remove(k);
+            let Some(n) = self.tree.node_mut(k) else {
+                continue;
+            };
+            n.trips = 0;
+            n.half_open = false;
+            let message = format!(
+                "{}: HEALTHY for {within:?} after its breaker's trial start: breaker closed",
+                n.dn
+            );
+            let said = Said::new(Level::Info, "breaker_closed", message).dn(&n.dn);
+            self.voice.say(said);
+        }
     }
 
     /// The owner's restart intensity is exceeded: it gives up and dies (its
