@@ -458,3 +458,87 @@ async fn a_click_on_restart_restarts_the_node() {
     );
     sup.shutdown().await;
 }
+
+/// A parked node on the page: its breaker shows in its row, in Chromium.
+#[actix_rt::test]
+async fn the_page_shows_an_open_breaker() {
+    if !chromium_present() {
+        return;
+    }
+    init_log();
+    let board = Switchboard::default();
+    let addrs = Arc::new(Mutex::new(None));
+    let (b, a) = (board.clone(), addrs.clone());
+    let park = actix_supervisor::Park::new(Duration::from_secs(3600));
+    let sup = builder().start(move |ctx: Context| {
+        let (b, a) = (b.clone(), a.clone());
+        async move {
+            let status = Status::new(ctx.supervisor());
+            let http = server("127.0.0.1:0", move || {
+                App::new().service(web::scope("/status").configure(status.config()))
+            });
+            *a.lock().unwrap() = Some(http.addrs());
+            ctx.run("http", http).await?;
+            // Over its intensity, the parent parks its child for an hour.
+            let b2 = b.clone();
+            let parent = actix_supervisor::Child::new("clients", move |ctx: Context| {
+                let g = Group::new().with("client", b2.runnable());
+                async move {
+                    ctx.run_group(g).await?;
+                    serve(&ctx).await
+                }
+            })
+            .max_restarts(1, Duration::from_secs(60))
+            .on_intensity_exceeded(actix_supervisor::Exceeded::Park(park));
+            ctx.run_child(parent).await?;
+            serve(&ctx).await
+        }
+    });
+    sup.wait_settled().await;
+    let bound = addrs.lock().unwrap().clone().expect("the server was made");
+    let addr = bound.wait().await[0];
+    assert!(board.kill("root.clients.client").await);
+    until_back(&sup, "root.clients.client", 1).await;
+    assert!(board.kill("root.clients.client").await);
+    sup.wait_settled().await;
+    let parked = info(&sup, "root.clients.client").await;
+    assert!(
+        matches!(
+            parked.breaker,
+            actix_supervisor::Breaker::Open { trips: 1, .. }
+        ),
+        "{parked:?}"
+    );
+
+    let profile = std::env::temp_dir().join(format!(
+        "actix-supervisor-chromium-breaker-{}",
+        std::process::id()
+    ));
+    let out = tokio::process::Command::new("chromium")
+        .args(CHROMIUM_FLAGS)
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("--virtual-time-budget=3000")
+        .arg("--dump-dom")
+        .arg(format!("http://{addr}/status/#open=root.clients"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), out)
+        .await
+        .expect("chromium finished within 60 s")
+        .expect("Debian's chromium must be installed (.ci/run installs it)");
+    let _ = std::fs::remove_dir_all(&profile);
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<&str> = dom
+        .split("<tr ")
+        .filter(|r| r.contains("data-dn=\"root.clients.client\""))
+        .collect();
+    assert!(!rows.is_empty(), "no row for the parked node:\n{dom}");
+    assert!(
+        rows.iter()
+            .all(|r| r.contains("breaker open (trip 1)") && r.contains("class=\"DEAD")),
+        "{rows:?}"
+    );
+    sup.shutdown().await;
+}
