@@ -226,7 +226,9 @@ fn main() {
                         node: jobs,
                         next: AtomicU64::new(0),
                     });
-                    let status = Status::new(ctx.supervisor());
+                    // On loopback only: the page may offer its restart and
+                    // terminate buttons.
+                    let status = Status::new(ctx.supervisor()).allow_actions(true);
                     ctx.run(
                         "http",
                         server(addr, move || {

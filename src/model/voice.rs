@@ -25,7 +25,9 @@ pub(crate) struct Said {
     /// What happened: `died`, `restarting`, `restarting_siblings`,
     /// `escalated`, `gave_up`, `stalled`, `unstalled`, `restart_requested`,
     /// `draining`, `shutting_down`, `shut_down`, a singleton's `standby`,
-    /// `acquired`, `lost`, `released` and `handing_over`, or `note`.
+    /// `acquired`, `lost`, `released` and `handing_over`, `auto_shutdown`,
+    /// `operator_action`, `hung`, `breaker_opened` and `breaker_closed`,
+    /// or `note`.
     pub event: &'static str,
     /// The log line.
     pub message: String,

@@ -62,6 +62,10 @@ pub(crate) fn log_lines(tree: &Tree, launches: &[Launch]) -> Vec<Said> {
                 .incarnation(restart + 1);
             lines.push(said);
             cause.get_or_insert(&n.dn);
+        } else if !l.delay.is_zero() {
+            // A sibling of a parked member: it waits out the breaker's
+            // cool-down with the unit, which the breaker line says.
+            continue;
         } else {
             at_once += 1;
             first.get_or_insert(&n.dn);

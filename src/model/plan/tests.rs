@@ -344,6 +344,11 @@ fn over_its_intensity_a_parking_owner_parks_the_unit_instead_of_escalating() {
     assert!(starts.iter().all(|l| l.delay == 1000 * MS), "{starts:?}");
     let parked: Vec<bool> = starts.iter().map(|l| l.parked).collect();
     assert_eq!(parked.iter().filter(|p| **p).count(), 1, "{starts:?}");
+    // One line says it: the breaker's, not a restart "at once" of the
+    // sibling that waits with it.
+    let lines = log_lines(&t, &starts);
+    let events: Vec<&str> = lines.iter().map(|l| l.event).collect();
+    assert_eq!(events, ["breaker_opened"], "{lines:?}");
 }
 
 #[test]
