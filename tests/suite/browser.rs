@@ -470,7 +470,8 @@ async fn the_page_shows_an_open_breaker() {
     let addrs = Arc::new(Mutex::new(None));
     let (b, a) = (board.clone(), addrs.clone());
     let park = actix_supervisor::Park::new(Duration::from_secs(3600));
-    let sup = builder().start(move |ctx: Context| {
+    let (sink, mut feed) = transitions();
+    let sup = builder().metrics(sink).start(move |ctx: Context| {
         let (b, a) = (b.clone(), a.clone());
         async move {
             let status = Status::new(ctx.supervisor());
@@ -497,9 +498,12 @@ async fn the_page_shows_an_open_breaker() {
     sup.wait_settled().await;
     let bound = addrs.lock().unwrap().clone().expect("the server was made");
     let addr = bound.wait().await[0];
+    // The kills travel to a worker thread: wait for their effect.
     assert!(board.kill("root.clients.client").await);
+    await_state(&mut feed, "root.clients.client", NodeState::Dead, 1).await;
     until_back(&sup, "root.clients.client", 1).await;
     assert!(board.kill("root.clients.client").await);
+    await_state(&mut feed, "root.clients.client", NodeState::Dead, 1).await;
     sup.wait_settled().await;
     let parked = info(&sup, "root.clients.client").await;
     assert!(
