@@ -261,7 +261,8 @@ pub(super) async fn page(s: web::Data<Status>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .body(
-            PAGE.replace("{{summary}}", &summary)
+            PAGE.replace("{{body_class}}", if s.actions { "actions" } else { "" })
+                .replace("{{summary}}", &summary)
                 .replace("{{troubled}}", &troubled)
                 .replace("{{rows}}", &rows)
                 .replace("{{fleet}}", &fleet),
