@@ -122,6 +122,10 @@ mod kameo_peer;
 
 mod ractor_peer;
 
+// ------------------------------------------------------------------ send
+
+mod send;
+
 // ------------------------------------------------------------------ ratios
 
 /// What this run measured, by name: restart percentiles, and every spawn
@@ -548,7 +552,7 @@ fn spawn(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, restart, spawn, tracing_cost);
+criterion_group!(benches, restart, spawn, send::send, tracing_cost);
 
 /// The dynamic churn (see `common/churn.rs`) for us, kameo and ractor in
 /// this run, outside criterion (one timed run each, the pairs from
