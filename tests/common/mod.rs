@@ -36,6 +36,16 @@ pub fn builder() -> SupervisorBuilder {
         .workers(2)
 }
 
+/// For the deterministic tests: everything on the test's one arbiter (the
+/// test pauses its clock first), a 1 ms backoff without jitter.
+pub fn virtual_builder() -> SupervisorBuilder {
+    init_log();
+    Supervisor::builder()
+        .current_arbiter()
+        .backoff(backoff_ms(1))
+        .shutdown_timeout(Duration::from_secs(2))
+}
+
 /// Signals Healthy and serves until cancelled.
 /// A supervisor whose root starts `group` on its first incarnation only,
 /// then serves.

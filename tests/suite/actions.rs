@@ -5,9 +5,10 @@
 
 use crate::common;
 
+use super::probes::status_app;
 use actix_supervisor::web::Status;
 use actix_supervisor::{Child, Context, DynamicGroup, LogQuery, NodeState};
-use actix_web::{test, web, App};
+use actix_web::test;
 use common::*;
 
 const HOST: &str = "admin.local:9090";
@@ -48,9 +49,7 @@ async fn actions_are_off_by_default_and_the_page_shows_no_buttons() {
     let board = Switchboard::default();
     let sup = tree(&board).await;
     let status = Status::new(sup.clone());
-    let app =
-        test::init_service(App::new().service(web::scope("/status").configure(status.config())))
-            .await;
+    let app = status_app(status).await;
     let res =
         test::call_service(&app, post("/status/actions/restart?dn=root.a").to_request()).await;
     let (code, text) = body(res).await;
@@ -83,9 +82,7 @@ async fn a_same_origin_post_restarts_and_terminates_and_is_said() {
     let board = Switchboard::default();
     let sup = tree(&board).await;
     let status = Status::new(sup.clone()).allow_actions(true);
-    let app =
-        test::init_service(App::new().service(web::scope("/status").configure(status.config())))
-            .await;
+    let app = status_app(status).await;
 
     // The page offers them: restart on every row, terminate on j1's.
     let page =
@@ -161,9 +158,7 @@ async fn no_action_from_a_get_or_another_site() {
     let board = Switchboard::default();
     let sup = tree(&board).await;
     let status = Status::new(sup.clone()).allow_actions(true);
-    let app =
-        test::init_service(App::new().service(web::scope("/status").configure(status.config())))
-            .await;
+    let app = status_app(status).await;
     let attempts = [
         // A link or an image: a GET.
         test::TestRequest::get()

@@ -11,19 +11,11 @@ use std::time::Duration;
 
 use actix_supervisor::{
     Breaker, Child, Context, Exceeded, ExitKind, Group, LogQuery, NodeState, Park, Strategy,
-    Supervisor, SupervisorBuilder,
+    Supervisor,
 };
 use common::*;
 
 const WITHIN: Duration = Duration::from_secs(10);
-
-fn virtual_builder() -> SupervisorBuilder {
-    init_log();
-    Supervisor::builder()
-        .current_arbiter()
-        .backoff(backoff_ms(1))
-        .shutdown_timeout(Duration::from_secs(2))
-}
 
 /// root → clients (at most 2 restarts in 10 s, `exceeded`) → {flaky, steady}.
 fn tree(board: &Switchboard, exceeded: Exceeded) -> Supervisor {

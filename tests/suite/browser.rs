@@ -74,6 +74,45 @@ fn chromium_present() -> bool {
     found
 }
 
+/// Headless Chromium dumping the DOM of `url` once its virtual-time
+/// budget is spent, with a fresh profile of its own (removed with it).
+struct Chromium {
+    child: tokio::process::Child,
+    profile: std::path::PathBuf,
+}
+
+impl Chromium {
+    /// Starts it on `url`; `name` tells the profiles of the tests apart.
+    fn open(url: &str, name: &str, budget_ms: u32) -> Chromium {
+        let profile = std::env::temp_dir().join(format!(
+            "actix-supervisor-chromium-{name}-{}",
+            std::process::id()
+        ));
+        let child = tokio::process::Command::new("chromium")
+            .args(CHROMIUM_FLAGS)
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg(format!("--virtual-time-budget={budget_ms}"))
+            .arg("--dump-dom")
+            .arg(url)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("Debian's chromium must be installed (.ci/run installs it)");
+        Chromium { child, profile }
+    }
+
+    /// The page's DOM, once Chromium has finished (within `within`).
+    async fn dom(self, within: Duration) -> String {
+        let out = tokio::time::timeout(within, self.child.wait_with_output())
+            .await
+            .unwrap_or_else(|_| panic!("chromium finished within {within:?}"))
+            .expect("chromium's output");
+        let _ = std::fs::remove_dir_all(&self.profile);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
 #[actix_rt::test]
 async fn the_status_page_follows_a_restart_without_a_reload() {
     if !chromium_present() {
@@ -122,19 +161,7 @@ async fn the_status_page_follows_a_restart_without_a_reload() {
     let addr = addrs.lock().unwrap().clone().unwrap().get()[0];
     assert_eq!(info(&sup, "root.worker").await.restarts, 0);
 
-    let profile =
-        std::env::temp_dir().join(format!("actix-supervisor-chromium-{}", std::process::id()));
-    let chromium = tokio::process::Command::new("chromium")
-        .args(CHROMIUM_FLAGS)
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg("--virtual-time-budget=5000")
-        .arg("--dump-dom")
-        .arg(format!("http://{addr}/status/"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("Debian's chromium must be installed (.ci/run installs it)");
+    let chromium = Chromium::open(&format!("http://{addr}/status/"), "follow", 5000);
 
     // The page is up and polling: its second poll waits for us.
     tokio::time::timeout(Duration::from_secs(60), gate.held.notified())
@@ -145,12 +172,7 @@ async fn the_status_page_follows_a_restart_without_a_reload() {
     await_state(&mut feed, "root.worker", NodeState::Healthy, 1).await;
     gate.release.notify_one();
 
-    let out = tokio::time::timeout(Duration::from_secs(60), chromium.wait_with_output())
-        .await
-        .expect("chromium finished within 60 s")
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&profile);
-    let dom = String::from_utf8_lossy(&out.stdout);
+    let dom = chromium.dom(Duration::from_secs(60)).await;
     let row = dom
         .split("<tr ")
         .find(|r| r.contains("data-dn=\"root.worker\""))
@@ -253,25 +275,8 @@ async fn the_status_page_of_a_large_tree_shows_the_top_the_trouble_and_what_is_o
     assert_eq!((counts.dead, counts.waiting), (1, 1), "{counts:?}");
     let addr = sup.addrs("root.admin").await[0];
 
-    let profile = std::env::temp_dir().join(format!(
-        "actix-supervisor-chromium-big-{}",
-        std::process::id()
-    ));
-    let out = tokio::process::Command::new("chromium")
-        .args(CHROMIUM_FLAGS)
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg("--virtual-time-budget=3000")
-        .arg("--dump-dom")
-        .arg(format!("http://{addr}/#open=root.tree.g3.m7"))
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(120), out)
-        .await
-        .expect("chromium finished within 120 s")
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&profile);
-    let dom = String::from_utf8_lossy(&out.stdout);
+    let chromium = Chromium::open(&format!("http://{addr}/#open=root.tree.g3.m7"), "big", 3000);
+    let dom = chromium.dom(Duration::from_secs(120)).await;
     let rows: Vec<&str> = dom.split("<tr ").skip(1).collect();
     let row = |dn: &str| {
         rows.iter()
@@ -399,21 +404,7 @@ async fn a_click_on_restart_restarts_the_node() {
     let addr = addrs.lock().unwrap().clone().unwrap().get()[0];
     assert_eq!(info(&sup, "root.worker").await.incarnation, 1);
 
-    let profile = std::env::temp_dir().join(format!(
-        "actix-supervisor-chromium-actions-{}",
-        std::process::id()
-    ));
-    let chromium = tokio::process::Command::new("chromium")
-        .args(CHROMIUM_FLAGS)
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg("--virtual-time-budget=5000")
-        .arg("--dump-dom")
-        .arg(format!("http://{addr}/status/"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("Debian's chromium must be installed (.ci/run installs it)");
+    let chromium = Chromium::open(&format!("http://{addr}/status/"), "actions", 5000);
 
     // The click's POST restarted the worker; the page's next poll waits
     // until the restart is through.
@@ -423,12 +414,7 @@ async fn a_click_on_restart_restarts_the_node() {
     await_state(&mut feed, "root.worker", NodeState::Healthy, 1).await;
     clicks.release.notify_one();
 
-    let out = tokio::time::timeout(Duration::from_secs(60), chromium.wait_with_output())
-        .await
-        .expect("chromium finished within 60 s")
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&profile);
-    let dom = String::from_utf8_lossy(&out.stdout);
+    let dom = chromium.dom(Duration::from_secs(60)).await;
     assert_eq!(
         info(&sup, "root.worker").await.incarnation,
         2,
@@ -514,26 +500,12 @@ async fn the_page_shows_an_open_breaker() {
         "{parked:?}"
     );
 
-    let profile = std::env::temp_dir().join(format!(
-        "actix-supervisor-chromium-breaker-{}",
-        std::process::id()
-    ));
-    let out = tokio::process::Command::new("chromium")
-        .args(CHROMIUM_FLAGS)
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg("--virtual-time-budget=3000")
-        .arg("--dump-dom")
-        .arg(format!("http://{addr}/status/#open=root.clients"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(60), out)
-        .await
-        .expect("chromium finished within 60 s")
-        .expect("Debian's chromium must be installed (.ci/run installs it)");
-    let _ = std::fs::remove_dir_all(&profile);
-    let dom = String::from_utf8_lossy(&out.stdout);
+    let chromium = Chromium::open(
+        &format!("http://{addr}/status/#open=root.clients"),
+        "breaker",
+        3000,
+    );
+    let dom = chromium.dom(Duration::from_secs(60)).await;
     let rows: Vec<&str> = dom
         .split("<tr ")
         .filter(|r| r.contains("data-dn=\"root.clients.client\""))

@@ -21,14 +21,6 @@ use common::*;
 
 const EVERY: Duration = Duration::from_secs(5);
 
-fn virtual_builder() -> SupervisorBuilder {
-    init_log();
-    Supervisor::builder()
-        .current_arbiter()
-        .backoff(backoff_ms(1))
-        .shutdown_timeout(Duration::from_secs(2))
-}
-
 /// Beats every second for `beats` seconds, then hangs on an await that
 /// never ends (but still sees its cancellation: its stop mode is honoured).
 fn beats_then_hangs(

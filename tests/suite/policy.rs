@@ -9,18 +9,9 @@ use std::time::Duration;
 
 use actix_supervisor::{
     Child, Context, Ended, Group, NodeState, Restart, RunResult, Shutdown, Signal, Strategy,
-    Supervisor, SupervisorBuilder,
+    Supervisor,
 };
 use common::*;
-
-/// One arbiter (the test pauses its clock first), 1 ms backoff without jitter.
-fn virtual_builder() -> SupervisorBuilder {
-    init_log();
-    Supervisor::builder()
-        .current_arbiter()
-        .backoff(backoff_ms(1))
-        .shutdown_timeout(Duration::from_secs(2))
-}
 
 /// A runnable that signals Healthy and then returns `result` on its first
 /// incarnation; later incarnations serve.

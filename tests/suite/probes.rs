@@ -16,7 +16,8 @@ use actix_supervisor::{Child, Context, Ended, Group, Metrics, NodeState, Restart
 use actix_web::{test, web, App, HttpResponse};
 use common::*;
 
-async fn status_app(
+/// `status` mounted at `/status`, as a test service.
+pub(crate) async fn status_app(
     status: Status,
 ) -> impl actix_web::dev::Service<
     actix_http::Request,

@@ -20,14 +20,6 @@ use actix_supervisor::{
 };
 use common::*;
 
-fn virtual_builder() -> SupervisorBuilder {
-    init_log();
-    Supervisor::builder()
-        .current_arbiter()
-        .backoff(backoff_ms(1))
-        .shutdown_timeout(Duration::from_secs(2))
-}
-
 /// The root runs `conn`, whose every incarnation starts `group()` and
 /// serves: `conn` is the parent that auto-shuts down.
 fn conn(
