@@ -13,6 +13,7 @@ use crate::api::wire::protocol::Extras;
 use crate::model::logtree::LogTree;
 use crate::model::metrics::Metrics;
 use crate::model::policy::{Backoff, Intensity, Restart, Shutdown};
+use crate::model::queues::QueueAlarm;
 use crate::model::tree::Defaults;
 use crate::runtime::processor::{Config, Processor};
 use crate::runtime::stall::Watch;
@@ -65,6 +66,8 @@ pub struct SupervisorBuilder {
     lead_up: usize,
     stall: Option<Duration>,
     start_timeout: Option<Duration>,
+    /// The default queue alarm of actor nodes, as asked for.
+    queue_alarm: Option<(usize, usize)>,
     extras: Extras,
     /// Install the termination signals' handlers at start.
     install_signals: bool,
@@ -84,6 +87,7 @@ impl std::fmt::Debug for SupervisorBuilder {
             .field("lead_up", &self.lead_up)
             .field("stall", &self.stall)
             .field("start_timeout", &self.start_timeout)
+            .field("queue_alarm", &self.queue_alarm)
             .finish_non_exhaustive()
     }
 }
@@ -110,6 +114,7 @@ impl Default for SupervisorBuilder {
             lead_up: 10,
             stall: Some(Duration::from_secs(1)),
             start_timeout: None,
+            queue_alarm: None,
             extras: Extras::default(),
             install_signals: false,
         }
@@ -206,6 +211,17 @@ impl SupervisorBuilder {
     /// reported, and restarts by its policy. Default: none.
     pub fn start_timeout(mut self, d: Duration) -> Self {
         self.start_timeout = Some(d);
+        self
+    }
+
+    /// The queue alarm of every actor node that does not set its own
+    /// ([`Child::queue_alarm`](crate::Child::queue_alarm)): on when `high`
+    /// messages wait for it, off once fewer than `low` do. Thresholds that
+    /// do not satisfy `0 < low < high` are refused when the supervisor
+    /// starts: it says so (an error line) and runs without a default.
+    /// Default: none.
+    pub fn queue_alarm(mut self, high: usize, low: usize) -> Self {
+        self.queue_alarm = Some((high, low));
         self
     }
 
@@ -320,6 +336,18 @@ impl SupervisorBuilder {
                 shutdown: Shutdown::Timeout(self.shutdown_timeout),
                 intensity: self.intensity,
                 start_timeout: self.start_timeout,
+                queue_alarm: self.queue_alarm.and_then(|(high, low)| {
+                    let alarm = QueueAlarm::new(high, low);
+                    if alarm.is_none() {
+                        let line = format!(
+                            "the default queue alarm (high {high}, low {low}) is refused: \
+                             the thresholds must satisfy 0 < low < high"
+                        );
+                        crate::model::voice::Voice::new(logs.clone())
+                            .say(crate::model::voice::Said::note(log::Level::Error, line));
+                    }
+                    alarm
+                }),
             },
             propagate_panics: self.propagate_panics,
             settle_window: self.settle_window,

@@ -110,17 +110,19 @@ pub use api::supervisor::Supervisor;
 pub use api::tasks::{TaskError, TaskHandle};
 pub use builder::SupervisorBuilder;
 pub use model::error::{BoxError, NotReady, RunError, RunResult, SignalError};
+pub use model::health::{Liveness, Readiness};
 pub use model::logtree::{Entry, LogEvent, LogQuery, LogTree, MAX_DNS, MAX_MESSAGE_LEN};
 pub use model::metrics::Metrics;
 pub use model::name::{is_valid_name, MAX_NAME_LEN};
 pub use model::policy::{
     AutoShutdown, Backoff, Exceeded, Intensity, Park, Restart, Shutdown, Strategy,
 };
+pub use model::queues::{QueueDepths, DEPTH_BOUNDS};
 pub use model::read::query::{Query, Selection};
 pub use model::read::render;
 pub use model::records::{
-    Breaker, Counts, Ended, ExitKind, FinishedChild, GroupInfo, LastExit, LeaseInfo, Liveness,
-    NodeInfo, NodeKind, NodeState, Readiness, Signal,
+    Breaker, Counts, Ended, ExitKind, FinishedChild, GroupInfo, LastExit, LeaseInfo, NodeInfo,
+    NodeKind, NodeState, Signal,
 };
 /// The Prometheus client the [`prometheus`] sink records with, re-exported:
 /// a registry given to [`prometheus::PrometheusMetrics::new`] must be of

@@ -28,25 +28,32 @@
 //! | `actix_supervisor_backoff_seconds` | histogram: the delays dead nodes waited | 12 buckets |
 //! | `actix_supervisor_processor_lag_seconds` | gauge: how late the processor's tick ran | 1 |
 //! | `actix_supervisor_node_restarts_total{dn}` | counter, only with [`PrometheusMetrics::with_per_dn`] | at most the cap + 1 (`dn="_other"`) |
+//! | `actix_supervisor_queue_depth` | histogram: actor nodes by messages waiting, every second | 11 buckets ([`DEPTH_BOUNDS`](crate::DEPTH_BOUNDS)) |
+//! | `actix_supervisor_queues_overloaded` | gauge: actor nodes whose queue alarm is on | 1 |
+//! | `actix_supervisor_overloaded_queue_depth{dn}` | gauge: messages waiting, only for nodes in alarm | at most [`queue_top`](PrometheusMetrics::queue_top) (default 100), the deepest |
 //!
-//! So a tree of 100,000 nodes exports about 50 series by default; per-DN
+//! So a tree of 100,000 nodes exports about 70 series by default; per-DN
 //! series are opt-in and capped. A [`Fleet`](crate::fleet::Fleet) registers
 //! its own families ([`register_metrics`](crate::fleet::Fleet::register_metrics)):
 //! a few series per singleton.
 
 use std::collections::HashSet;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use crate::model::metrics::Metrics;
+use crate::model::queues::QueueDepths;
 use crate::model::records::{Counts, ExitKind, NodeState};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -86,6 +93,53 @@ struct Inner {
     backoff: Histogram,
     lag: Gauge<f64, AtomicU64>,
     per_dn: Option<PerDn>,
+    overloaded: Gauge,
+    queues: Arc<Queues>,
+}
+
+/// The actor nodes' backlogs as last told (every second), encoded at
+/// scrape time: the spread of depths, and the deepest nodes in alarm.
+#[derive(Debug)]
+struct Queues {
+    top: AtomicUsize,
+    told: Mutex<(QueueDepths, Vec<(String, usize)>)>,
+}
+
+/// The default of [`PrometheusMetrics::queue_top`].
+pub const DEFAULT_QUEUE_TOP: usize = 100;
+
+impl Collector for Queues {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let (depths, deepest) = &*self.told.lock().unwrap_or_else(PoisonError::into_inner);
+        // The encoder adds the buckets up itself: each bucket's own count.
+        let mut below = 0;
+        let buckets: Vec<(f64, u64)> = depths
+            .buckets
+            .iter()
+            .map(|(le, n)| (*le as f64, *n))
+            .chain([(f64::INFINITY, depths.nodes)])
+            .map(|(le, n)| (le, n.saturating_sub(std::mem::replace(&mut below, n))))
+            .collect();
+        encoder
+            .encode_descriptor(
+                "queue_depth",
+                "Actor nodes by the messages waiting for them",
+                None,
+                MetricType::Histogram,
+            )?
+            .encode_histogram::<NoLabelSet>(depths.queued as f64, depths.nodes, &buckets, None)?;
+        let mut gauge = encoder.encode_descriptor(
+            "overloaded_queue_depth",
+            "Messages waiting for an actor node whose queue alarm is on (the deepest)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (dn, depth) in deepest {
+            let label = DnLabel { dn: dn.clone() };
+            ConstGauge::new(*depth as i64).encode(gauge.encode_family(&label)?)?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug)]
@@ -125,6 +179,11 @@ impl PrometheusMetrics {
                 cap,
                 restarts: Family::default(),
                 seen: Mutex::new(HashSet::new()),
+            }),
+            overloaded: Gauge::default(),
+            queues: Arc::new(Queues {
+                top: AtomicUsize::new(DEFAULT_QUEUE_TOP),
+                told: Mutex::default(),
             }),
         };
         // Every label set made now, at zero: each series exists from the
@@ -190,6 +249,12 @@ impl PrometheusMetrics {
             "How late the processor ran its one-second tick",
             inner.lag.clone(),
         );
+        r.register(
+            "queues_overloaded",
+            "Actor nodes whose queue alarm is on",
+            inner.overloaded.clone(),
+        );
+        r.register_collector(Box::new(inner.queues.clone()));
         if let Some(p) = &inner.per_dn {
             r.register(
                 "node_restarts",
@@ -200,6 +265,15 @@ impl PrometheusMetrics {
         PrometheusMetrics {
             inner: Arc::new(inner),
         }
+    }
+
+    /// How many nodes in alarm get an `overloaded_queue_depth{dn}` series
+    /// at most: the deepest (default [`DEFAULT_QUEUE_TOP`]). The series of
+    /// a node leave once its alarm clears, so the family's cardinality is
+    /// bounded by this however many actors there are.
+    pub fn queue_top(self, k: usize) -> Self {
+        self.inner.queues.top.store(k, Ordering::Relaxed);
+        self
     }
 }
 
@@ -274,5 +348,19 @@ impl Metrics for PrometheusMetrics {
         inner.waiting.set(c.waiting as i64);
         inner.stalled.set(c.stalled as i64);
         inner.lag.set(lag.as_secs_f64());
+        inner.overloaded.set(c.overloaded as i64);
+    }
+
+    fn queue_depths(&self, depths: &QueueDepths, overloaded: &[(&str, usize)]) {
+        let queues = &self.inner.queues;
+        let top = queues.top.load(Ordering::Relaxed);
+        let mut deepest = overloaded.to_vec();
+        deepest.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        deepest.truncate(top);
+        let deepest = deepest
+            .into_iter()
+            .map(|(dn, d)| (dn.to_string(), d))
+            .collect();
+        *queues.told.lock().unwrap_or_else(PoisonError::into_inner) = (depths.clone(), deepest);
     }
 }

@@ -11,7 +11,7 @@ use actix::dev::ToEnvelope;
 use actix::{Actor, Addr, Handler, Message};
 use tokio::sync::watch;
 
-use super::busy::Busy;
+use super::backlog::Backlog;
 
 /// How long [`SupervisedAddr::send`] waits for an incarnation to be up, by default.
 pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(5);
@@ -74,8 +74,8 @@ pub(super) enum AddrState<A: Actor> {
 pub(super) struct Slot<A: Actor> {
     pub(super) state: watch::Sender<AddrState<A>>,
     pub(super) dn: Mutex<String>,
-    /// What the actor is busy with (for a node with a heartbeat).
-    pub(super) busy: Arc<Busy>,
+    /// The messages sent and not handled yet.
+    pub(super) backlog: Arc<Backlog>,
 }
 
 impl<A: Actor> Slot<A> {
@@ -173,7 +173,7 @@ where
         A::Context: ToEnvelope<A, M>,
     {
         let addr = self.current().await?;
-        let _sending = self.slot.busy.begin::<M>();
+        let _sending = self.slot.backlog.begin::<M>();
         match addr.send(msg).await {
             Ok(answer) => Ok(answer),
             Err(_) => {
@@ -188,10 +188,11 @@ where
         }
     }
 
-    /// `Addr::do_send` on the current incarnation: no answer, no waiting.
-    /// Returns the message back when no incarnation is up, rather than
-    /// dropping it unseen. A message queued in an incarnation that then
-    /// stops is dropped, as with actix.
+    /// `Addr::do_send` on the current incarnation: no answer, no waiting,
+    /// queued whatever the mailbox's capacity. Returns the message back
+    /// when no incarnation is up, rather than dropping it unseen. A message
+    /// queued in an incarnation that then stops is dropped, as with actix,
+    /// and leaves the node's backlog ([`NodeInfo::queued`](crate::NodeInfo::queued)).
     pub fn do_send<M>(&self, msg: M) -> Result<(), M>
     where
         M: Message + Send + 'static,
@@ -201,11 +202,29 @@ where
     {
         match self.addr() {
             Some(addr) => {
-                addr.do_send(msg);
+                self.queue(&addr, msg);
                 Ok(())
             }
             None => Err(msg),
         }
+    }
+
+    /// Queues `msg` on `addr` as `do_send` does, and counts it in the
+    /// backlog until it is handled. `addr` is a fresh clone (see
+    /// [`addr`](Self::addr)): a sender of its own is never parked, so
+    /// actix queues the request at once whatever the mailbox's capacity,
+    /// as `do_send` would; the request's answer tells when it was handled.
+    fn queue<M>(&self, addr: &Addr<A>, msg: M)
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        A: Handler<M>,
+        A::Context: ToEnvelope<A, M>,
+    {
+        let request = addr.send(msg);
+        self.slot.backlog.detach_send::<M>(Box::pin(async move {
+            let _ = request.await;
+        }));
     }
 
     /// A handle for one message type that, like this address, always
@@ -223,7 +242,10 @@ where
         }
     }
 
-    /// `Addr::try_send` on the current incarnation; `Closed` when none is up.
+    /// `Addr::try_send` on the current incarnation; `Closed` when none is
+    /// up or its mailbox is closed. Like [`do_send`](Self::do_send) it is
+    /// counted in the node's backlog; like it, it never finds the mailbox
+    /// full (each call sends from a fresh sender, which actix never parks).
     pub fn try_send<M>(&self, msg: M) -> Result<(), actix::prelude::SendError<M>>
     where
         M: Message + Send + 'static,
@@ -232,8 +254,11 @@ where
         A::Context: ToEnvelope<A, M>,
     {
         match self.addr() {
-            Some(addr) => addr.try_send(msg),
-            None => Err(actix::prelude::SendError::Closed(msg)),
+            Some(addr) if addr.connected() => {
+                self.queue(&addr, msg);
+                Ok(())
+            }
+            _ => Err(actix::prelude::SendError::Closed(msg)),
         }
     }
 }

@@ -13,14 +13,16 @@ use tokio::sync::watch;
 
 use crate::api::context::Context;
 use crate::api::runnable::Runnable;
+use crate::api::wire::inbox::{QueueMsg, QueueNews};
 use crate::model::error::{RunError, RunResult};
 use crate::model::records::Signal;
 
 mod addr;
-mod busy;
+mod backlog;
 
 use addr::{AddrState, Slot};
 pub use addr::{DeliveryError, SupervisedAddr, SupervisedRecipient, DEFAULT_SEND_TIMEOUT};
+use backlog::Watch;
 
 /// The runnable of an actor node: makes an actor per incarnation and runs it.
 /// Made by [`actor`] / [`actor_with`], or used by [`Context::run_actor`].
@@ -44,6 +46,7 @@ impl<A: Actor> Drop for ActorRunnable<A> {
     fn drop(&mut self) {
         // The node left the tree: nothing will answer through this slot again.
         self.slot.state.send_replace(AddrState::Gone);
+        self.slot.backlog.detach();
     }
 }
 
@@ -54,7 +57,7 @@ fn make<A: Actor>(
     let slot = Arc::new(Slot {
         state: watch::Sender::new(AddrState::Starting),
         dn: Mutex::new(String::new()),
-        busy: Arc::default(),
+        backlog: Arc::default(),
     });
     let handle = SupervisedAddr {
         slot: slot.clone(),
@@ -105,12 +108,23 @@ where
         let actor = (self.factory)(&ctx);
         let slot = self.slot.clone();
         let healthy_on_start = self.healthy_on_start;
-        // With a heartbeat, the address keeps what the actor is busy with,
-        // and the heartbeat reads it: idle or answering is a beat.
-        slot.busy.set_on(ctx.heart().is_some());
+        // The address keeps the backlog; the processor reads its depth,
+        // and a heartbeat reads its progress: idle or answering is a beat.
+        let backlog = slot.backlog.clone();
+        backlog.attach(Watch {
+            link: ctx.link().clone(),
+            node: ctx.node(),
+            alarm: ctx.queue_alarm(),
+            depths: ctx.link().depths().clone(),
+        });
+        let probe = backlog.clone();
+        ctx.link().queue(QueueMsg {
+            node: ctx.node(),
+            news: QueueNews::Probe(Arc::new(move || probe.depth())),
+        });
         if let Some(heart) = ctx.heart() {
-            let busy = slot.busy.clone();
-            heart.set_probe(Box::new(move || busy.progress()));
+            let backlog = backlog.clone();
+            heart.set_probe(Box::new(move || backlog.progress()));
         }
         Box::pin(async move {
             let running = actix::Context::<A>::new().into_future(actor);
@@ -123,7 +137,10 @@ where
                 ctx.signal(Signal::Healthy)?;
             }
             if !stopped {
+                // Beside the actor: taking out the `do_send`s it handled.
+                let reap = std::future::poll_fn(|cx| backlog.poll_reap(cx));
                 tokio::select! {
+                    _ = reap => {}
                     _ = &mut running => {}
                     _ = ctx.cancelled() => {
                         running.stop();
@@ -142,11 +159,13 @@ where
     }
 }
 
-/// Sets the slot back to Starting when an incarnation ends, however it ends.
+/// Sets the slot back to Starting when an incarnation ends, however it
+/// ends, and takes what it left unhandled out of the backlog.
 struct MarkDown<'a, A: Actor>(&'a Slot<A>);
 
 impl<A: Actor> Drop for MarkDown<'_, A> {
     fn drop(&mut self) {
+        self.0.backlog.incarnation_ended();
         self.0.state.send_if_modified(|s| {
             if matches!(s, AddrState::Up(_)) {
                 *s = AddrState::Starting;

@@ -24,7 +24,7 @@ use crate::api::panics::PanicSlot;
 use crate::api::runnable::{Child, DynamicRequest, Group, Runnable};
 use crate::api::tasks::{TaskHandle, Tasks};
 use crate::api::wire::inbox::{
-    Addrs, Began, Exited, HungMsg, Inbox, LeaseMsg, Pid, Report, SignalMsg,
+    Addrs, Began, Exited, HungMsg, Inbox, LeaseMsg, Pid, QueueMsg, Report, SignalMsg,
 };
 use crate::api::wire::protocol::{Extras, Request};
 use crate::api::wire::settle::Starting;
@@ -33,6 +33,7 @@ use crate::model::exit::{ExitReport, Hung, Outcome};
 use crate::model::logtree::LogTree;
 use crate::model::name::is_valid_name;
 use crate::model::phase::{Phase, Seen};
+use crate::model::queues::{Depths, QueueAlarm};
 use crate::model::records::{NodeState, Signal};
 use crate::model::tree::NodeKey;
 
@@ -105,6 +106,16 @@ impl Link {
         self.0.inbox.send(Report::Hung(msg));
     }
 
+    /// Reports news of an actor node's backlog.
+    pub fn queue(&self, msg: QueueMsg) {
+        self.0.inbox.send(Report::Queue(msg));
+    }
+
+    /// Where actor nodes keep the spread of their backlogs.
+    pub fn depths(&self) -> &Arc<Depths> {
+        &self.0.extras.depths
+    }
+
     /// Reports where a server node listens.
     pub fn addrs(&self, msg: Addrs) {
         self.0.inbox.send(Report::Addrs(msg));
@@ -152,6 +163,8 @@ impl Message for StartGroup {
 pub(crate) struct Duties {
     pub lease: Option<Tenure>,
     pub heartbeat: Option<std::time::Duration>,
+    /// For an actor node: its queue alarm.
+    pub queue_alarm: Option<QueueAlarm>,
 }
 
 /// A runnable's handle on its node: its name, its cancellation, its signals
@@ -198,6 +211,8 @@ struct Inner {
     lease: Option<Tenure>,
     /// Its heartbeat, for a node with one (`Child::heartbeat`).
     heart: Option<Box<Heart>>,
+    /// Its queue alarm, for an actor node with one.
+    queue_alarm: Option<QueueAlarm>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -217,7 +232,11 @@ impl Context {
         processor: Link,
         duties: Duties,
     ) -> Context {
-        let Duties { lease, heartbeat } = duties;
+        let Duties {
+            lease,
+            heartbeat,
+            queue_alarm,
+        } = duties;
         Context {
             inner: Arc::new(Inner {
                 dn,
@@ -231,6 +250,7 @@ impl Context {
                 tasks: once_cell::race::OnceBox::new(),
                 lease,
                 heart: heartbeat.map(|every| Box::new(Heart::new(every))),
+                queue_alarm,
             }),
         }
     }
@@ -560,6 +580,11 @@ impl Context {
             incarnation: self.inner.incarnation,
             addrs,
         });
+    }
+
+    /// Its queue alarm, for an actor node with one.
+    pub(crate) fn queue_alarm(&self) -> Option<QueueAlarm> {
+        self.inner.queue_alarm
     }
 
     pub(crate) fn node(&self) -> NodeKey {

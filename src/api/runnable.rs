@@ -224,6 +224,50 @@ impl Child {
         self
     }
 
+    /// For an actor node ([`actor`](crate::actor)): raises an alarm when
+    /// `high` messages wait for it (sent through its
+    /// [`SupervisedAddr`](crate::SupervisedAddr), queued or being handled),
+    /// and clears it only once fewer than `low` do, so that a queue
+    /// hovering around `high` does not flap. Raising and clearing are
+    /// supervisor events (`overloaded`, `overload_cleared`: a log line, a
+    /// `tracing` event, [`Metrics::queue_alarm`](crate::Metrics::queue_alarm));
+    /// while on, the node is marked overloaded in snapshots and on the
+    /// status page. Thresholds must satisfy `0 < low < high`, else starting
+    /// the child fails with [`RunError::InvalidQueueAlarm`](crate::RunError::InvalidQueueAlarm).
+    /// Default: the supervisor's
+    /// ([`SupervisorBuilder::queue_alarm`](crate::SupervisorBuilder::queue_alarm)),
+    /// else none. Other nodes ignore it.
+    ///
+    /// ```
+    /// use actix::prelude::*;
+    /// use actix_supervisor::{actor, Child};
+    ///
+    /// struct Indexer;
+    /// impl Actor for Indexer {
+    ///     type Context = actix::Context<Self>;
+    /// }
+    ///
+    /// let (runnable, _addr) = actor(|| Indexer);
+    /// let child = Child::new("indexer", runnable)
+    ///     .queue_alarm(1_000, 100)
+    ///     .overload_affects_readiness(true);
+    /// # let _ = child;
+    /// ```
+    pub fn queue_alarm(mut self, high: usize, low: usize) -> Self {
+        self.spec.queue_alarm = Some((high, low));
+        self
+    }
+
+    /// Whether this node's [queue alarm](Self::queue_alarm), while on,
+    /// keeps the service from being ready (`/readyz`,
+    /// [`Supervisor::readiness`](crate::Supervisor::readiness)): for a node
+    /// whose backlog means requests will time out, so that the load
+    /// balancer sends them elsewhere until it drains. Default `false`.
+    pub fn overload_affects_readiness(mut self, yes: bool) -> Self {
+        self.spec.overload_affects_readiness = yes;
+        self
+    }
+
     /// What it does, as a parent, when restarting a child would exceed its
     /// [restart intensity](Self::max_restarts): give up and escalate (the
     /// default), or park that child behind a breaker. See [`Exceeded`].

@@ -18,9 +18,10 @@ use crate::api::runnable::DynamicRequest;
 use crate::api::signals::TerminationSignals;
 use crate::api::wire::protocol::{Extras, Request};
 use crate::model::error::{NotReady, RunError};
+use crate::model::health::{Liveness, Readiness};
 use crate::model::logtree::LogTree;
 use crate::model::read::query::{Query, Selection};
-use crate::model::records::{Counts, Ended, Liveness, NodeInfo, Readiness};
+use crate::model::records::{Counts, Ended, NodeInfo};
 use crate::model::tree::ROOT_NAME;
 use crate::model::voice::{Said, Voice};
 

@@ -3,7 +3,8 @@
 
 use std::fmt;
 
-use crate::model::records::{NodeState, Readiness};
+use crate::model::health::Readiness;
+use crate::model::records::NodeState;
 
 /// The boxed error a runnable returns.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -85,6 +86,16 @@ pub enum RunError {
         /// The DN the child would have had.
         dn: String,
     },
+    /// A child's [queue alarm](crate::Child::queue_alarm) thresholds do
+    /// not satisfy `0 < low < high`.
+    InvalidQueueAlarm {
+        /// The DN the child would have had.
+        dn: String,
+        /// The threshold that raises the alarm.
+        high: usize,
+        /// The threshold below which it clears.
+        low: usize,
+    },
     /// No such live child, or no dynamic node at that DN.
     NotFound {
         /// The DN that was looked for.
@@ -140,6 +151,11 @@ impl fmt::Display for RunError {
                 f,
                 "{dn}: a significant child must be transient or temporary, not permanent \
                  (a permanent child never ends by itself)"
+            ),
+            RunError::InvalidQueueAlarm { dn, high, low } => write!(
+                f,
+                "{dn}: queue alarm thresholds high {high}, low {low}: they must satisfy \
+                 0 < low < high (on at high, off below low)"
             ),
             RunError::NotRunning { dn } => write!(
                 f,

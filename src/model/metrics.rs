@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::model::queues::QueueDepths;
 use crate::model::records::{Counts, ExitKind, NodeState};
 
 /// Told of what happens in the tree: every state transition, and (with
@@ -50,6 +51,20 @@ pub trait Metrics: Send + Sync + 'static {
 
     /// The supervisor has begun to shut down.
     fn stopping(&self) {}
+
+    /// An actor node's queue alarm ([`Child::queue_alarm`](crate::Child::queue_alarm))
+    /// went on (`on`: `depth` reached its high threshold) or off (`depth`
+    /// fell below its low one).
+    fn queue_alarm(&self, dn: &str, depth: usize, on: bool) {
+        let _ = (dn, depth, on);
+    }
+
+    /// Every second: how the backlogs of all actor nodes spread, and the
+    /// nodes whose queue alarm is on with their current depth (at most
+    /// 1,000 of them per second, in no particular order).
+    fn queue_depths(&self, depths: &QueueDepths, overloaded: &[(&str, usize)]) {
+        let _ = (depths, overloaded);
+    }
 }
 
 impl<M: Metrics> Metrics for Arc<M> {
@@ -73,5 +88,11 @@ impl<M: Metrics> Metrics for Arc<M> {
     }
     fn stopping(&self) {
         (**self).stopping()
+    }
+    fn queue_alarm(&self, dn: &str, depth: usize, on: bool) {
+        (**self).queue_alarm(dn, depth, on)
+    }
+    fn queue_depths(&self, depths: &QueueDepths, overloaded: &[(&str, usize)]) {
+        (**self).queue_depths(depths, overloaded)
     }
 }

@@ -13,6 +13,7 @@
 
 pub(crate) mod error;
 pub(crate) mod exit;
+pub(crate) mod health;
 pub(crate) mod lease;
 pub(crate) mod logtree;
 pub(crate) mod metrics;
@@ -20,6 +21,7 @@ pub(crate) mod name;
 pub(crate) mod phase;
 pub(crate) mod plan;
 pub(crate) mod policy;
+pub(crate) mod queues;
 pub(crate) mod read;
 pub(crate) mod records;
 pub(crate) mod repairs;

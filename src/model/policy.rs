@@ -352,6 +352,11 @@ pub(crate) struct Spec {
     pub heartbeat_affects_liveness: bool,
     /// As a parent: what it does when its intensity is exceeded.
     pub exceeded: Exceeded,
+    /// For an actor node: its queue alarm as asked for, `(high, low)`
+    /// (checked when it is started).
+    pub queue_alarm: Option<(usize, usize)>,
+    /// Whether its queue alarm keeps the service from being ready.
+    pub overload_affects_readiness: bool,
 }
 
 /// How a group behaves as a whole.

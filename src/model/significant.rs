@@ -66,6 +66,7 @@ mod tests {
             shutdown: Shutdown::Timeout(std::time::Duration::from_secs(5)),
             intensity: Some(Intensity::new(3, std::time::Duration::from_secs(5))),
             start_timeout: None,
+            queue_alarm: None,
         };
         let mut t = Tree::new(CancellationToken::new(), defaults);
         t.set_now(Instant::now());

@@ -101,6 +101,7 @@ impl Handler<Start> for Host {
             takes_down,
             start_timeout,
             heartbeat,
+            queue_alarm,
             handover,
             starting,
             polled,
@@ -144,6 +145,7 @@ impl Handler<Start> for Host {
                     Duties {
                         lease: tenure.clone(),
                         heartbeat,
+                        queue_alarm,
                     },
                 );
                 let Prepared::Run {

@@ -35,7 +35,8 @@ impl ResponseError for RunError {
             RunError::InvalidName { .. }
             | RunError::ReservedName { .. }
             | RunError::EmptyGroup { .. }
-            | RunError::PermanentSignificant { .. } => StatusCode::BAD_REQUEST,
+            | RunError::PermanentSignificant { .. }
+            | RunError::InvalidQueueAlarm { .. } => StatusCode::BAD_REQUEST,
             RunError::DuplicateName { .. } | RunError::NotNew { .. } => StatusCode::CONFLICT,
             RunError::NotFound { .. } => StatusCode::NOT_FOUND,
             _ => StatusCode::SERVICE_UNAVAILABLE,
@@ -74,6 +75,14 @@ mod tests {
             ),
             (RunError::NotFound { dn: dn() }, 404),
             (RunError::PermanentSignificant { dn: dn() }, 400),
+            (
+                RunError::InvalidQueueAlarm {
+                    dn: dn(),
+                    high: 1,
+                    low: 1,
+                },
+                400,
+            ),
             (RunError::NotRunning { dn: dn() }, 503),
             (RunError::Full { dn: dn(), max: 3 }, 503),
             (RunError::ShutDown { dn: dn() }, 503),

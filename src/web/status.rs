@@ -17,10 +17,11 @@ use crate::api::supervisor::Supervisor;
 use crate::fleet::Fleet;
 use crate::model::error::RunError;
 use crate::model::error::RunResult;
+use crate::model::health::Liveness;
 use crate::model::policy::Shutdown;
 use crate::model::read::query::{Query, Selection};
 use crate::model::read::render::TextTree;
-use crate::model::records::{Liveness, NodeState};
+use crate::model::records::NodeState;
 use futures::future::LocalBoxFuture;
 
 /// The supervisor's status, to mount in an application: `/healthz`,

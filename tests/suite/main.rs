@@ -24,6 +24,7 @@ mod logging;
 mod metrics;
 mod on_request;
 mod operator;
+mod overload;
 mod policy;
 #[cfg(feature = "web")]
 mod probes;

@@ -35,6 +35,7 @@ use futures::task::AtomicWaker;
 use futures::Stream;
 
 use crate::model::exit::{ExitReport, Hung};
+use crate::model::queues::QueueProbe;
 use crate::model::records::Signal;
 use crate::model::tree::NodeKey;
 
@@ -47,6 +48,20 @@ pub(crate) enum Report {
     Addrs(Addrs),
     Lease(LeaseMsg),
     Hung(HungMsg),
+    Queue(QueueMsg),
+}
+
+/// News of an actor node's backlog, from its address or its runnable.
+pub(crate) struct QueueMsg {
+    pub node: NodeKey,
+    pub news: QueueNews,
+}
+
+pub(crate) enum QueueNews {
+    /// Where to read its backlog (once per incarnation).
+    Probe(QueueProbe),
+    /// Its queue alarm went on or off, at `depth` messages.
+    Alarm { depth: usize, on: bool },
 }
 
 /// A node with a heartbeat missed it: its host is stopping it. Told at

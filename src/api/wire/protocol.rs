@@ -21,9 +21,10 @@ use tokio_util::sync::CancellationToken;
 use crate::api::signals::TerminationSignals;
 use crate::api::wire::settle::Starting;
 use crate::model::error::RunError;
+use crate::model::health::Liveness;
 use crate::model::policy::{Restart, Shutdown};
 use crate::model::read::query::Query;
-use crate::model::records::{Counts, Ended, Liveness, NodeInfo};
+use crate::model::records::{Counts, Ended, NodeInfo};
 use crate::model::tree::NodeKey;
 use crate::model::voice::Said;
 
@@ -94,6 +95,8 @@ pub(crate) struct Extras {
     /// (`termination_signals()`), until `run_until_signal` takes them.
     #[cfg(unix)]
     pub signals: std::sync::Mutex<Option<TerminationSignals>>,
+    /// How the backlogs of actor nodes spread, kept by the actors.
+    pub depths: Arc<crate::model::queues::Depths>,
 }
 
 /// A [`Selection`](crate::Selection) as the processor collects it: one
@@ -130,6 +133,8 @@ pub(crate) struct Start {
     pub start_timeout: Option<Duration>,
     /// How often it must beat once HEALTHY (`None`: no heartbeat).
     pub heartbeat: Option<Duration>,
+    /// For an actor node: its queue alarm.
+    pub queue_alarm: Option<crate::model::queues::QueueAlarm>,
     /// A singleton that exceeded its owner's intensity: give its lease up
     /// before waiting out `delay`, and campaign again after it.
     pub handover: bool,

@@ -34,6 +34,9 @@ pub struct Query {
     /// Dynamic nodes' records carry their finished children
     /// ([`NodeInfo::finished`]).
     pub finished: bool,
+    /// Only actor nodes with at least this many messages waiting
+    /// ([`NodeInfo::queued`]).
+    pub queued: Option<usize>,
     /// Which of the nodes visited get a record.
     pub(crate) keep: Keep,
 }
@@ -100,6 +103,20 @@ impl Query {
     /// lately ([`NodeInfo::finished`]).
     pub fn finished(mut self, with: bool) -> Query {
         self.finished = with;
+        self
+    }
+
+    /// Only actor nodes with at least `at_least` messages waiting
+    /// ([`NodeInfo::queued`]): where a backlog builds up.
+    ///
+    /// ```
+    /// use actix_supervisor::Query;
+    ///
+    /// let q = Query::new().queued(1_000);
+    /// assert_eq!(q.queued, Some(1_000));
+    /// ```
+    pub fn queued(mut self, at_least: usize) -> Query {
+        self.queued = Some(at_least);
         self
     }
 

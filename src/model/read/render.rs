@@ -141,6 +141,11 @@ fn details(n: &NodeInfo, now: Instant) -> String {
     if let (NodeKind::Process, Some(pid)) = (n.kind, n.pid) {
         parts.push(format!("pid {pid}"));
     }
+    if let Some(queued) = n.queued.filter(|q| *q > 0 || n.overloaded) {
+        let oldest = n.oldest_queued.map(human).unwrap_or_default();
+        let alarm = if n.overloaded { "OVERLOADED: " } else { "" };
+        parts.push(format!("{alarm}{queued} queued, oldest {oldest}"));
+    }
     if n.kind == NodeKind::Dynamic {
         parts.push(format!(
             "dynamic: {} of {} children live",

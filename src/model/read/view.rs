@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 use slotmap::SecondaryMap;
 use tokio::time::Instant;
 
+use crate::model::queues::QueueProbe;
 use crate::model::read::query::Keep;
 use crate::model::records::{Breaker, Counts, GroupInfo, LastExit, LeaseInfo, NodeInfo, NodeState};
 use crate::model::tree::{self, NodeKey, Tree};
@@ -20,6 +21,10 @@ pub(crate) struct View<'a> {
     pub addrs: &'a SecondaryMap<NodeKey, Vec<std::net::SocketAddr>>,
     /// Who holds each singleton's lease.
     pub leases: &'a SecondaryMap<NodeKey, LeaseInfo>,
+    /// Where each actor node's backlog is read.
+    pub queues: &'a SecondaryMap<NodeKey, QueueProbe>,
+    /// Actor nodes whose queue alarm is on.
+    pub overloaded: &'a SecondaryMap<NodeKey, ()>,
     /// Per worker: the node the stall watch flagged on it, and since when.
     pub blocked_by: &'a [Option<(NodeKey, Instant)>],
 }
@@ -46,6 +51,7 @@ impl View<'_> {
                     .count() as u32
             })
         });
+        let (queued, oldest) = self.queued(key).unzip();
         let children_live = n
             .children
             .values()
@@ -59,6 +65,11 @@ impl View<'_> {
             kind: n.kind,
             dynamic_child: n.parent.is_some_and(|p| tree.is_dynamic(p)),
             pid: self.pids.get(key).copied(),
+            queued,
+            oldest_queued: oldest
+                .flatten()
+                .map(|sent| now.saturating_duration_since(sent)),
+            overloaded: self.overloaded.contains_key(key),
             breaker: match (n.trips, n.half_open) {
                 (0, _) => Breaker::Closed,
                 (trips, true) => Breaker::HalfOpen { trips },
@@ -96,6 +107,18 @@ impl View<'_> {
         }
     }
 
+    /// An actor node's backlog: how many messages wait, and when the
+    /// oldest was sent.
+    pub fn queued(&self, key: NodeKey) -> Option<(usize, Option<Instant>)> {
+        self.queues.get(key).map(|probe| probe())
+    }
+
+    /// Whether `key`'s queue alarm is on and keeps the service from being
+    /// ready ([`Child::overload_affects_readiness`](crate::Child::overload_affects_readiness)).
+    pub fn overload_unready(&self, key: NodeKey) -> bool {
+        self.overloaded.contains_key(key) && self.tree.overload_affects_readiness(key)
+    }
+
     /// How long the node has held up readiness (see
     /// [`Node::holds_up_readiness`](tree::Node::holds_up_readiness)),
     /// counted from its last exit; `Some(Duration::MAX)` for a node that
@@ -117,10 +140,12 @@ impl View<'_> {
         )))
     }
 
-    /// Whether the walk keeps a record of the node.
-    pub fn keeps(&self, keep: Keep, n: &tree::Node, now_ms: u32) -> bool {
+    /// Whether the walk keeps a record of the node `key`, `n`.
+    pub fn keeps(&self, keep: Keep, key: NodeKey, n: &tree::Node, now_ms: u32) -> bool {
         match keep {
-            Keep::Unready { grace } => self.unready_for(n, now_ms).is_some_and(|d| d > grace),
+            Keep::Unready { grace } => {
+                self.unready_for(n, now_ms).is_some_and(|d| d > grace) || self.overload_unready(key)
+            }
             other => other.state(n.reported_state()),
         }
     }

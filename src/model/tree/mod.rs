@@ -31,6 +31,7 @@ use crate::model::error::RunError;
 use crate::model::name::is_valid_name;
 use crate::model::policy::{Exceeded, Intensity, Restart, Shutdown, Strategy};
 use crate::model::policy::{GroupOptions, Spec};
+use crate::model::queues::QueueAlarm;
 use crate::model::records::{NodeKind, NodeState};
 
 new_key_type! {
@@ -102,6 +103,8 @@ pub(crate) struct Defaults {
     pub shutdown: Shutdown,
     pub intensity: Option<Intensity>,
     pub start_timeout: Option<std::time::Duration>,
+    /// The queue alarm of actor nodes that do not set their own.
+    pub queue_alarm: Option<QueueAlarm>,
 }
 
 impl Tree {
@@ -183,8 +186,27 @@ impl Tree {
 
     /// A child with `spec` would be permanent (its own restart type, or
     /// the supervisor's default) and significant: refused, as OTP does.
-    pub fn permanent_significant(&self, spec: &Spec) -> bool {
+    fn permanent_significant(&self, spec: &Spec) -> bool {
         spec.significant && spec.restart.unwrap_or(self.defaults.restart) == Restart::Permanent
+    }
+
+    /// Refuses a child's policy that makes no sense, naming the child by
+    /// the DN `dn` it would have: a permanent significant child, or queue
+    /// alarm thresholds without hysteresis.
+    pub fn check_spec(&self, spec: &Spec, dn: impl FnOnce() -> String) -> Result<(), RunError> {
+        if self.permanent_significant(spec) {
+            return Err(RunError::PermanentSignificant { dn: dn() });
+        }
+        if let Some((high, low)) = spec.queue_alarm {
+            if QueueAlarm::new(high, low).is_none() {
+                return Err(RunError::InvalidQueueAlarm {
+                    dn: dn(),
+                    high,
+                    low,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Whether `k` is significant (see [`AutoShutdown`](crate::AutoShutdown)).
@@ -209,6 +231,21 @@ impl Tree {
     pub fn heartbeat_affects_liveness(&self, k: NodeKey) -> bool {
         self.spec_of(k)
             .is_some_and(|s| s.heartbeat_affects_liveness)
+    }
+
+    /// `k`'s queue alarm, for an actor node: its own, else the
+    /// supervisor's default. Its own was checked when it was started.
+    pub fn queue_alarm_of(&self, k: NodeKey) -> Option<QueueAlarm> {
+        match self.spec_of(k).and_then(|s| s.queue_alarm) {
+            Some((high, low)) => QueueAlarm::new(high, low),
+            None => self.defaults.queue_alarm,
+        }
+    }
+
+    /// Whether `k`'s queue alarm keeps the service from being ready.
+    pub fn overload_affects_readiness(&self, k: NodeKey) -> bool {
+        self.spec_of(k)
+            .is_some_and(|s| s.overload_affects_readiness)
     }
 
     /// How long `k` may stay NEW once its runnable runs.

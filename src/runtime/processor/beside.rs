@@ -11,6 +11,7 @@ use slotmap::SecondaryMap;
 
 use crate::api::wire::settle::Starting;
 use crate::model::error::RunError;
+use crate::model::queues::QueueProbe;
 use crate::model::records::LeaseInfo;
 use crate::model::tree::NodeKey;
 
@@ -35,6 +36,11 @@ pub(crate) struct Beside {
     pub hung: SecondaryMap<NodeKey, ()>,
     /// Nodes whose breaker has tripped and not closed yet.
     pub breakers: SecondaryMap<NodeKey, ()>,
+    /// Where each actor node's backlog is read: kept across its
+    /// incarnations (its address outlives them), until it leaves the tree.
+    pub queues: SecondaryMap<NodeKey, QueueProbe>,
+    /// Actor nodes whose queue alarm is on.
+    pub overloaded: SecondaryMap<NodeKey, ()>,
     /// Each node's current incarnation's span: its children's parent.
     #[cfg(feature = "tracing")]
     pub spans: SecondaryMap<NodeKey, ::tracing::Span>,
@@ -58,6 +64,8 @@ impl Beside {
         self.leases.remove(k);
         self.hung.remove(k);
         self.breakers.remove(k);
+        self.queues.remove(k);
+        self.overloaded.remove(k);
         for reply in self.leaving.remove(k).into_iter().flatten() {
             let _ = reply.send(Ok(()));
         }

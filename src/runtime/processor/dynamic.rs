@@ -76,10 +76,8 @@ impl Processor {
                 max,
             });
         }
-        if self.tree.permanent_significant(&child.spec) {
-            let dn = format!("{dn}.{}", child.name);
-            return Err(RunError::PermanentSignificant { dn });
-        }
+        self.tree
+            .check_spec(&child.spec, || format!("{dn}.{}", child.name))?;
         let key = self.tree.add_dynamic_child(k, &child.name)?;
         self.tree.set_spec(key, child.spec);
         let Some(n) = self.tree.node(key) else {

@@ -39,6 +39,7 @@ impl Processor {
                     Report::Addrs(m) => self.on_addrs(m),
                     Report::Lease(m) => self.on_lease(m),
                     Report::Hung(m) => self.on_hung(m),
+                    Report::Queue(m) => self.on_queue(m),
                 }
             }
             self.after_change(ctx);

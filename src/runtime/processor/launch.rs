@@ -97,6 +97,7 @@ impl Processor {
             takes_down: self.tree.takes_down(k),
             start_timeout: self.tree.start_timeout_of(k),
             heartbeat: self.tree.heartbeat_of(k),
+            queue_alarm: self.tree.queue_alarm_of(k),
             handover,
             // Pending backoff timers and closed gates must not hold
             // `wait_settled`; an opened gate brings its own guard.
@@ -208,13 +209,9 @@ impl Processor {
         if node.token.is_cancelled() {
             return Err(RunError::Cancelled { dn: dn() });
         }
-        if let Some(c) = group
-            .members
-            .iter()
-            .find(|c| self.tree.permanent_significant(&c.spec))
-        {
-            let dn = format!("{}.{}", dn(), c.name);
-            return Err(RunError::PermanentSignificant { dn });
+        for c in &group.members {
+            self.tree
+                .check_spec(&c.spec, || format!("{}.{}", dn(), c.name))?;
         }
         let names = group.members.iter().map(|c| c.name.as_str());
         let owner_token = node.token.clone();

@@ -44,6 +44,7 @@ mod intake;
 mod launch;
 mod lease;
 mod lifecycle;
+mod queues;
 mod repair;
 mod requests;
 mod waiters;
@@ -227,6 +228,8 @@ impl Processor {
             pids: &self.beside.pids,
             addrs: &self.beside.addrs,
             leases: &self.beside.leases,
+            queues: &self.beside.queues,
+            overloaded: &self.beside.overloaded,
             blocked_by: self.stalls.blocked_by(),
         }
     }
@@ -235,6 +238,7 @@ impl Processor {
         let minute = self.restarts_last_minute.count(Instant::now());
         let mut counts = self.view().counts(minute);
         counts.hung = self.beside.hung.len();
+        counts.overloaded = self.beside.overloaded.len();
         counts
     }
 
@@ -321,6 +325,7 @@ impl Processor {
             .saturating_sub(SAFETY_SWEEP_PERIOD);
         self.last_second = now;
         self.tell_summary(lag);
+        self.tell_depths();
         self.close_breakers();
         if !self.changed_since_safety_sweep || now < self.safety_sweep_due {
             return;

@@ -7,8 +7,8 @@ use log::Level;
 use super::{Life, Processor};
 use crate::api::wire::protocol::Request;
 use crate::model::error::RunError;
+use crate::model::health::Liveness;
 use crate::model::records::Ended;
-use crate::model::records::Liveness;
 use crate::model::tree::NodeKey;
 use crate::model::voice::Said;
 

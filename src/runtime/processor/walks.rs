@@ -39,6 +39,8 @@ enum Purpose {
     /// A [`Query`]'s records.
     Query {
         keep: Keep,
+        /// Only actor nodes with at least this many messages waiting.
+        queued: Option<usize>,
         /// Dynamic nodes' records carry their finished children.
         finished: bool,
         limit: usize,
@@ -79,12 +81,16 @@ impl Processor {
             return;
         };
         // The probe's usual answer, without a walk: nothing holds it up.
-        if matches!(query.keep, Keep::Unready { .. }) && self.tree.tally().unready() == 0 {
+        if matches!(query.keep, Keep::Unready { .. })
+            && self.tree.tally().unready() == 0
+            && self.beside.overloaded.is_empty()
+        {
             let _ = reply.send(Ok(Chunks::default()));
             return;
         }
         let purpose = Purpose::Query {
             keep: query.keep,
+            queued: query.queued,
             finished: query.finished,
             limit: query.limit.unwrap_or(usize::MAX),
             chunks: Vec::new(),
@@ -170,6 +176,7 @@ impl Processor {
         match purpose {
             Purpose::Query {
                 keep,
+                queued,
                 finished,
                 limit,
                 chunks,
@@ -180,7 +187,11 @@ impl Processor {
                 let (view, removed) = (self.view(), &self.removed);
                 let mut chunk = Vec::new();
                 let done = walk.step(&self.tree, SLICE, |v| {
-                    if *truncated || !view.keeps(*keep, v.node, now_ms) {
+                    if *truncated || !view.keeps(*keep, v.key, v.node, now_ms) {
+                        return;
+                    }
+                    let short = |at_least| view.queued(v.key).is_none_or(|(d, _)| d < at_least);
+                    if queued.is_some_and(short) {
                         return;
                     }
                     if *kept == *limit {
