@@ -552,7 +552,14 @@ fn spawn(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, restart, spawn, send::send, tracing_cost);
+criterion_group!(
+    benches,
+    restart,
+    spawn,
+    send::send,
+    send::send_local,
+    tracing_cost
+);
 
 /// The dynamic churn (see `common/churn.rs`) for us, kameo and ractor in
 /// this run, outside criterion (one timed run each, the pairs from

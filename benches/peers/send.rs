@@ -189,3 +189,84 @@ pub fn send(c: &mut Criterion) {
         echo.stop(None);
     }
 }
+
+/// **send_local**: the same round trip with the actor on the sender's own
+/// arbiter, so that no thread wakes another: what is left is the cost of
+/// the send itself, and what a supervised address adds to it (the backlog
+/// counting of #29 included) stands out rather than drowning in the
+/// wake-ups of `peers_send`. Also a burst of 100 `do_send`s closed by one
+/// `send`, ours (each `do_send` counted until handled) against actix's.
+pub fn send_local(c: &mut Criterion) {
+    let mut g = c.benchmark_group("peers_send_local");
+    g.sample_size(30)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    let sys = actix_rt::System::new();
+    let (sup, ours, theirs) = sys.block_on(async {
+        let (runnable, addr) = actix_supervisor::actor(|| Echo);
+        let runnable = std::sync::Mutex::new(Some(runnable));
+        let sup = no_backoff()
+            .current_arbiter()
+            .start(move |ctx: actix_supervisor::Context| {
+                let child = runnable
+                    .lock()
+                    .unwrap()
+                    .take()
+                    .map(|r| actix_supervisor::Child::new("echo", r));
+                async move {
+                    if let Some(child) = child {
+                        ctx.run_child(child).await?;
+                    }
+                    ctx.signal(actix_supervisor::Signal::Healthy)?;
+                    ctx.cancelled().await;
+                    Ok(())
+                }
+            });
+        sup.wait_settled().await;
+        (sup, addr, actix::Actor::start(Echo))
+    });
+    g.bench_function("actix_supervisor", |b| {
+        b.iter_custom(|iters| {
+            sys.block_on(rounds(iters, |i| {
+                let addr = ours.clone();
+                async move { addr.send(Ping(i)).await.expect("answered") }
+            }))
+        })
+    });
+    g.bench_function("actix_Addr", |b| {
+        b.iter_custom(|iters| {
+            sys.block_on(rounds(iters, |i| {
+                let addr = theirs.clone();
+                async move { addr.send(Ping(i)).await.expect("answered") }
+            }))
+        })
+    });
+    g.bench_function("actix_supervisor_do_send_x100", |b| {
+        b.iter_custom(|iters| {
+            sys.block_on(rounds(iters, |i| {
+                let addr = ours.clone();
+                async move {
+                    for n in 0..100 {
+                        let _ = addr.do_send(Ping(n));
+                    }
+                    addr.send(Ping(i)).await.expect("answered")
+                }
+            }))
+        })
+    });
+    g.bench_function("actix_Addr_do_send_x100", |b| {
+        b.iter_custom(|iters| {
+            sys.block_on(rounds(iters, |i| {
+                let addr = theirs.clone();
+                async move {
+                    for n in 0..100 {
+                        addr.do_send(Ping(n));
+                    }
+                    addr.send(Ping(i)).await.expect("answered")
+                }
+            }))
+        })
+    });
+    g.finish();
+    sys.block_on(sup.shutdown());
+}

@@ -221,10 +221,7 @@ where
         A: Handler<M>,
         A::Context: ToEnvelope<A, M>,
     {
-        let request = addr.send(msg);
-        self.slot.backlog.detach_send::<M>(Box::pin(async move {
-            let _ = request.await;
-        }));
+        self.slot.backlog.detach_send::<M, _>(addr.send(msg));
     }
 
     /// A handle for one message type that, like this address, always

@@ -13,6 +13,7 @@
 //! depths for Prometheus, and the heartbeat's view of an actor's progress.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 
@@ -44,11 +45,15 @@ struct State {
     next: u64,
     /// What waits, oldest first.
     pending: BTreeMap<u64, Pending>,
+    /// When a message last left, for a heartbeat's view of progress
+    /// (read off the clock only for a node with a heartbeat).
     last_answer: Option<Instant>,
+    timed: bool,
     /// Set once the node runs: where news goes.
     watch: Option<Watch>,
-    /// Its bucket in `Depths`.
+    /// Its bucket in `Depths`, and the part of the sum it adds to.
     bucket: usize,
+    part: usize,
     alarm_on: bool,
 }
 
@@ -66,6 +71,8 @@ pub(super) struct Watch {
     pub node: NodeKey,
     pub alarm: Option<QueueAlarm>,
     pub depths: Arc<Depths>,
+    /// The node has a heartbeat, which reads the backlog's progress.
+    pub heartbeat: bool,
 }
 
 impl Backlog {
@@ -78,8 +85,9 @@ impl Backlog {
     pub fn attach(&self, watch: Watch) {
         let mut s = self.state();
         if s.watch.is_none() {
-            watch.depths.enter(s.bucket, s.pending.len());
+            s.part = watch.depths.enter(s.bucket, s.pending.len());
         }
+        s.timed = watch.heartbeat;
         s.watch = Some(watch);
         s.changed();
     }
@@ -88,7 +96,7 @@ impl Backlog {
     pub fn detach(&self) {
         let mut s = self.state();
         if let Some(w) = s.watch.take() {
-            w.depths.leave(s.bucket, s.pending.len());
+            w.depths.leave(s.part, s.bucket, s.pending.len());
         }
     }
 
@@ -104,17 +112,25 @@ impl Backlog {
 
     /// A `do_send` of an `M` whose answer `answered` resolves: it waits
     /// until the node's reaper has seen it resolve.
-    pub fn detach_send<M>(&self, answered: BoxFuture<'static, ()>) {
+    pub fn detach_send<M, F>(&self, answered: F)
+    where
+        F: Future + Send + 'static,
+    {
         let id = self.state().add(std::any::type_name::<M>(), true);
         let mut detached = self.detached.lock().unwrap_or_else(PoisonError::into_inner);
-        detached
-            .get_or_insert_with(FuturesUnordered::new)
-            .push(Box::pin(async move {
-                answered.await;
-                id
-            }));
+        let answers = detached.get_or_insert_with(FuturesUnordered::new);
+        // Only a reaper with nothing to await needs waking: otherwise an
+        // earlier answer (first in, first out) wakes it, and it then polls
+        // this one too.
+        let idle = answers.is_empty();
+        answers.push(Box::pin(async move {
+            let _ = answered.await;
+            id
+        }));
         drop(detached);
-        self.reaper.wake();
+        if idle {
+            self.reaper.wake();
+        }
     }
 
     /// The reaper: takes out the `do_send`s whose answers have come (at
@@ -208,7 +224,7 @@ impl State {
             },
         );
         if let Some(w) = &self.watch {
-            w.depths.step(true);
+            w.depths.step(self.part, true);
         }
         self.changed();
         id
@@ -216,9 +232,11 @@ impl State {
 
     fn remove(&mut self, id: u64) {
         if self.pending.remove(&id).is_some() {
-            self.last_answer = Some(Instant::now());
+            if self.timed {
+                self.last_answer = Some(Instant::now());
+            }
             if let Some(w) = &self.watch {
-                w.depths.step(false);
+                w.depths.step(self.part, false);
             }
         }
     }

@@ -116,6 +116,7 @@ where
             node: ctx.node(),
             alarm: ctx.queue_alarm(),
             depths: ctx.link().depths().clone(),
+            heartbeat: ctx.heart().is_some(),
         });
         let probe = backlog.clone();
         ctx.link().queue(QueueMsg {

@@ -55,27 +55,41 @@ pub(crate) fn bucket(depth: usize) -> usize {
 #[derive(Debug, Default)]
 pub(crate) struct Depths {
     nodes: [AtomicU64; DEPTH_BOUNDS.len() + 1],
-    sum: AtomicU64,
+    /// The messages waiting in all, in parts: every message sent changes
+    /// it, so actors on different threads add to different cache lines.
+    sum: [Part; SUM_PARTS],
+    /// Which part the next actor node to join adds to.
+    next: AtomicU64,
 }
 
+const SUM_PARTS: usize = 16;
+
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Part(AtomicU64);
+
 impl Depths {
-    /// An actor node joins, in `bucket` with `depth` messages.
-    pub fn enter(&self, bucket: usize, depth: usize) {
+    /// An actor node joins, in `bucket` with `depth` messages; returns the
+    /// part of the sum it adds to.
+    pub fn enter(&self, bucket: usize, depth: usize) -> usize {
+        let part = (self.next.fetch_add(1, Ordering::Relaxed) % SUM_PARTS as u64) as usize;
         self.nodes[bucket].fetch_add(1, Ordering::Relaxed);
-        self.sum.fetch_add(depth as u64, Ordering::Relaxed);
+        self.sum[part].0.fetch_add(depth as u64, Ordering::Relaxed);
+        part
     }
 
     /// An actor node leaves (its node left the tree).
-    pub fn leave(&self, bucket: usize, depth: usize) {
+    pub fn leave(&self, part: usize, bucket: usize, depth: usize) {
         self.nodes[bucket].fetch_sub(1, Ordering::Relaxed);
-        self.sum.fetch_sub(depth as u64, Ordering::Relaxed);
+        self.sum[part].0.fetch_sub(depth as u64, Ordering::Relaxed);
     }
 
     /// One actor node's backlog grew (`true`) or shrank by one message.
-    pub fn step(&self, grew: bool) {
+    pub fn step(&self, part: usize, grew: bool) {
+        let part = &self.sum[part % SUM_PARTS].0;
         match grew {
-            true => self.sum.fetch_add(1, Ordering::Relaxed),
-            false => self.sum.fetch_sub(1, Ordering::Relaxed),
+            true => part.fetch_add(1, Ordering::Relaxed),
+            false => part.fetch_sub(1, Ordering::Relaxed),
         };
     }
 
@@ -96,7 +110,10 @@ impl Depths {
         QueueDepths {
             buckets,
             nodes: cumulative.wrapping_add(rest),
-            queued: self.sum.load(Ordering::Relaxed),
+            queued: self
+                .sum
+                .iter()
+                .fold(0u64, |s, p| s.wrapping_add(p.0.load(Ordering::Relaxed))),
         }
     }
 }
@@ -155,15 +172,17 @@ mod tests {
         assert_eq!(bucket(65_537), 10);
         let d = Depths::default();
         d.enter(0, 0);
-        d.enter(0, 0);
-        d.enter(bucket(3), 3);
+        let b = d.enter(0, 0);
+        let c = d.enter(bucket(3), 3);
         d.moved(0, bucket(70_000));
+        d.step(b, true);
+        d.step(b, false);
         let q = d.read();
         assert_eq!(q.buckets[0], (0, 1));
         assert_eq!(q.buckets[2], (4, 2));
         assert_eq!(q.buckets[9], (65_536, 2));
         assert_eq!((q.nodes, q.queued), (3, 3));
-        d.leave(bucket(3), 3);
-        assert_eq!(d.read().nodes, 2);
+        d.leave(c, bucket(3), 3);
+        assert_eq!((d.read().nodes, d.read().queued), (2, 0));
     }
 }

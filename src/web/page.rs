@@ -70,6 +70,7 @@ fn row(n: &NodeInfo, now: tokio::time::Instant, path: bool, actions: bool) -> St
         0 => String::new(),
         total => format!("{total} children, {} live", n.children_live),
     };
+    let queue = queue(n);
     let dn = escape(&n.dn);
     let buttons = match (actions, n.dynamic_child) {
         (false, _) => String::new(),
@@ -82,15 +83,29 @@ fn row(n: &NodeInfo, now: tokio::time::Instant, path: bool, actions: bool) -> St
         ),
     };
     format!(
-        "<tr data-dn=\"{dn}\" class=\"{state}\"><td style=\"padding-left:{pad}em\">{glyph} {name}</td><td class=\"state\">{state}</td><td class=\"restarts\">{restarts}</td><td>{when}</td><td class=\"children\">{children}</td><td class=\"stalled\">{stalled}</td><td class=\"error\">{error}</td><td class=\"actions\">{buttons}</td></tr>",
+        "<tr data-dn=\"{dn}\" class=\"{state}\"><td style=\"padding-left:{pad}em\">{glyph} {name}</td><td class=\"state\">{state}</td><td class=\"restarts\">{restarts}</td><td>{when}</td><td class=\"children\">{children}</td><td class=\"queue{hot}\">{queue}</td><td class=\"stalled\">{stalled}</td><td class=\"error\">{error}</td><td class=\"actions\">{buttons}</td></tr>",
         state = n.state,
         pad = if path { 0.3 } else { depth as f32 * 1.2 + 0.3 },
         glyph = glyph(n),
         name = escape(name),
         restarts = n.restarts,
+        hot = if n.overloaded { " overloaded" } else { "" },
         when = escape(&when),
         error = escape(n.last_error.as_deref().unwrap_or("").lines().next().unwrap_or("")),
     )
+}
+
+/// An actor node's backlog, for its row: what waits and for how long
+/// (nothing while its queue is empty and not in alarm).
+fn queue(n: &NodeInfo) -> String {
+    match n.queued {
+        Some(q) if q > 0 || n.overloaded => {
+            let oldest = n.oldest_queued.map(human).unwrap_or_default();
+            let alarm = if n.overloaded { "OVERLOADED · " } else { "" };
+            format!("{alarm}{q} queued, oldest {oldest}")
+        }
+        _ => String::new(),
+    }
 }
 
 /// A singleton's lease, for its row: here, or whose, with the token.
@@ -159,7 +174,8 @@ pub(super) fn fleet_json(f: &crate::fleet::Fleet) -> serde_json::Value {
 }
 
 /// What the page shows: the tree's rows (top levels and the opened nodes'
-/// children, in DN order), the troubled nodes, and the summary.
+/// children, in DN order), the troubled nodes (overloaded first, then the
+/// rest that is not HEALTHY), and the summary.
 struct Shown {
     tree: Vec<NodeInfo>,
     tree_truncated: bool,
@@ -182,10 +198,18 @@ async fn gather(s: &Status, open: &[String]) -> Shown {
     tree.nodes.dedup_by(|a, b| a.dn == b.dn);
     let tree_truncated = tree.truncated || tree.nodes.len() > TREE_ROWS;
     tree.nodes.truncate(TREE_ROWS);
+    let overloaded = Query::new().overloaded().limit(TROUBLED);
+    let mut first = sup.query(&overloaded).await.unwrap_or_default();
+    let rest = sup.query(&troubled).await.unwrap_or_default();
+    first.truncated |= rest.truncated;
+    first
+        .nodes
+        .extend(rest.nodes.into_iter().filter(|n| !n.overloaded));
+    first.nodes.truncate(TROUBLED);
     Shown {
         tree: tree.nodes,
         tree_truncated,
-        troubled: sup.query(&troubled).await.unwrap_or_default(),
+        troubled: first,
     }
 }
 
@@ -256,6 +280,9 @@ pub(super) async fn page(s: web::Data<Status>) -> HttpResponse {
     );
     if c.standby > 0 {
         summary.push_str(&format!(", {} standby", c.standby));
+    }
+    if c.overloaded > 0 {
+        summary.push_str(&format!(", {} overloaded", c.overloaded));
     }
     let fleet = s.fleet.as_ref().map(fleet_html).unwrap_or_default();
     HttpResponse::Ok()

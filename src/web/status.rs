@@ -313,6 +313,7 @@ struct TreeQuery {
     state: Option<String>,
     limit: Option<String>,
     finished: Option<String>,
+    queued: Option<String>,
 }
 
 /// `value` of the parameter `name` as a number, or why not.
@@ -340,8 +341,12 @@ impl TreeQuery {
         if let Some(state) = &self.state {
             q = match state.as_str() {
                 "not_healthy" | "unhealthy" => q.not_healthy(),
+                "overloaded" => q.overloaded(),
                 list => q.states(&parse_states(list)?),
             };
+        }
+        if let Some(queued) = &self.queued {
+            q = q.queued(number("queued", queued)?);
         }
         if let Some(finished) = &self.finished {
             q = q.finished(match finished.as_str() {
@@ -387,7 +392,7 @@ fn parse_states(list: &str) -> Result<Vec<NodeState>, String> {
             "DONE" => Ok(NodeState::Done),
             "CANCELLED" => Ok(NodeState::Cancelled),
             _ => Err(format!(
-                "bad state {:?}: one of NEW, HEALTHY, DEAD, DONE, CANCELLED (comma-separated), or not_healthy",
+                "bad state {:?}: one of NEW, HEALTHY, DEAD, DONE, CANCELLED (comma-separated), not_healthy, or overloaded",
                 s.chars().take(50).collect::<String>()
             )),
         })
@@ -420,8 +425,10 @@ async fn tree_text(s: web::Data<Status>, q: web::Query<TreeQuery>) -> HttpRespon
     }
 }
 
-/// The records `?dn=`, `?depth=`, `?state=` and `?limit=` select, at most
-/// [`TREE_JSON_LIMIT`] by default; `X-Truncated: true` when more matched.
+/// The records `?dn=`, `?depth=`, `?state=` (`overloaded`: actor nodes in
+/// queue alarm), `?queued=` (at least that many messages waiting) and
+/// `?limit=` select, at most [`TREE_JSON_LIMIT`] by default;
+/// `X-Truncated: true` when more matched.
 async fn tree_json(s: web::Data<Status>, q: web::Query<TreeQuery>) -> HttpResponse {
     let query = match q.to_query(Some(TREE_JSON_LIMIT)) {
         Ok(query) => query,

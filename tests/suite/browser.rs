@@ -518,3 +518,63 @@ async fn the_page_shows_an_open_breaker() {
     );
     sup.shutdown().await;
 }
+
+/// An overloaded actor on the page: listed first among the troubled, its
+/// backlog in its row, the summary counting it, in Chromium.
+#[actix_rt::test]
+async fn the_page_shows_an_overloaded_actor() {
+    if !chromium_present() {
+        return;
+    }
+    init_log();
+    let addrs = Arc::new(Mutex::new(None));
+    let a = addrs.clone();
+    let (desk, desk_addr) = actix_supervisor::actor(|| crate::overload::Desk {
+        ticks: Arc::default(),
+    });
+    let desk = Arc::new(Mutex::new(Some(desk)));
+    let sup = builder().start(move |ctx: Context| {
+        let (a, desk) = (a.clone(), desk.lock().unwrap().take());
+        async move {
+            let status = Status::new(ctx.supervisor());
+            let http = server("127.0.0.1:0", move || {
+                App::new().service(web::scope("/status").configure(status.config()))
+            });
+            *a.lock().unwrap() = Some(http.addrs());
+            ctx.run("http", http).await?;
+            if let Some(desk) = desk {
+                let child = actix_supervisor::Child::new("desk", desk).queue_alarm(4, 2);
+                ctx.run_child(child).await?;
+            }
+            serve(&ctx).await
+        }
+    });
+    sup.wait_settled().await;
+    let bound = addrs.lock().unwrap().clone().expect("the server was made");
+    let addr = bound.wait().await[0];
+    let gates: Vec<_> = (0..5).map(|_| crate::overload::hold(&desk_addr)).collect();
+    sup.wait_settled().await;
+    let n = info(&sup, "root.desk").await;
+    assert!(n.overloaded && n.queued == Some(5), "{n:?}");
+
+    let chromium = Chromium::open(&format!("http://{addr}/status/"), "overload", 3000);
+    let dom = chromium.dom(Duration::from_secs(60)).await;
+    let troubled = dom
+        .split("id=\"troubled\"")
+        .nth(1)
+        .and_then(|t| t.split("</tbody>").next())
+        .unwrap_or_default();
+    let first = troubled.split("<tr ").nth(1).unwrap_or_default();
+    assert!(
+        first.contains("data-dn=\"root.desk\"")
+            && first.contains("class=\"queue overloaded\"")
+            && first.contains("OVERLOADED · 5 queued, oldest"),
+        "the overloaded actor is not the first troubled row:\n{dom}"
+    );
+    assert!(
+        dom.contains("1 overloaded"),
+        "the summary does not count it:\n{dom}"
+    );
+    drop(gates);
+    sup.shutdown().await;
+}

@@ -34,11 +34,11 @@ const PATHS: [&str; 11] = [
     "/status/nope",
 ];
 
-const KEYS: [&str; 10] = [
-    "dn", "depth", "state", "limit", "after", "open", "finished", "", "DN", "dn[]",
+const KEYS: [&str; 11] = [
+    "dn", "depth", "state", "limit", "after", "open", "finished", "queued", "", "DN", "dn[]",
 ];
 
-const VALUES: [&str; 40] = [
+const VALUES: [&str; 41] = [
     "",
     "x",
     "-1",
@@ -71,6 +71,7 @@ const VALUES: [&str; 40] = [
     "%F0%9F%A6%80",
     "not_healthy",
     "unhealthy",
+    "overloaded",
     "DEAD,NEW",
     "dead,new,,",
     "HEALTHY,CANCELLED,DONE",

@@ -22,8 +22,8 @@ use common::*;
 use futures::channel::oneshot;
 
 /// Handles `Hold` one at a time, each until released; counts `Tick`s.
-struct Desk {
-    ticks: Arc<AtomicUsize>,
+pub(crate) struct Desk {
+    pub ticks: Arc<AtomicUsize>,
 }
 
 impl Actor for Desk {
@@ -32,7 +32,7 @@ impl Actor for Desk {
 
 #[derive(Message)]
 #[rtype(result = "()")]
-struct Hold(oneshot::Receiver<()>);
+pub(crate) struct Hold(pub oneshot::Receiver<()>);
 
 impl Handler<Hold> for Desk {
     type Result = AtomicResponse<Self, ()>;
@@ -97,7 +97,7 @@ async fn until_queued(sup: &Supervisor, want: usize) {
 }
 
 /// Queues a `Hold` with `do_send`; its release handle.
-fn hold(addr: &SupervisedAddr<Desk>) -> oneshot::Sender<()> {
+pub(crate) fn hold(addr: &SupervisedAddr<Desk>) -> oneshot::Sender<()> {
     let (tx, rx) = oneshot::channel();
     assert!(addr.do_send(Hold(rx)).is_ok());
     tx

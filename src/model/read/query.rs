@@ -106,6 +106,13 @@ impl Query {
         self
     }
 
+    /// Only actor nodes whose queue alarm is on
+    /// ([`NodeInfo::overloaded`]). Replaces a choice of states.
+    pub fn overloaded(mut self) -> Query {
+        self.keep = Keep::Overloaded;
+        self
+    }
+
     /// Only actor nodes with at least `at_least` messages waiting
     /// ([`NodeInfo::queued`]): where a backlog builds up.
     ///
@@ -155,6 +162,8 @@ pub(crate) enum Keep {
     /// The nodes keeping the service from being ready (see
     /// `View::is_unready`) for longer than `grace`.
     Unready { grace: Duration },
+    /// Actor nodes whose queue alarm is on.
+    Overloaded,
 }
 
 impl Keep {
@@ -162,7 +171,7 @@ impl Keep {
     /// the tree: see `View::keeps`).
     pub fn state(self, s: NodeState) -> bool {
         match self {
-            Keep::All | Keep::Unready { .. } => true,
+            Keep::All | Keep::Unready { .. } | Keep::Overloaded => true,
             Keep::States(mask) => mask & bit(s) != 0,
         }
     }

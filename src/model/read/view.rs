@@ -146,6 +146,7 @@ impl View<'_> {
             Keep::Unready { grace } => {
                 self.unready_for(n, now_ms).is_some_and(|d| d > grace) || self.overload_unready(key)
             }
+            Keep::Overloaded => self.overloaded.contains_key(key),
             other => other.state(n.reported_state()),
         }
     }

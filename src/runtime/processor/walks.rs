@@ -80,11 +80,16 @@ impl Processor {
             let _ = reply.send(Err(RunError::NotFound { dn }));
             return;
         };
-        // The probe's usual answer, without a walk: nothing holds it up.
-        if matches!(query.keep, Keep::Unready { .. })
-            && self.tree.tally().unready() == 0
-            && self.beside.overloaded.is_empty()
-        {
+        // The usual answer, without a walk: nothing holds readiness up, or
+        // nothing is overloaded.
+        let none = match query.keep {
+            Keep::Unready { .. } => {
+                self.tree.tally().unready() == 0 && self.beside.overloaded.is_empty()
+            }
+            Keep::Overloaded => self.beside.overloaded.is_empty(),
+            _ => false,
+        };
+        if none {
             let _ = reply.send(Ok(Chunks::default()));
             return;
         }
