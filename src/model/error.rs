@@ -247,6 +247,9 @@ impl fmt::Display for NotReady {
             if n.restart_at.is_some() {
                 f.write_str(", waiting to restart")?;
             }
+            if n.overloaded {
+                write!(f, ", overloaded: {} queued", n.queued.unwrap_or_default())?;
+            }
             if let Some(e) = &n.last_error {
                 write!(f, ", last error: {e}")?;
             }

@@ -256,6 +256,8 @@ async fn readyz(s: web::Data<Status>) -> HttpResponse {
                 "dn": n.dn,
                 "state": n.state,
                 "waiting": n.restart_at.is_some(),
+                "overloaded": n.overloaded,
+                "queued": n.queued,
                 "last_error": n.last_error,
             })
         })

@@ -224,6 +224,15 @@ async fn an_overloaded_node_is_unready_only_when_marked() {
         if marked {
             let dns: Vec<_> = r.not_ready.iter().map(|n| n.dn.as_str()).collect();
             assert_eq!(dns, ["root.desk"]);
+            let why = sup
+                .wait_ready(Duration::from_millis(10))
+                .await
+                .expect_err("not ready")
+                .to_string();
+            assert!(
+                why.contains("root.desk (HEALTHY, overloaded: 3 queued)"),
+                "{why}"
+            );
         }
         drop(gates);
         until_queued(&sup, 0).await;

@@ -23,8 +23,9 @@ pub(crate) struct View<'a> {
     pub leases: &'a SecondaryMap<NodeKey, LeaseInfo>,
     /// Where each actor node's backlog is read.
     pub queues: &'a SecondaryMap<NodeKey, QueueProbe>,
-    /// Actor nodes whose queue alarm is on.
-    pub overloaded: &'a SecondaryMap<NodeKey, ()>,
+    /// Actor nodes whose queue alarm is on (and whether that keeps the
+    /// service from being ready).
+    pub overloaded: &'a SecondaryMap<NodeKey, bool>,
     /// Per worker: the node the stall watch flagged on it, and since when.
     pub blocked_by: &'a [Option<(NodeKey, Instant)>],
 }
@@ -116,7 +117,7 @@ impl View<'_> {
     /// Whether `key`'s queue alarm is on and keeps the service from being
     /// ready ([`Child::overload_affects_readiness`](crate::Child::overload_affects_readiness)).
     pub fn overload_unready(&self, key: NodeKey) -> bool {
-        self.overloaded.contains_key(key) && self.tree.overload_affects_readiness(key)
+        self.overloaded.get(key).copied().unwrap_or(false)
     }
 
     /// How long the node has held up readiness (see

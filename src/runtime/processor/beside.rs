@@ -39,8 +39,11 @@ pub(crate) struct Beside {
     /// Where each actor node's backlog is read: kept across its
     /// incarnations (its address outlives them), until it leaves the tree.
     pub queues: SecondaryMap<NodeKey, QueueProbe>,
-    /// Actor nodes whose queue alarm is on.
-    pub overloaded: SecondaryMap<NodeKey, ()>,
+    /// Actor nodes whose queue alarm is on: whether that keeps the
+    /// service from being ready (`Child::overload_affects_readiness`).
+    pub overloaded: SecondaryMap<NodeKey, bool>,
+    /// How many of those keep it from being ready.
+    pub overload_unready: usize,
     /// Each node's current incarnation's span: its children's parent.
     #[cfg(feature = "tracing")]
     pub spans: SecondaryMap<NodeKey, ::tracing::Span>,
@@ -65,10 +68,22 @@ impl Beside {
         self.hung.remove(k);
         self.breakers.remove(k);
         self.queues.remove(k);
-        self.overloaded.remove(k);
+        self.set_overloaded(k, None);
         for reply in self.leaving.remove(k).into_iter().flatten() {
             let _ = reply.send(Ok(()));
         }
+    }
+
+    /// `k`'s queue alarm is on (`Some(affects readiness)`) or off; whether
+    /// that changed anything.
+    pub fn set_overloaded(&mut self, k: NodeKey, on: Option<bool>) -> bool {
+        let was = match on {
+            Some(unready) => self.overloaded.insert(k, unready),
+            None => self.overloaded.remove(k),
+        };
+        self.overload_unready -= usize::from(was == Some(true));
+        self.overload_unready += usize::from(on == Some(true));
+        was.is_some() != on.is_some()
     }
 
     /// Nothing runs any more: everyone waiting is answered, and the spans

@@ -25,11 +25,8 @@ impl Processor {
             }
             QueueNews::Alarm { depth, on } => (depth, on),
         };
-        let was = match on {
-            true => self.beside.overloaded.insert(m.node, ()).is_some(),
-            false => self.beside.overloaded.remove(m.node).is_some(),
-        };
-        if was == on {
+        let unready = self.tree.overload_affects_readiness(m.node);
+        if !self.beside.set_overloaded(m.node, on.then_some(unready)) {
             return;
         }
         let dn = n.dn.clone();

@@ -36,7 +36,10 @@ impl Processor {
     /// Ready as `/readyz` means it, without grace: running, not draining,
     /// and nothing holding readiness up. O(1), from the tally.
     pub(super) fn ready_now(&self) -> bool {
-        self.life == Life::Running && !self.draining && self.tree.tally().unready() == 0
+        self.life == Life::Running
+            && !self.draining
+            && self.tree.tally().unready() == 0
+            && self.beside.overload_unready == 0
     }
 
     /// Answers `reply` once the service is ready.

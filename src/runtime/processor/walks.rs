@@ -84,7 +84,7 @@ impl Processor {
         // nothing is overloaded.
         let none = match query.keep {
             Keep::Unready { .. } => {
-                self.tree.tally().unready() == 0 && self.beside.overloaded.is_empty()
+                self.tree.tally().unready() == 0 && self.beside.overload_unready == 0
             }
             Keep::Overloaded => self.beside.overloaded.is_empty(),
             _ => false,
