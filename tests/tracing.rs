@@ -308,3 +308,86 @@ async fn a_request_is_served_in_its_server_nodes_span() {
     sup.shutdown().await;
     all_closed("request").await;
 }
+
+/// An actor that holds each message until its sender is dropped.
+struct Desk;
+
+impl actix::Actor for Desk {
+    type Context = actix::Context<Self>;
+}
+
+#[derive(actix::Message)]
+#[rtype(result = "()")]
+struct Hold(futures::channel::oneshot::Receiver<()>);
+
+impl actix::Handler<Hold> for Desk {
+    type Result = actix::AtomicResponse<Self, ()>;
+    fn handle(&mut self, m: Hold, _: &mut Self::Context) -> Self::Result {
+        use actix::fut::wrap_future;
+        actix::AtomicResponse::new(Box::pin(wrap_future(async move {
+            let _ = m.0.await;
+        })))
+    }
+}
+
+#[actix_rt::test]
+async fn a_queue_alarm_is_a_structured_event_on_and_off() {
+    let (runnable, desk) = actix_supervisor::actor(|| Desk);
+    let group =
+        Group::new().child(actix_supervisor::Child::new("desk", runnable).queue_alarm(3, 1));
+    let group = std::sync::Mutex::new(Some(group));
+    let sup = start("overload", builder(), move |ctx: Context| {
+        let group = group.lock().unwrap().take();
+        async move {
+            if let Some(g) = group {
+                ctx.run_group(g).await?;
+            }
+            serve(&ctx).await
+        }
+    });
+    sup.wait_settled().await;
+    let gates: Vec<_> = (0..3)
+        .map(|_| {
+            let (tx, rx) = futures::channel::oneshot::channel();
+            assert!(desk.do_send(Hold(rx)).is_ok());
+            tx
+        })
+        .collect();
+    sup.wait_settled().await;
+    drop(gates);
+    // The actor works through its backlog on a worker: wait for the clear.
+    for _ in 0..1_000 {
+        sup.wait_settled().await;
+        let n = sup.snapshot_of("root.desk").await.expect("the node");
+        if n.first()
+            .is_some_and(|n| !n.overloaded && n.queued == Some(0))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    sup.wait_settled().await;
+    let events: Vec<(String, String, String)> = seen()
+        .lock()
+        .unwrap()
+        .events
+        .iter()
+        .filter(|e| {
+            e.target == "actix_supervisor"
+                && e.fields.get("dn").map(String::as_str) == Some("root.desk")
+        })
+        .map(|e| {
+            let message = e.fields.get("message").cloned().unwrap_or_default();
+            (e.fields["event"].clone(), e.level.clone(), message)
+        })
+        .collect();
+    let kinds: Vec<&str> = events.iter().map(|(k, _, _)| k.as_str()).collect();
+    assert_eq!(kinds, ["overloaded", "overload_cleared"], "{events:#?}");
+    assert_eq!(events[0].1, "WARN");
+    assert!(
+        events[0].2.contains("root.desk: 3 messages waiting"),
+        "{events:#?}"
+    );
+    sup.shutdown().await;
+    all_closed("overload").await;
+}

@@ -27,7 +27,7 @@ pub(crate) struct Said {
     /// `draining`, `shutting_down`, `shut_down`, a singleton's `standby`,
     /// `acquired`, `lost`, `released` and `handing_over`, `auto_shutdown`,
     /// `operator_action`, `hung`, `breaker_opened` and `breaker_closed`,
-    /// or `note`.
+    /// `overloaded` and `overload_cleared`, or `note`.
     pub event: &'static str,
     /// The log line.
     pub message: String,
