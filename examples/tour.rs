@@ -11,6 +11,7 @@
 //! curl -s http://127.0.0.1:8080/api/jobs                        # running and finished
 //! curl -s -X POST http://127.0.0.1:8080/api/jobs/job_1/restart  # starts it over
 //! curl -s -X DELETE http://127.0.0.1:8080/api/jobs/job_1        # stops it early
+//! curl -s -X POST http://127.0.0.1:8080/api/naps/200            # overloads root.counter
 //! ```
 //!
 //! ```text
@@ -51,6 +52,19 @@ impl Handler<Hit> for Counter {
     fn handle(&mut self, _: Hit, _: &mut Self::Context) -> u64 {
         self.0 += 1;
         self.0
+    }
+}
+
+/// 50 ms of slow work, one at a time: a burst of these is a backlog.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Nap;
+
+impl Handler<Nap> for Counter {
+    type Result = actix::AtomicResponse<Self, ()>;
+    fn handle(&mut self, _: Nap, _: &mut Self::Context) -> Self::Result {
+        let nap = tokio::time::sleep(Duration::from_millis(50));
+        actix::AtomicResponse::new(Box::pin(actix::fut::wrap_future(nap)))
     }
 }
 
@@ -192,6 +206,18 @@ fn app(
             ),
         )
         .route(
+            "/api/naps/{n}",
+            web::post().to(
+                |counter: web::Data<SupervisedAddr<Counter>>, n: web::Path<u32>| async move {
+                    // Fire and forget: counted in root.counter's backlog
+                    // until handled; over 50 waiting, its queue alarm is on.
+                    let n = n.into_inner().min(10_000);
+                    let sent = (0..n).filter(|_| counter.do_send(Nap).is_ok()).count();
+                    HttpResponse::Ok().body(format!("{sent} naps queued for root.counter\n"))
+                },
+            ),
+        )
+        .route(
             "/api/hello",
             web::get().to(|counter: web::Data<SupervisedAddr<Counter>>| async move {
                 match counter.send(Hit).await {
@@ -218,7 +244,10 @@ fn main() {
                 let addr = addr.clone();
                 let starts = starts.clone();
                 async move {
-                    let counter = ctx.run_actor("counter", || Counter(0)).await?;
+                    let (runnable, counter) = actix_supervisor::actor(|| Counter(0));
+                    // Overloaded at 50 messages waiting, clear below 10.
+                    ctx.run_child(Child::new("counter", runnable).queue_alarm(50, 10))
+                        .await?;
                     let jobs = ctx
                         .run_dynamic("jobs", DynamicGroup::new().max_children(100))
                         .await?;
@@ -258,6 +287,7 @@ fn main() {
         println!("try: curl -s {url}/api/hello");
         println!("     curl -s {url}/status/readyz");
         println!("     curl -s -X POST {url}/api/jobs");
+        println!("     curl -s -X POST {url}/api/naps/200   # then look at the page");
         println!("     curl -s {url}/status/metrics");
         // Colours when a person is watching, plain text when piped.
         let color = std::io::stdout().is_terminal();

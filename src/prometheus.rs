@@ -123,14 +123,14 @@ impl Collector for Queues {
         encoder
             .encode_descriptor(
                 "queue_depth",
-                "Actor nodes by the messages waiting for them",
+                "Actor nodes by the messages waiting for them.",
                 None,
                 MetricType::Histogram,
             )?
             .encode_histogram::<NoLabelSet>(depths.queued as f64, depths.nodes, &buckets, None)?;
         let mut gauge = encoder.encode_descriptor(
             "overloaded_queue_depth",
-            "Messages waiting for an actor node whose queue alarm is on (the deepest)",
+            "Messages waiting for an actor node whose queue alarm is on (the deepest).",
             None,
             MetricType::Gauge,
         )?;
