@@ -52,6 +52,20 @@ fn lines(sup: &Supervisor, dn: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The supervisor's structured events about `dn`, as recorded so far.
+fn supervisor_events(dn: &str) -> Vec<EventRec> {
+    seen()
+        .lock()
+        .unwrap()
+        .events
+        .iter()
+        .filter(|e| {
+            e.target == "actix_supervisor" && e.fields.get("dn").map(String::as_str) == Some(dn)
+        })
+        .cloned()
+        .collect()
+}
+
 #[actix_rt::test]
 async fn the_spans_form_the_supervision_tree() {
     let board = Switchboard::default();
@@ -186,17 +200,7 @@ async fn the_death_report_holds_tracing_events_and_the_events_are_structured() {
         .expect("a death report");
     assert!(report.contains("opening the ledger attempt=1"), "{report}");
 
-    let events: Vec<EventRec> = seen()
-        .lock()
-        .unwrap()
-        .events
-        .iter()
-        .filter(|e| {
-            e.target == "actix_supervisor"
-                && e.fields.get("dn").map(String::as_str) == Some("root.dying_one")
-        })
-        .cloned()
-        .collect();
+    let events = supervisor_events("root.dying_one");
     let died = events
         .iter()
         .find(|e| e.fields["event"] == "died")
@@ -367,15 +371,8 @@ async fn a_queue_alarm_is_a_structured_event_on_and_off() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     sup.wait_settled().await;
-    let events: Vec<(String, String, String)> = seen()
-        .lock()
-        .unwrap()
-        .events
+    let events: Vec<(String, String, String)> = supervisor_events("root.desk")
         .iter()
-        .filter(|e| {
-            e.target == "actix_supervisor"
-                && e.fields.get("dn").map(String::as_str) == Some("root.desk")
-        })
         .map(|e| {
             let message = e.fields.get("message").cloned().unwrap_or_default();
             (e.fields["event"].clone(), e.level.clone(), message)

@@ -94,33 +94,42 @@ where
     t.elapsed()
 }
 
+/// A supervisor from `builder` whose root runs an `Echo` actor node,
+/// `root.echo`, up; with its address.
+async fn supervised_echo(
+    builder: actix_supervisor::SupervisorBuilder,
+) -> (
+    actix_supervisor::Supervisor,
+    actix_supervisor::SupervisedAddr<Echo>,
+) {
+    let (runnable, addr) = actix_supervisor::actor(|| Echo);
+    let runnable = std::sync::Mutex::new(Some(runnable));
+    let sup = builder.start(move |ctx: actix_supervisor::Context| {
+        let child = runnable
+            .lock()
+            .unwrap()
+            .take()
+            .map(|r| actix_supervisor::Child::new("echo", r));
+        async move {
+            if let Some(child) = child {
+                ctx.run_child(child).await?;
+            }
+            ctx.signal(actix_supervisor::Signal::Healthy)?;
+            ctx.cancelled().await;
+            Ok(())
+        }
+    });
+    sup.wait_settled().await;
+    (sup, addr)
+}
+
 pub fn send(c: &mut Criterion) {
     let mut g = quick(c, "peers_send");
 
     // Ours: an actor node on a worker arbiter, through its SupervisedAddr.
     {
         let sys = actix_rt::System::new();
-        let (sup, addr) = sys.block_on(async {
-            let (runnable, addr) = actix_supervisor::actor(|| Echo);
-            let runnable = std::sync::Mutex::new(Some(runnable));
-            let sup = no_backoff().start(move |ctx: actix_supervisor::Context| {
-                let child = runnable
-                    .lock()
-                    .unwrap()
-                    .take()
-                    .map(|r| actix_supervisor::Child::new("echo", r));
-                async move {
-                    if let Some(child) = child {
-                        ctx.run_child(child).await?;
-                    }
-                    ctx.signal(actix_supervisor::Signal::Healthy)?;
-                    ctx.cancelled().await;
-                    Ok(())
-                }
-            });
-            sup.wait_settled().await;
-            (sup, addr)
-        });
+        let (sup, addr) = sys.block_on(supervised_echo(no_backoff()));
         g.bench_function("actix_supervisor", |b| {
             b.iter_custom(|iters| {
                 sys.block_on(rounds(iters, |i| {
@@ -203,27 +212,8 @@ pub fn send_local(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(3));
     let sys = actix_rt::System::new();
     let (sup, ours, theirs) = sys.block_on(async {
-        let (runnable, addr) = actix_supervisor::actor(|| Echo);
-        let runnable = std::sync::Mutex::new(Some(runnable));
-        let sup = no_backoff()
-            .current_arbiter()
-            .start(move |ctx: actix_supervisor::Context| {
-                let child = runnable
-                    .lock()
-                    .unwrap()
-                    .take()
-                    .map(|r| actix_supervisor::Child::new("echo", r));
-                async move {
-                    if let Some(child) = child {
-                        ctx.run_child(child).await?;
-                    }
-                    ctx.signal(actix_supervisor::Signal::Healthy)?;
-                    ctx.cancelled().await;
-                    Ok(())
-                }
-            });
-        sup.wait_settled().await;
-        (sup, addr, actix::Actor::start(Echo))
+        let (sup, ours) = supervised_echo(no_backoff().current_arbiter()).await;
+        (sup, ours, actix::Actor::start(Echo))
     });
     g.bench_function("actix_supervisor", |b| {
         b.iter_custom(|iters| {
