@@ -215,3 +215,31 @@ async fn an_actor_stuck_in_a_handler_misses_its_beat_and_is_named() {
     );
     sup.shutdown().await;
 }
+
+#[actix_rt::test]
+async fn an_actor_stuck_on_a_do_send_misses_its_beat_and_is_named() {
+    tokio::time::pause();
+    let (runnable, desk) = actor(|| Desk);
+    let child = Child::new("desk", runnable).heartbeat(EVERY);
+    let sup = with(virtual_builder().backoff(backoff_ms(3_600_000)), child);
+    sup.wait_settled().await;
+    // Fire and forget: no caller waits, yet the backlog knows it is there.
+    assert!(desk.do_send(Stuck).is_ok());
+    tokio::time::sleep(Duration::from_millis(4_900)).await;
+    sup.wait_settled().await;
+    assert_eq!(
+        info(&sup, "root.desk").await.state,
+        NodeState::Healthy,
+        "not before"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sup.wait_settled().await;
+    let n = info(&sup, "root.desk").await;
+    assert_eq!(n.state, NodeState::Dead);
+    let reason = n.last_exit.expect("an exit").reason;
+    assert!(
+        reason.starts_with("no heartbeat within 5s (handling ") && reason.contains("Stuck"),
+        "{reason}"
+    );
+    sup.shutdown().await;
+}
