@@ -55,6 +55,28 @@ fn member(board: &Switchboard, name: &str, restart: Restart, significant: bool) 
         .significant(significant)
 }
 
+/// A switchboard, and a supervisor whose `root.conn` starts `members`
+/// (name, restart type, significant) as one group under `strategy` and
+/// `auto`, on every incarnation.
+fn conn_of(
+    members: &'static [(&'static str, Restart, bool)],
+    strategy: Strategy,
+    auto: AutoShutdown,
+) -> (Switchboard, Supervisor) {
+    let board = Switchboard::default();
+    let b = board.clone();
+    let sup = conn(virtual_builder(), move || {
+        members
+            .iter()
+            .fold(Group::new(), |g, (name, restart, significant)| {
+                g.child(member(&b, name, *restart, *significant))
+            })
+            .strategy(strategy)
+            .auto_shutdown(auto)
+    });
+    (board, sup)
+}
+
 async fn state_of(sup: &Supervisor, dn: &str) -> (NodeState, u64) {
     let n = info(sup, dn).await;
     (n.state, n.restarts)
@@ -63,15 +85,14 @@ async fn state_of(sup: &Supervisor, dn: &str) -> (NodeState, u64) {
 #[actix_rt::test]
 async fn non_significant_temporary_and_transient_children_end_nothing() {
     tokio::time::pause();
-    let board = Switchboard::default();
-    let b = board.clone();
-    let sup = conn(virtual_builder(), move || {
-        Group::new()
-            .child(member(&b, "temp", Restart::Temporary, false))
-            .child(member(&b, "trans", Restart::Transient, false))
-            .strategy(Strategy::OneForOne)
-            .auto_shutdown(AutoShutdown::AnySignificant)
-    });
+    let (board, sup) = conn_of(
+        &[
+            ("temp", Restart::Temporary, false),
+            ("trans", Restart::Transient, false),
+        ],
+        Strategy::OneForOne,
+        AutoShutdown::AnySignificant,
+    );
     sup.wait_settled().await;
     assert!(board.finish("root.conn.temp").await);
     assert!(board.finish("root.conn.trans").await);
@@ -92,15 +113,14 @@ async fn non_significant_temporary_and_transient_children_end_nothing() {
 async fn a_significant_temporary_child_ends_its_parent_whatever_its_exit() {
     tokio::time::pause();
     for strategy in STRATEGIES {
-        let board = Switchboard::default();
-        let b = board.clone();
-        let sup = conn(virtual_builder(), move || {
-            Group::new()
-                .child(member(&b, "reader", Restart::Temporary, true))
-                .child(member(&b, "writer", Restart::Permanent, false))
-                .strategy(strategy)
-                .auto_shutdown(AutoShutdown::AnySignificant)
-        });
+        let (board, sup) = conn_of(
+            &[
+                ("reader", Restart::Temporary, true),
+                ("writer", Restart::Permanent, false),
+            ],
+            strategy,
+            AutoShutdown::AnySignificant,
+        );
         sup.wait_settled().await;
         assert!(board.kill("root.conn.reader").await);
         sup.wait_settled().await;
@@ -137,15 +157,14 @@ async fn a_significant_temporary_child_ends_its_parent_whatever_its_exit() {
 async fn a_significant_transient_child_ends_its_parent_only_by_a_normal_exit() {
     tokio::time::pause();
     for strategy in STRATEGIES {
-        let board = Switchboard::default();
-        let b = board.clone();
-        let sup = conn(virtual_builder(), move || {
-            Group::new()
-                .child(member(&b, "reader", Restart::Transient, true))
-                .child(member(&b, "writer", Restart::Permanent, false))
-                .strategy(strategy)
-                .auto_shutdown(AutoShutdown::AnySignificant)
-        });
+        let (board, sup) = conn_of(
+            &[
+                ("reader", Restart::Transient, true),
+                ("writer", Restart::Permanent, false),
+            ],
+            strategy,
+            AutoShutdown::AnySignificant,
+        );
         sup.wait_settled().await;
         assert!(board.kill("root.conn.reader").await);
         // One-for-all and rest-for-one take the writer down with it: both back.
@@ -171,16 +190,15 @@ async fn a_significant_transient_child_ends_its_parent_only_by_a_normal_exit() {
 #[actix_rt::test]
 async fn all_significant_ends_the_parent_with_the_last_one() {
     tokio::time::pause();
-    let board = Switchboard::default();
-    let b = board.clone();
-    let sup = conn(virtual_builder(), move || {
-        Group::new()
-            .child(member(&b, "a", Restart::Transient, true))
-            .child(member(&b, "b", Restart::Temporary, true))
-            .child(member(&b, "c", Restart::Permanent, false))
-            .strategy(Strategy::OneForOne)
-            .auto_shutdown(AutoShutdown::AllSignificant)
-    });
+    let (board, sup) = conn_of(
+        &[
+            ("a", Restart::Transient, true),
+            ("b", Restart::Temporary, true),
+            ("c", Restart::Permanent, false),
+        ],
+        Strategy::OneForOne,
+        AutoShutdown::AllSignificant,
+    );
     sup.wait_settled().await;
     assert!(board.finish("root.conn.a").await);
     sup.wait_settled().await;
@@ -202,15 +220,14 @@ async fn all_significant_ends_the_parent_with_the_last_one() {
 async fn a_significant_child_stopped_by_a_siblings_death_ends_nothing() {
     tokio::time::pause();
     for strategy in [Strategy::OneForAll, Strategy::RestForOne] {
-        let board = Switchboard::default();
-        let b = board.clone();
-        let sup = conn(virtual_builder(), move || {
-            Group::new()
-                .child(member(&b, "first", Restart::Permanent, false))
-                .child(member(&b, "sig", Restart::Transient, true))
-                .strategy(strategy)
-                .auto_shutdown(AutoShutdown::AnySignificant)
-        });
+        let (board, sup) = conn_of(
+            &[
+                ("first", Restart::Permanent, false),
+                ("sig", Restart::Transient, true),
+            ],
+            strategy,
+            AutoShutdown::AnySignificant,
+        );
         sup.wait_settled().await;
         assert!(board.kill("root.conn.first").await);
         until_back(&sup, "root.conn.first", 1).await;
@@ -232,13 +249,11 @@ async fn a_significant_child_stopped_by_a_siblings_death_ends_nothing() {
 #[actix_rt::test]
 async fn a_restart_on_request_of_a_significant_child_ends_nothing() {
     tokio::time::pause();
-    let board = Switchboard::default();
-    let b = board.clone();
-    let sup = conn(virtual_builder(), move || {
-        Group::new()
-            .child(member(&b, "sig", Restart::Transient, true))
-            .auto_shutdown(AutoShutdown::AnySignificant)
-    });
+    let (_board, sup) = conn_of(
+        &[("sig", Restart::Transient, true)],
+        Strategy::OneForAll,
+        AutoShutdown::AnySignificant,
+    );
     sup.wait_settled().await;
     sup.restart("root.conn.sig").await.expect("restarted");
     sup.wait_settled().await;
