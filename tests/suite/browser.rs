@@ -26,6 +26,13 @@ use actix_web::{web, App};
 use common::*;
 use tokio::sync::Notify;
 
+/// Where `root.http` listens, once it does.
+async fn listening(sup: &actix_supervisor::Supervisor) -> std::net::SocketAddr {
+    sup.wait_addrs("root.http")
+        .await
+        .expect("root.http listens")[0]
+}
+
 /// Counts the page's loads and holds its second poll of the tree.
 #[derive(Default)]
 struct Gate {
@@ -122,10 +129,9 @@ async fn the_status_page_follows_a_restart_without_a_reload() {
     let gate = Arc::new(Gate::default());
     let board = Switchboard::default();
     let (sink, mut feed) = transitions();
-    let addrs = Arc::new(Mutex::new(None));
-    let (b, g, a) = (board.clone(), gate.clone(), addrs.clone());
+    let (b, g) = (board.clone(), gate.clone());
     let sup = builder().metrics(sink).start(move |ctx: Context| {
-        let (b, g, a) = (b.clone(), g.clone(), a.clone());
+        let (b, g) = (b.clone(), g.clone());
         async move {
             let status = Status::new(ctx.supervisor());
             let http = server("127.0.0.1:0", move || {
@@ -150,7 +156,6 @@ async fn the_status_page_follows_a_restart_without_a_reload() {
                     })
                     .service(web::scope("/status").configure(status.config()))
             });
-            *a.lock().unwrap() = Some(http.addrs());
             ctx.run("http", http).await?;
             ctx.run("worker", b.runnable()).await?;
             serve(&ctx).await
@@ -158,7 +163,7 @@ async fn the_status_page_follows_a_restart_without_a_reload() {
     });
     await_state(&mut feed, "root.http", NodeState::Healthy, 1).await;
     sup.wait_settled().await;
-    let addr = addrs.lock().unwrap().clone().unwrap().get()[0];
+    let addr = listening(&sup).await;
     assert_eq!(info(&sup, "root.worker").await.restarts, 0);
 
     let chromium = Chromium::open(&format!("http://{addr}/status/"), "follow", 5000);
@@ -339,10 +344,9 @@ async fn a_click_on_restart_restarts_the_node() {
     let clicks = Arc::new(Clicks::default());
     let board = Switchboard::default();
     let (sink, mut feed) = transitions();
-    let addrs = Arc::new(Mutex::new(None));
-    let (b, c, a) = (board.clone(), clicks.clone(), addrs.clone());
+    let (b, c) = (board.clone(), clicks.clone());
     let sup = builder().metrics(sink).start(move |ctx: Context| {
-        let (b, c, a) = (b.clone(), c.clone(), a.clone());
+        let (b, c) = (b.clone(), c.clone());
         async move {
             let status = Status::new(ctx.supervisor()).allow_actions(true);
             let http = server("127.0.0.1:0", move || {
@@ -393,7 +397,6 @@ async fn a_click_on_restart_restarts_the_node() {
                     })
                     .service(web::scope("/status").configure(status.config()))
             });
-            *a.lock().unwrap() = Some(http.addrs());
             ctx.run("http", http).await?;
             ctx.run("worker", b.runnable()).await?;
             serve(&ctx).await
@@ -401,7 +404,7 @@ async fn a_click_on_restart_restarts_the_node() {
     });
     await_state(&mut feed, "root.http", NodeState::Healthy, 1).await;
     sup.wait_settled().await;
-    let addr = addrs.lock().unwrap().clone().unwrap().get()[0];
+    let addr = listening(&sup).await;
     assert_eq!(info(&sup, "root.worker").await.incarnation, 1);
 
     let chromium = Chromium::open(&format!("http://{addr}/status/"), "actions", 5000);
@@ -453,18 +456,16 @@ async fn the_page_shows_an_open_breaker() {
     }
     init_log();
     let board = Switchboard::default();
-    let addrs = Arc::new(Mutex::new(None));
-    let (b, a) = (board.clone(), addrs.clone());
+    let b = board.clone();
     let park = actix_supervisor::Park::new(Duration::from_secs(3600));
     let (sink, mut feed) = transitions();
     let sup = builder().metrics(sink).start(move |ctx: Context| {
-        let (b, a) = (b.clone(), a.clone());
+        let b = b.clone();
         async move {
             let status = Status::new(ctx.supervisor());
             let http = server("127.0.0.1:0", move || {
                 App::new().service(web::scope("/status").configure(status.config()))
             });
-            *a.lock().unwrap() = Some(http.addrs());
             ctx.run("http", http).await?;
             // Over its intensity, the parent parks its child for an hour.
             let b2 = b.clone();
@@ -482,8 +483,7 @@ async fn the_page_shows_an_open_breaker() {
         }
     });
     sup.wait_settled().await;
-    let bound = addrs.lock().unwrap().clone().expect("the server was made");
-    let addr = bound.wait().await[0];
+    let addr = listening(&sup).await;
     // The kills travel to a worker thread: wait for their effect.
     assert!(board.kill("root.clients.client").await);
     await_state(&mut feed, "root.clients.client", NodeState::Dead, 1).await;
@@ -527,20 +527,17 @@ async fn the_page_shows_an_overloaded_actor() {
         return;
     }
     init_log();
-    let addrs = Arc::new(Mutex::new(None));
-    let a = addrs.clone();
     let (desk, desk_addr) = actix_supervisor::actor(|| crate::overload::Desk {
         ticks: Arc::default(),
     });
     let desk = Arc::new(Mutex::new(Some(desk)));
     let sup = builder().start(move |ctx: Context| {
-        let (a, desk) = (a.clone(), desk.lock().unwrap().take());
+        let desk = desk.lock().unwrap().take();
         async move {
             let status = Status::new(ctx.supervisor());
             let http = server("127.0.0.1:0", move || {
                 App::new().service(web::scope("/status").configure(status.config()))
             });
-            *a.lock().unwrap() = Some(http.addrs());
             ctx.run("http", http).await?;
             if let Some(desk) = desk {
                 let child = actix_supervisor::Child::new("desk", desk).queue_alarm(4, 2);
@@ -550,8 +547,7 @@ async fn the_page_shows_an_overloaded_actor() {
         }
     });
     sup.wait_settled().await;
-    let bound = addrs.lock().unwrap().clone().expect("the server was made");
-    let addr = bound.wait().await[0];
+    let addr = listening(&sup).await;
     let gates: Vec<_> = (0..5).map(|_| crate::overload::hold(&desk_addr)).collect();
     sup.wait_settled().await;
     let n = info(&sup, "root.desk").await;
