@@ -18,9 +18,6 @@ pub(crate) struct Heart {
     /// The period it must beat within.
     every: Duration,
     last_ms: AtomicU64,
-    /// The message type an actor node is handling, as far as its address
-    /// knows (the oldest unanswered one).
-    handling: Mutex<Option<&'static str>>,
     /// The missed beat its host found, for the exit report.
     missed: Mutex<Option<Box<Hung>>>,
     /// For an actor node: where its progress is read (see [`Probe`]).
@@ -35,7 +32,7 @@ impl std::fmt::Debug for Heart {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Heart")
             .field("every", &self.every)
-            .field("since_beat", &self.since_beat())
+            .field("since_beat", &self.since_beat().0)
             .finish_non_exhaustive()
     }
 }
@@ -46,7 +43,6 @@ impl Heart {
             base: Instant::now(),
             every,
             last_ms: AtomicU64::new(0),
-            handling: Mutex::new(None),
             missed: Mutex::new(None),
             probe: Mutex::new(None),
         }
@@ -68,23 +64,19 @@ impl Heart {
         *self.probe.lock().unwrap_or_else(PoisonError::into_inner) = Some(probe);
     }
 
-    /// How long since the last beat (or since the incarnation began).
-    pub fn since_beat(&self) -> Duration {
+    /// How long since the last beat (or since the incarnation began), and,
+    /// for an actor node, the message type it is handling as far as its
+    /// address knows (the oldest waiting).
+    pub fn since_beat(&self) -> (Duration, Option<&'static str>) {
+        let mut handling = None;
         if let Some(probe) = &*self.probe.lock().unwrap_or_else(PoisonError::into_inner) {
             let (at, what) = probe();
             self.beat_at(at);
-            self.set_handling(what);
+            handling = what;
         }
         let now = Instant::now().saturating_duration_since(self.base);
-        now.saturating_sub(Duration::from_millis(self.last_ms.load(Ordering::Acquire)))
-    }
-
-    pub fn set_handling(&self, what: Option<&'static str>) {
-        *self.handling.lock().unwrap_or_else(PoisonError::into_inner) = what;
-    }
-
-    pub fn handling(&self) -> Option<&'static str> {
-        *self.handling.lock().unwrap_or_else(PoisonError::into_inner)
+        let since = now.saturating_sub(Duration::from_millis(self.last_ms.load(Ordering::Acquire)));
+        (since, handling)
     }
 
     pub fn set_missed(&self, hung: Hung) {

@@ -571,12 +571,9 @@ async fn missed_beat(ctx: Context, every: Duration) -> Hung {
             tokio::time::sleep(every).await;
             continue;
         }
-        let since = heart.since_beat();
+        let (since, handling) = heart.since_beat();
         if since >= every {
-            return Hung {
-                every,
-                handling: heart.handling(),
-            };
+            return Hung { every, handling };
         }
         tokio::time::sleep(every - since).await;
     }
