@@ -211,6 +211,22 @@ fn hand_over(
     })
 }
 
+/// Whether `k`'s breaker closes at `now`: it was started once after its
+/// cool-down (half-open) and has been HEALTHY since for its owner's
+/// intensity window (its deaths there are forgotten by then). That window,
+/// if so.
+pub(crate) fn breaker_closes(tree: &Tree, k: NodeKey, now: Instant) -> Option<Duration> {
+    let n = tree.node(k)?;
+    let owner = tree.group(n.group).and_then(|g| g.owner);
+    let within = tree
+        .intensity_of(owner)
+        .map_or(Duration::ZERO, |i| i.within);
+    let healthy_since = n
+        .healthy_ms
+        .filter(|_| n.trips > 0 && n.half_open && n.state() == NodeState::Healthy)?;
+    (now.saturating_duration_since(tree.at(healthy_since)) >= within).then_some(within)
+}
+
 /// A restart on request ([`Supervisor::restart`](crate::Supervisor::restart)),
 /// or a singleton's after it lost its lease: a member was stopped for it and
 /// none died meanwhile. It does not count against the owner's intensity.

@@ -362,3 +362,27 @@ fn cool_downs_double_per_trip_up_to_the_cap() {
         "the default cap, no overflow"
     );
 }
+
+#[test]
+fn a_breaker_closes_after_healthy_for_the_window_on_probation_only() {
+    let (mut t, a, _) = parking_tree(Park::new(1000 * MS));
+    let start = Instant::now();
+    t.set_state(a, NodeState::Healthy);
+    let since = t.ms(start);
+    let n = t.node_mut(a).unwrap();
+    n.healthy_ms = Some(since);
+    n.trips = 1;
+    let window = 10 * MS * 1000;
+    // Tripped, but not yet started after its cool-down: stays open.
+    assert_eq!(breaker_closes(&t, a, start + window), None);
+    t.node_mut(a).unwrap().half_open = true;
+    assert_eq!(
+        breaker_closes(&t, a, start + window - MS),
+        None,
+        "not before"
+    );
+    assert_eq!(breaker_closes(&t, a, start + window), Some(window));
+    // Never tripped: nothing to close.
+    t.node_mut(a).unwrap().trips = 0;
+    assert_eq!(breaker_closes(&t, a, start + window), None);
+}

@@ -7,7 +7,7 @@ use log::Level;
 
 use super::Processor;
 use crate::model::plan::{self, Plan};
-use crate::model::records::{Ended, ExitKind, NodeState};
+use crate::model::records::{Ended, ExitKind};
 use crate::model::sweep::Unit;
 use crate::model::tree::NodeKey;
 use crate::model::voice::Said;
@@ -70,22 +70,12 @@ impl Processor {
     /// looked at.
     pub(super) fn close_breakers(&mut self) {
         let now = self.clock;
-        let mut closed = Vec::new();
-        for (k, ()) in self.beside.breakers.iter() {
-            let Some(n) = self.tree.node(k) else { continue };
-            let owner = self.tree.group(n.group).and_then(|g| g.owner);
-            let within = self
-                .tree
-                .intensity_of(owner)
-                .map_or(std::time::Duration::ZERO, |i| i.within);
-            let healthy_for = n
-                .healthy_ms
-                .filter(|_| n.half_open && n.state() == NodeState::Healthy)
-                .map(|ms| now.saturating_duration_since(self.tree.at(ms)));
-            if healthy_for.is_some_and(|d| d >= within) {
-                closed.push((k, within));
-            }
-        }
+        let closed: Vec<_> = self
+            .beside
+            .breakers
+            .keys()
+            .filter_map(|k| Some((k, plan::breaker_closes(&self.tree, k, now)?)))
+            .collect();
         for (k, within) in closed {
             self.beside.breakers.remove(k);
             let Some(n) = self.tree.node_mut(k) else {
