@@ -30,22 +30,19 @@ impl Processor {
             return;
         }
         let dn = n.dn.clone();
-        let alarm = self.tree.queue_alarm_of(m.node);
-        let said = match (on, alarm) {
-            (true, Some(a)) => Said::new(
-                Level::Warn,
-                "overloaded",
-                format!(
-                    "{dn}: {depth} messages waiting (queue alarm at {}; it clears below {})",
-                    a.high, a.low
-                ),
-            ),
-            (true, None) => Said::new(
-                Level::Warn,
-                "overloaded",
-                format!("{dn}: {depth} messages waiting"),
-            ),
-            (false, _) => Said::new(
+        let said = match on {
+            true => {
+                let thresholds = self
+                    .tree
+                    .queue_alarm_of(m.node)
+                    .map(|a| format!(" (queue alarm at {}; it clears below {})", a.high, a.low));
+                let message = format!(
+                    "{dn}: {depth} messages waiting{}",
+                    thresholds.unwrap_or_default()
+                );
+                Said::new(Level::Warn, "overloaded", message)
+            }
+            false => Said::new(
                 Level::Info,
                 "overload_cleared",
                 format!("{dn}: {depth} messages waiting; the queue alarm clears"),
